@@ -1,0 +1,93 @@
+//! Help text, in the layout of the Go framework's templates, so `bao path-help` reads the same.
+
+use serde_json::{Map, Value};
+
+use super::{FieldType, PathSpec, Router};
+use crate::backend::Response;
+
+impl FieldType {
+    /// The Go framework's name of the type, as help prints it.
+    pub fn go_name(self) -> &'static str {
+        match self {
+            Self::String => "string",
+            Self::Int => "int",
+            Self::Bool => "bool",
+        }
+    }
+}
+
+fn indent(text: &str, by: usize) -> String {
+    let pad = " ".repeat(by);
+    text.lines()
+        .map(|line| format!("{pad}{line}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn or_placeholder(text: &str, placeholder: &'static str) -> String {
+    match text.trim() {
+        "" => placeholder.to_owned(),
+        trimmed => trimmed.to_owned(),
+    }
+}
+
+fn help_response(text: String) -> Response {
+    let mut data = Map::new();
+    data.insert("help".to_owned(), Value::String(text));
+    data.insert("see_also".to_owned(), Value::Null);
+    Response::with_data(data)
+}
+
+/// Help for the mount root: the backend's description and every path with its synopsis.
+pub(super) fn root_help<B>(router: &Router<B>) -> Response {
+    let mut paths: Vec<(String, &str)> = router
+        .paths()
+        .iter()
+        .map(|spec| (spec.pattern.to_regex(), spec.synopsis.trim()))
+        .collect();
+    paths.sort_unstable();
+
+    let mut text = format!(
+        "## DESCRIPTION\n\n{}\n\n## PATHS\n\n\
+         The following paths are supported by this backend. To view help for\n\
+         any of the paths below, use the help command with any route matching\n\
+         the path pattern. Note that depending on the policy of your auth token,\n\
+         you may or may not be able to access certain paths.\n\n",
+        router.backend_help.trim()
+    );
+    for (pattern, synopsis) in paths {
+        text.push_str(&format!(
+            "{}\n{}\n\n",
+            indent(&pattern, 4),
+            indent(synopsis, 8)
+        ));
+    }
+    help_response(text.trim().to_owned())
+}
+
+/// Help for one path: the route, the synopsis, the parameters and the description.
+pub(super) fn path_help<B>(spec: &PathSpec<B>, request_path: &str) -> Response {
+    let mut text = format!(
+        "Request:        {request_path}\nMatching Route: {}\n\n{}\n\n",
+        spec.pattern.to_regex(),
+        or_placeholder(spec.synopsis, "<no synopsis>"),
+    );
+    let mut fields: Vec<_> = spec.fields.iter().collect();
+    fields.sort_unstable_by_key(|f| f.name);
+    if !fields.is_empty() {
+        text.push_str("## PARAMETERS\n");
+        for field in fields {
+            text.push_str(&format!(
+                "\n{} ({})\n\n{}\n",
+                indent(field.name, 4),
+                field.kind.go_name(),
+                indent(&or_placeholder(field.description, "<no description>"), 8)
+            ));
+        }
+    }
+    text.push_str(&format!(
+        "## DESCRIPTION\n\n{}",
+        or_placeholder(spec.description, "<no description>")
+    ));
+    help_response(text)
+}

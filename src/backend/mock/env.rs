@@ -1,0 +1,26 @@
+//! `env/<key>` (Vault's mock): reads the plugin process's environment, so tests can check what
+//! the catalog's `env` passed to the plugin.
+
+use serde_json::{Map, Value};
+
+use super::MockBackend;
+use crate::backend::framework::{FieldData, FieldSchema, FieldType, PathSpec};
+use crate::backend::{BoxFuture, Error, Operation, Request, Response};
+
+pub(super) fn path() -> PathSpec<MockBackend> {
+    PathSpec::new("env/{key}")
+        .field(FieldSchema::new("key", FieldType::String, "The variable's name.").required())
+        .operation(Operation::Read, read)
+        .help("Reads a variable of the plugin process's environment.", "")
+}
+
+fn read<'a>(
+    _: &'a MockBackend,
+    _: &'a Request,
+    fields: &'a FieldData,
+) -> BoxFuture<'a, Result<Option<Response>, Error>> {
+    let value = std::env::var(fields.get_string("key")).unwrap_or_default();
+    let mut data = Map::new();
+    data.insert("key".to_owned(), Value::String(value));
+    Box::pin(async move { Ok(Some(Response::with_data(data))) })
+}

@@ -1,0 +1,67 @@
+//! `errors/rpc`, `errors/kill` and `errors/type`: errors on demand, to exercise the server's
+//! handling of each wire error type and its auto-reload on a shut-down connection.
+
+use super::MockBackend;
+use crate::backend::framework::{FieldData, FieldSchema, FieldType, PathSpec};
+use crate::backend::{BoxFuture, Error, Operation, Request, Response};
+
+/// Go's `rpc.ErrShutdown`. The server compares error texts with it and, on a match, reloads
+/// the plugin and retries the request once.
+pub(super) const CONNECTION_SHUT_DOWN: &str = "connection is shut down";
+
+pub(super) fn paths() -> Vec<PathSpec<MockBackend>> {
+    vec![
+        PathSpec::new("errors/rpc")
+            .operation(Operation::Read, fail)
+            .help("Fails as a shut-down plugin connection does.", ""),
+        PathSpec::new("errors/kill")
+            .operation(Operation::Read, fail)
+            .help("Same as errors/rpc.", ""),
+        PathSpec::new("errors/type")
+            .field(FieldSchema::new(
+                "err_type",
+                FieldType::Int,
+                "The wire error type to return (0-9).",
+            ))
+            .operation(Operation::Create, fail)
+            .operation(Operation::Update, fail)
+            .help("Fails with the error type given in err_type.", ""),
+    ]
+}
+
+/// The error the Go mock returns for `err_type`; `None` for numbers it has no case for.
+pub(super) fn error_for_type(err_type: i64) -> Option<Error> {
+    let test = || "test".to_owned();
+    Some(match err_type {
+        0 => Error::Other(test()),
+        1 => Error::User(test()),
+        2 => Error::Internal(test()),
+        3 => Error::Coded {
+            status: 403,
+            message: test(),
+        },
+        4 => Error::BadRequest(test()),
+        5 => Error::UnsupportedOperation,
+        6 => Error::UnsupportedPath,
+        7 => Error::InvalidRequest,
+        8 => Error::PermissionDenied,
+        9 => Error::MultiAuthzPending,
+        _ => return None,
+    })
+}
+
+fn fail<'a>(
+    _: &'a MockBackend,
+    _: &'a Request,
+    fields: &'a FieldData,
+) -> BoxFuture<'a, Result<Option<Response>, Error>> {
+    let outcome = if fields.is_present("err_type") {
+        match error_for_type(fields.get_int("err_type")) {
+            Some(error) => Err(error),
+            None => Ok(None),
+        }
+    } else {
+        Err(Error::Other(CONNECTION_SHUT_DOWN.to_owned()))
+    };
+    Box::pin(async move { outcome })
+}

@@ -1,0 +1,41 @@
+//! `special` (readable without a token) and `raw` (a raw HTTP response): fixed answers.
+
+use serde_json::{Map, Value};
+
+use super::MockBackend;
+use crate::backend::framework::{FieldData, PathSpec};
+use crate::backend::{BoxFuture, Error, Operation, Request, Response};
+
+pub(super) fn paths() -> Vec<PathSpec<MockBackend>> {
+    vec![
+        PathSpec::new("special")
+            .operation(Operation::Read, special)
+            .help("Readable without a token.", ""),
+        PathSpec::new("raw")
+            .operation(Operation::Read, raw)
+            .help("Answers with a raw text/plain HTTP body.", ""),
+    ]
+}
+
+fn special<'a>(
+    _: &'a MockBackend,
+    _: &'a Request,
+    _: &'a FieldData,
+) -> BoxFuture<'a, Result<Option<Response>, Error>> {
+    let mut data = Map::new();
+    data.insert("data".to_owned(), Value::String("foo".to_owned()));
+    Box::pin(async move { Ok(Some(Response::with_data(data))) })
+}
+
+fn raw<'a>(
+    _: &'a MockBackend,
+    _: &'a Request,
+    _: &'a FieldData,
+) -> BoxFuture<'a, Result<Option<Response>, Error>> {
+    let mut data = Map::new();
+    data.insert("http_content_type".to_owned(), Value::from("text/plain"));
+    // Go sends a byte slice, which JSON carries as base64; the server decodes it back.
+    data.insert("http_raw_body".to_owned(), Value::from("UmVzcG9uc2U="));
+    data.insert("http_status_code".to_owned(), Value::from(200));
+    Box::pin(async move { Ok(Some(Response::with_data(data))) })
+}

@@ -1,0 +1,45 @@
+//! `internal`: a value held in the plugin's memory, so tests can tell a fresh process (or an
+//! invalidated one) from an old one.
+
+use serde_json::{Map, Value};
+
+use super::MockBackend;
+use crate::backend::framework::{FieldData, FieldSchema, FieldType, PathSpec};
+use crate::backend::{BoxFuture, Error, Operation, Request, Response};
+
+pub(super) fn path() -> PathSpec<MockBackend> {
+    PathSpec::new("internal")
+        .field(FieldSchema::new(
+            "value",
+            FieldType::String,
+            "The new value.",
+        ))
+        .operation(Operation::Update, update)
+        .operation(Operation::Read, read)
+        .help(
+            "An in-memory value: \"bar\" in a fresh backend, cleared by invalidation.",
+            "",
+        )
+}
+
+fn update<'a>(
+    backend: &'a MockBackend,
+    _: &'a Request,
+    fields: &'a FieldData,
+) -> BoxFuture<'a, Result<Option<Response>, Error>> {
+    *backend.internal() = fields.get_string("value");
+    Box::pin(async { Ok(None) })
+}
+
+fn read<'a>(
+    backend: &'a MockBackend,
+    _: &'a Request,
+    _: &'a FieldData,
+) -> BoxFuture<'a, Result<Option<Response>, Error>> {
+    let mut data = Map::new();
+    data.insert(
+        "value".to_owned(),
+        Value::String(backend.internal().clone()),
+    );
+    Box::pin(async move { Ok(Some(Response::with_data(data))) })
+}

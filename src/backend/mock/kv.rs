@@ -1,0 +1,124 @@
+//! `kv/` and `kv/<key>`: values kept in the server's storage under the request path.
+
+use serde_json::{Map, Value};
+
+use super::MockBackend;
+use crate::backend::framework::{FieldData, FieldSchema, FieldType, PathSpec};
+use crate::backend::{BoxFuture, Error, Operation, Request, Response};
+
+pub(super) fn paths() -> Vec<PathSpec<MockBackend>> {
+    vec![
+        PathSpec::new("kv/?")
+            .operation(Operation::List, list)
+            .help("List the keys stored under kv/.", ""),
+        PathSpec::new("kv/{key}")
+            .field(FieldSchema::new("key", FieldType::String, "The key."))
+            .field(FieldSchema::new(
+                "value",
+                FieldType::String,
+                "The value to store.",
+            ))
+            .field(FieldSchema::new(
+                "version",
+                FieldType::Int,
+                "Echoed back by read; not stored.",
+            ))
+            .existence_check(exists)
+            .operation(Operation::Read, read)
+            .operation(Operation::Create, write)
+            .operation(Operation::Update, write)
+            .operation(Operation::Delete, delete)
+            .help("Read, write and delete a string value at kv/<key>.", ""),
+    ]
+}
+
+fn exists<'a>(
+    backend: &'a MockBackend,
+    request: &'a Request,
+    _: &'a FieldData,
+) -> BoxFuture<'a, Result<bool, Error>> {
+    Box::pin(async move {
+        let entry = backend
+            .storage
+            .get(&request.path)
+            .await
+            .map_err(|e| Error::Other(format!("existence check failed: {e}")))?;
+        Ok(entry.is_some())
+    })
+}
+
+fn read<'a>(
+    backend: &'a MockBackend,
+    request: &'a Request,
+    fields: &'a FieldData,
+) -> BoxFuture<'a, Result<Option<Response>, Error>> {
+    Box::pin(async move {
+        let version = fields.get_int("version");
+        let Some(value) = backend
+            .storage
+            .get(&request.path)
+            .await
+            .map_err(|e| Error::Other(e.0))?
+        else {
+            return Ok(None);
+        };
+        // Stored values are the raw bytes of a string; Go's string conversion keeps invalid
+        // UTF-8 as is, JSON then carries replacement characters, which is what we send too.
+        let value = String::from_utf8_lossy(&value).into_owned();
+        // The Go mock logs the value itself; a secret does not belong in a log.
+        tracing::info!(key = %request.path, "reading value");
+        let mut data = Map::new();
+        data.insert("value".to_owned(), Value::String(value));
+        data.insert("version".to_owned(), Value::from(version));
+        Ok(Some(Response::with_data(data)))
+    })
+}
+
+fn write<'a>(
+    backend: &'a MockBackend,
+    request: &'a Request,
+    fields: &'a FieldData,
+) -> BoxFuture<'a, Result<Option<Response>, Error>> {
+    Box::pin(async move {
+        let value = fields.get_string("value");
+        tracing::info!(key = %request.path, "storing value");
+        backend
+            .storage
+            .put(&request.path, value.clone().into_bytes())
+            .await
+            .map_err(|e| Error::Other(e.0))?;
+        let mut data = Map::new();
+        data.insert("value".to_owned(), Value::String(value));
+        Ok(Some(Response::with_data(data)))
+    })
+}
+
+fn delete<'a>(
+    backend: &'a MockBackend,
+    request: &'a Request,
+    _: &'a FieldData,
+) -> BoxFuture<'a, Result<Option<Response>, Error>> {
+    Box::pin(async move {
+        backend
+            .storage
+            .delete(&request.path)
+            .await
+            .map_err(|e| Error::Other(e.0))?;
+        Ok(None)
+    })
+}
+
+fn list<'a>(
+    backend: &'a MockBackend,
+    _: &'a Request,
+    _: &'a FieldData,
+) -> BoxFuture<'a, Result<Option<Response>, Error>> {
+    Box::pin(async move {
+        let keys = backend
+            .storage
+            .list("kv/")
+            .await
+            .map_err(|e| Error::Other(e.0))?;
+        Ok(Some(Response::list(keys)))
+    })
+}

@@ -1,0 +1,123 @@
+//! The mock secrets engine of Vault's and OpenBao's SDK (`sdk/plugin/mock`), path for path.
+
+mod env;
+mod errors;
+mod fixed;
+mod internal;
+mod kv;
+
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+
+use super::framework::Router;
+use super::{
+    Backend, BackendConfig, BackendFactory, BackendType, Error, Request, Response, SpecialPaths,
+    Storage,
+};
+
+/// The variable the Go mock reads to report another version (so that tests can run two
+/// versions side by side).
+pub const VERSION_OVERRIDE_ENV: &str = "TESTING_MOCK_VAULT_PLUGIN_VERSION";
+
+/// The value of `internal` when a backend starts, as in the Go mock.
+pub const DEFAULT_INTERNAL_VALUE: &str = "bar";
+
+static ROUTER: LazyLock<Router<MockBackend>> = LazyLock::new(|| {
+    let mut paths = errors::paths();
+    paths.extend(kv::paths());
+    paths.push(internal::path());
+    paths.extend(fixed::paths());
+    paths.push(env::path());
+    Router::new("", paths)
+});
+
+/// Builds one [`MockBackend`] per mount.
+#[derive(Clone, Debug)]
+pub struct MockFactory {
+    version: String,
+}
+
+impl MockFactory {
+    /// Reports `v<crate version>`, or the value of [`VERSION_OVERRIDE_ENV`] when it is set.
+    pub fn from_env() -> Self {
+        let version = std::env::var(VERSION_OVERRIDE_ENV)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| concat!("v", env!("CARGO_PKG_VERSION")).to_owned());
+        Self { version }
+    }
+
+    pub fn with_version(version: impl Into<String>) -> Self {
+        Self {
+            version: version.into(),
+        }
+    }
+}
+
+impl BackendFactory for MockFactory {
+    type Backend = MockBackend;
+
+    fn version(&self) -> String {
+        self.version.clone()
+    }
+
+    async fn create(&self, config: BackendConfig) -> Result<MockBackend, Error> {
+        Ok(MockBackend::new(config.storage))
+    }
+}
+
+/// One mount of the mock: its storage and the in-memory `internal` value.
+pub struct MockBackend {
+    storage: Arc<dyn Storage>,
+    internal: Mutex<String>,
+}
+
+impl MockBackend {
+    pub fn new(storage: Arc<dyn Storage>) -> Self {
+        Self {
+            storage,
+            internal: Mutex::new(DEFAULT_INTERNAL_VALUE.to_owned()),
+        }
+    }
+
+    fn internal(&self) -> std::sync::MutexGuard<'_, String> {
+        // The guarded value is a plain string that is replaced whole; poisoning cannot leave
+        // it half-written.
+        self.internal.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Backend for MockBackend {
+    fn backend_type(&self) -> BackendType {
+        BackendType::Logical
+    }
+
+    fn special_paths(&self) -> SpecialPaths {
+        SpecialPaths {
+            root: Vec::new(),
+            unauthenticated: vec!["special".to_owned()],
+        }
+    }
+
+    async fn handle_request(&self, request: Request) -> Result<Option<Response>, Error> {
+        ROUTER.handle_request(self, &request).await
+    }
+
+    async fn existence_check(&self, request: Request) -> Result<Option<bool>, Error> {
+        ROUTER.existence_check(self, &request).await
+    }
+
+    async fn initialize(&self) -> Result<(), Error> {
+        Ok(())
+    }
+
+    fn invalidate(&self, key: &str) {
+        if key == "internal" {
+            self.internal().clear();
+        }
+    }
+
+    async fn cleanup(&self) {}
+}
+
+#[cfg(test)]
+mod tests;

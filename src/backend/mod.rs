@@ -1,0 +1,74 @@
+//! The backend half: paths, fields and operations, nothing of gRPC.
+//!
+//! The machinery calls a [`Backend`] through this small trait, with domain types that say what a
+//! request and a response are without saying how they travel. A second backend (say, a counter)
+//! implements [`Backend`] and [`BackendFactory`] and reuses the machinery untouched.
+
+pub mod framework;
+pub mod mock;
+mod storage;
+mod types;
+
+pub use storage::{BoxFuture, MemoryStorage, Storage, StorageError};
+pub use types::{BackendType, Error, Operation, Request, Response, SpecialPaths};
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+/// What the server hands a backend when it mounts it (`pb.Backend/Setup`).
+pub struct BackendConfig {
+    /// Mount options plus `plugin_name`, `plugin_type` and `plugin_version`; empty when the
+    /// server runs the plugin only to read its version (registration).
+    pub config: HashMap<String, String>,
+    /// The mount's UUID; empty at registration.
+    pub backend_uuid: String,
+    /// The mount's private view of the server's storage.
+    pub storage: Arc<dyn Storage>,
+}
+
+/// Makes one backend instance per mount.
+pub trait BackendFactory: Send + Sync + 'static {
+    type Backend: Backend;
+
+    /// The version the plugin reports: `""` or exactly `vMAJOR.MINOR.PATCH[+build]`.
+    fn version(&self) -> String;
+
+    /// Builds the backend for one mount. Storage is read-only at this point and absent at
+    /// registration, so a factory must not write, and should not need to read.
+    fn create(
+        &self,
+        config: BackendConfig,
+    ) -> impl Future<Output = Result<Self::Backend, Error>> + Send;
+}
+
+/// One mounted secrets engine, as the machinery sees it.
+pub trait Backend: Send + Sync + 'static {
+    /// Logical (secrets engine) or credential (auth method).
+    fn backend_type(&self) -> BackendType;
+
+    /// Paths with special handling by the server (for example reachable without a token).
+    fn special_paths(&self) -> SpecialPaths;
+
+    /// Handles one request; `Ok(None)` is a nil response (404 on read, 204 on write).
+    fn handle_request(
+        &self,
+        request: Request,
+    ) -> impl Future<Output = Result<Option<Response>, Error>> + Send;
+
+    /// Tells whether the target of a create/update exists, so the server can pick the ACL
+    /// capability. `Ok(None)` means the path has no existence check.
+    fn existence_check(
+        &self,
+        request: Request,
+    ) -> impl Future<Output = Result<Option<bool>, Error>> + Send;
+
+    /// Called once after Setup, when storage has become writable.
+    fn initialize(&self) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// A storage key changed behind the backend's back (standbys, replication).
+    fn invalidate(&self, key: &str);
+
+    /// The mount is going away; release what the backend holds.
+    fn cleanup(&self) -> impl Future<Output = ()> + Send;
+}

@@ -1,0 +1,113 @@
+//! The storage a backend sees: the mount's private view of the server's storage.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Mutex, PoisonError};
+
+/// A boxed future, so [`Storage`] can be used as a trait object.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A storage failure. The text is the server's own, passed through verbatim: the server
+/// recognises some of them (for example the read-only error on a standby, to forward the
+/// request to the active node).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StorageError(pub String);
+
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StorageError {}
+
+/// Key/value storage with `/`-separated hierarchical keys.
+pub trait Storage: Send + Sync {
+    /// The value at `key`, or `None` when there is none.
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StorageError>>;
+    /// Writes `value` at `key`.
+    fn put<'a>(&'a self, key: &'a str, value: Vec<u8>) -> BoxFuture<'a, Result<(), StorageError>>;
+    /// Removes `key`; removing a missing key is not an error.
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StorageError>>;
+    /// The immediate children of `prefix`, sorted; sub-folders end in `/`.
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<String>, StorageError>>;
+}
+
+/// Storage in memory, for tests and for benchmarks that leave the server out.
+#[derive(Debug, Default)]
+pub struct MemoryStorage {
+    entries: Mutex<BTreeMap<String, Vec<u8>>>,
+}
+
+impl MemoryStorage {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Vec<u8>>> {
+        // A panic while holding the lock cannot leave the map half-written (every operation is
+        // a single insert/remove), so the data is still good.
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Storage for MemoryStorage {
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StorageError>> {
+        let value = self.entries().get(key).cloned();
+        Box::pin(async move { Ok(value) })
+    }
+
+    fn put<'a>(&'a self, key: &'a str, value: Vec<u8>) -> BoxFuture<'a, Result<(), StorageError>> {
+        self.entries().insert(key.to_owned(), value);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StorageError>> {
+        self.entries().remove(key);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<String>, StorageError>> {
+        let mut children: Vec<String> = Vec::new();
+        for key in self.entries().range(prefix.to_owned()..).map(|(k, _)| k) {
+            let Some(rest) = key.strip_prefix(prefix) else {
+                break;
+            };
+            let child = match rest.find('/') {
+                Some(slash) => &rest[..=slash],
+                None => rest,
+            };
+            if children.last().map(String::as_str) != Some(child) {
+                children.push(child.to_owned());
+            }
+        }
+        Box::pin(async move { Ok(children) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn list_returns_immediate_children_with_folders_once() {
+        let storage = MemoryStorage::new();
+        for key in ["kv/b", "kv/a", "kv/dir/x", "kv/dir/y", "other/z"] {
+            storage.put(key, b"v".to_vec()).await.unwrap();
+        }
+        assert_eq!(storage.list("kv/").await.unwrap(), ["a", "b", "dir/"]);
+        assert_eq!(storage.list("").await.unwrap(), ["kv/", "other/"]);
+        assert!(storage.list("none/").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn delete_of_a_missing_key_is_not_an_error() {
+        let storage = MemoryStorage::new();
+        storage.delete("kv/missing").await.unwrap();
+        storage.put("kv/a", b"1".to_vec()).await.unwrap();
+        storage.delete("kv/a").await.unwrap();
+        assert_eq!(storage.get("kv/a").await.unwrap(), None);
+    }
+}

@@ -1,0 +1,360 @@
+//! `pb.Backend`, `logical.PluginVersion` and `PluginMultiplexing`: the gRPC face of a
+//! [`BackendFactory`]. One backend instance per mount, keyed by the `multiplex_id` metadata the
+//! server puts on every call, so several mounts share one process. This module translates
+//! between protobuf messages and the backend's own types and knows nothing of paths.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde_json::{Map, Value};
+use tonic::metadata::MetadataMap;
+use tonic::{Request, Response, Status};
+
+use crate::backend::{self, Backend, BackendConfig, BackendFactory, BackendType, Operation};
+use crate::broker::Broker;
+use crate::host_storage::HostStorage;
+use crate::proto::logical::plugin_version_server::PluginVersion;
+use crate::proto::logical::{self as logical_pb, VersionReply};
+use crate::proto::pb;
+use crate::proto::pluginutil::multiplexing::plugin_multiplexing_server::PluginMultiplexing;
+use crate::proto::pluginutil::multiplexing::{
+    MultiplexingSupportRequest, MultiplexingSupportResponse,
+};
+
+/// The metadata key naming the mount a call is for.
+pub const MULTIPLEX_ID_KEY: &str = "multiplex_id";
+
+/// The wire's error types (`ProtoError.err_type`).
+pub mod err_type {
+    pub const UNKNOWN: u32 = 0;
+    pub const USER_ERROR: u32 = 1;
+    pub const INTERNAL_ERROR: u32 = 2;
+    pub const CODED_ERROR: u32 = 3;
+    pub const STATUS_BAD_REQUEST: u32 = 4;
+    pub const UNSUPPORTED_OPERATION: u32 = 5;
+    pub const UNSUPPORTED_PATH: u32 = 6;
+    pub const INVALID_REQUEST: u32 = 7;
+    pub const PERMISSION_DENIED: u32 = 8;
+    pub const MULTI_AUTHZ_PENDING: u32 = 9;
+    pub const UNRECOVERABLE: u32 = 10;
+}
+
+/// The backend instances of this process, by mount.
+pub struct BackendService<F: BackendFactory> {
+    factory: F,
+    broker: Arc<Broker>,
+    mounts: Mutex<HashMap<String, Arc<F::Backend>>>,
+}
+
+impl<F: BackendFactory> BackendService<F> {
+    pub fn new(factory: F, broker: Arc<Broker>) -> Self {
+        Self {
+            factory,
+            broker,
+            mounts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn mounts(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<F::Backend>>> {
+        // Critical sections are single map operations; poisoning cannot leave a half-made
+        // entry.
+        self.mounts.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// How many mounts this process serves now.
+    pub fn mount_count(&self) -> usize {
+        self.mounts().len()
+    }
+
+    fn instance(&self, metadata: &MetadataMap) -> Result<Arc<F::Backend>, Status> {
+        let id = multiplex_id(metadata)?;
+        self.mounts().get(id).cloned().ok_or_else(|| {
+            Status::failed_precondition(format!(
+                "no backend instance found for multiplex_id {id:?}: Setup has not been called \
+                 for this mount, or it was cleaned up"
+            ))
+        })
+    }
+}
+
+/// The mount a call is for. Missing, repeated or empty ids are refused, as the Go SDK does.
+pub fn multiplex_id(metadata: &MetadataMap) -> Result<&str, Status> {
+    let mut values = metadata.get_all(MULTIPLEX_ID_KEY).iter();
+    let Some(first) = values.next() else {
+        return Err(Status::invalid_argument(
+            "missing plugin multiplexing metadata: every pb.Backend call must carry \
+             `multiplex_id` (the server sends it on protocol 5)",
+        ));
+    };
+    if values.next().is_some() {
+        return Err(Status::invalid_argument(
+            "more than one multiplex_id in the call's metadata",
+        ));
+    }
+    match first.to_str() {
+        Ok("") => Err(Status::invalid_argument("empty multiplex_id in metadata")),
+        Ok(id) => Ok(id),
+        Err(_) => Err(Status::invalid_argument("multiplex_id is not ASCII")),
+    }
+}
+
+/// Decodes the wire request. The `data` JSON must be an object (or null).
+pub fn request_from_wire(request: Option<pb::Request>) -> Result<backend::Request, String> {
+    let request = request.ok_or("the call carries no request")?;
+    let data = match request.data.trim() {
+        "" | "null" => Map::new(),
+        json => match serde_json::from_str::<Value>(json) {
+            Ok(Value::Object(map)) => map,
+            Ok(Value::Null) => Map::new(),
+            Ok(other) => {
+                let kind = match other {
+                    Value::Array(_) => "an array",
+                    Value::String(_) => "a string",
+                    Value::Number(_) => "a number",
+                    _ => "a boolean",
+                };
+                return Err(format!("request data must be a JSON object, not {kind}"));
+            }
+            Err(e) => return Err(format!("request data is not valid JSON: {e}")),
+        },
+    };
+    Ok(backend::Request {
+        id: request.id,
+        operation: Operation::from_wire(&request.operation),
+        path: request.path,
+        data,
+        mount_point: request.mount_point,
+        has_secret: request.secret.is_some(),
+    })
+}
+
+/// Encodes a backend response.
+pub fn response_to_wire(response: backend::Response) -> pb::Response {
+    pb::Response {
+        data: Value::Object(response.data).to_string(),
+        warnings: response.warnings,
+        ..Default::default()
+    }
+}
+
+/// Encodes a backend error as the wire's `ProtoError`.
+pub fn error_to_wire(error: &backend::Error) -> pb::ProtoError {
+    use backend::Error as E;
+    let (kind, code) = match error {
+        E::Other(_) => (err_type::UNKNOWN, 0),
+        E::User(_) => (err_type::USER_ERROR, 0),
+        E::Internal(_) => (err_type::INTERNAL_ERROR, 0),
+        E::Coded { status, .. } => (err_type::CODED_ERROR, i64::from(*status)),
+        E::BadRequest(_) => (err_type::STATUS_BAD_REQUEST, 0),
+        E::UnsupportedOperation => (err_type::UNSUPPORTED_OPERATION, 0),
+        E::UnsupportedPath => (err_type::UNSUPPORTED_PATH, 0),
+        E::InvalidRequest => (err_type::INVALID_REQUEST, 0),
+        E::PermissionDenied => (err_type::PERMISSION_DENIED, 0),
+        E::MultiAuthzPending => (err_type::MULTI_AUTHZ_PENDING, 0),
+        E::Unrecoverable => (err_type::UNRECOVERABLE, 0),
+    };
+    pb::ProtoError {
+        err_type: kind,
+        err_msg: error.to_string(),
+        err_code: code,
+    }
+}
+
+/// A request that could not be decoded is the caller's fault: HTTP 400 with the reason.
+fn bad_request(message: String) -> pb::ProtoError {
+    pb::ProtoError {
+        err_type: err_type::STATUS_BAD_REQUEST,
+        err_msg: message,
+        err_code: 0,
+    }
+}
+
+#[tonic::async_trait]
+impl<F: BackendFactory> pb::backend_server::Backend for BackendService<F> {
+    async fn handle_request(
+        &self,
+        request: Request<pb::HandleRequestArgs>,
+    ) -> Result<Response<pb::HandleRequestReply>, Status> {
+        let backend = self.instance(request.metadata())?;
+        let reply = match request_from_wire(request.into_inner().request) {
+            Err(message) => pb::HandleRequestReply {
+                response: None,
+                err: Some(bad_request(message)),
+            },
+            Ok(request) => match backend.handle_request(request).await {
+                Ok(response) => pb::HandleRequestReply {
+                    response: response.map(response_to_wire),
+                    err: None,
+                },
+                Err(error) => pb::HandleRequestReply {
+                    response: None,
+                    err: Some(error_to_wire(&error)),
+                },
+            },
+        };
+        Ok(Response::new(reply))
+    }
+
+    async fn special_paths(
+        &self,
+        request: Request<pb::Empty>,
+    ) -> Result<Response<pb::SpecialPathsReply>, Status> {
+        let paths = self.instance(request.metadata())?.special_paths();
+        Ok(Response::new(pb::SpecialPathsReply {
+            paths: Some(pb::Paths {
+                root: paths.root,
+                unauthenticated: paths.unauthenticated,
+                ..Default::default()
+            }),
+        }))
+    }
+
+    async fn handle_existence_check(
+        &self,
+        request: Request<pb::HandleExistenceCheckArgs>,
+    ) -> Result<Response<pb::HandleExistenceCheckReply>, Status> {
+        let backend = self.instance(request.metadata())?;
+        let reply = match request_from_wire(request.into_inner().request) {
+            Err(message) => pb::HandleExistenceCheckReply {
+                err: Some(bad_request(message)),
+                ..Default::default()
+            },
+            Ok(request) => match backend.existence_check(request).await {
+                Ok(found) => pb::HandleExistenceCheckReply {
+                    check_found: found.is_some(),
+                    exists: found.unwrap_or(false),
+                    err: None,
+                },
+                Err(error) => pb::HandleExistenceCheckReply {
+                    err: Some(error_to_wire(&error)),
+                    ..Default::default()
+                },
+            },
+        };
+        Ok(Response::new(reply))
+    }
+
+    async fn cleanup(&self, request: Request<pb::Empty>) -> Result<Response<pb::Empty>, Status> {
+        let id = multiplex_id(request.metadata())?;
+        // The server may clean a mount up twice; the second call finds nothing to do.
+        let removed = self.mounts().remove(id);
+        if let Some(backend) = removed {
+            backend.cleanup().await;
+            tracing::debug!(
+                multiplex_id = id,
+                mounts = self.mount_count(),
+                "backend cleaned up"
+            );
+        }
+        Ok(Response::new(pb::Empty {}))
+    }
+
+    async fn invalidate_key(
+        &self,
+        request: Request<pb::InvalidateKeyArgs>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        let backend = self.instance(request.metadata())?;
+        backend.invalidate(&request.into_inner().key);
+        Ok(Response::new(pb::Empty {}))
+    }
+
+    async fn setup(
+        &self,
+        request: Request<pb::SetupArgs>,
+    ) -> Result<Response<pb::SetupReply>, Status> {
+        let id = multiplex_id(request.metadata())?.to_owned();
+        let args = request.into_inner();
+        // Dialing proves the broker works and fails the mount early, with a clear error, if
+        // it does not. Nothing is read or written: at registration there is no storage.
+        let channel = match self.broker.connect(args.broker_id).await {
+            Ok(channel) => channel,
+            Err(error) => {
+                tracing::error!(error = %error, "setup failed");
+                return Ok(Response::new(pb::SetupReply {
+                    err: error.to_string(),
+                }));
+            }
+        };
+        let config = BackendConfig {
+            config: args.config,
+            backend_uuid: args.backend_uuid,
+            storage: Arc::new(HostStorage::new(channel)),
+        };
+        let backend = match self.factory.create(config).await {
+            Ok(backend) => Arc::new(backend),
+            Err(error) => {
+                return Ok(Response::new(pb::SetupReply {
+                    err: error.to_string(),
+                }));
+            }
+        };
+        let replaced = self.mounts().insert(id.clone(), backend);
+        if let Some(old) = replaced {
+            tracing::warn!(multiplex_id = %id, "Setup repeated for a mount; replacing its backend");
+            old.cleanup().await;
+        }
+        tracing::debug!(multiplex_id = %id, mounts = self.mount_count(), "backend set up");
+        Ok(Response::new(pb::SetupReply { err: String::new() }))
+    }
+
+    async fn initialize(
+        &self,
+        request: Request<pb::InitializeArgs>,
+    ) -> Result<Response<pb::InitializeReply>, Status> {
+        let backend = self.instance(request.metadata())?;
+        let err = backend.initialize().await.err().map(|e| error_to_wire(&e));
+        Ok(Response::new(pb::InitializeReply { err }))
+    }
+
+    async fn r#type(&self, request: Request<pb::Empty>) -> Result<Response<pb::TypeReply>, Status> {
+        let backend = self.instance(request.metadata())?;
+        let r#type = match backend.backend_type() {
+            BackendType::Logical => 1,
+            BackendType::Credential => 2,
+        };
+        Ok(Response::new(pb::TypeReply { r#type }))
+    }
+}
+
+/// `logical.PluginVersion`. Answered from the factory, so it never fails: at registration an
+/// error here would crash the server's request (its logger is nil there).
+pub struct VersionService {
+    version: String,
+}
+
+impl VersionService {
+    pub fn new(version: String) -> Self {
+        Self { version }
+    }
+}
+
+#[tonic::async_trait]
+impl PluginVersion for VersionService {
+    async fn version(
+        &self,
+        _request: Request<logical_pb::Empty>,
+    ) -> Result<Response<VersionReply>, Status> {
+        Ok(Response::new(VersionReply {
+            plugin_version: self.version.clone(),
+        }))
+    }
+}
+
+/// `PluginMultiplexing`: yes, one process serves every mount of the same catalog entry.
+#[derive(Debug, Default)]
+pub struct MultiplexingService;
+
+#[tonic::async_trait]
+impl PluginMultiplexing for MultiplexingService {
+    async fn multiplexing_support(
+        &self,
+        _request: Request<MultiplexingSupportRequest>,
+    ) -> Result<Response<MultiplexingSupportResponse>, Status> {
+        Ok(Response::new(MultiplexingSupportResponse {
+            supported: true,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,277 @@
+//! go-plugin's broker, plugin side: the `StartStream` stream on which the server announces the
+//! listeners it opens for us (one per mount, serving Storage and SystemView), a waiting room
+//! that matches announcements to the `Setup` calls that need them (either may come first), and
+//! the mutual-TLS dial back into the server.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpStream, UnixStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_rustls::TlsConnector;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::controller::{ExitReason, Lifecycle};
+use crate::proto::plugin::ConnInfo;
+use crate::proto::plugin::grpc_broker_server::GrpcBroker;
+use crate::tls;
+
+/// How long `Setup` waits for the server to announce its broker listener (go-plugin's value).
+pub const CONN_INFO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Announcements nobody claimed are dropped after this long.
+const UNCLAIMED_TTL: Duration = Duration::from_secs(60);
+
+/// A broker failure, with what was being attempted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BrokerError {
+    /// The server never announced the listener for this id.
+    Timeout { id: u32 },
+    /// Another `Setup` is already waiting for this id.
+    AlreadyWaiting { id: u32 },
+    /// Dialing or the TLS handshake failed.
+    Dial {
+        id: u32,
+        address: String,
+        detail: String,
+    },
+}
+
+impl fmt::Display for BrokerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Timeout { id } => write!(
+                f,
+                "timeout waiting for connection info: the server did not announce broker \
+                 listener {id} within {}s on the StartStream stream",
+                CONN_INFO_TIMEOUT.as_secs()
+            ),
+            Self::AlreadyWaiting { id } => {
+                write!(f, "another Setup is already waiting for broker id {id}")
+            }
+            Self::Dial {
+                id,
+                address,
+                detail,
+            } => write!(
+                f,
+                "cannot connect to the server's broker listener {id} at {address}: {detail}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for BrokerError {}
+
+enum Slot {
+    Arrived(ConnInfo, Instant),
+    Waiting(oneshot::Sender<ConnInfo>),
+}
+
+/// Matches broker announcements with the calls waiting for them, and dials them.
+pub struct Broker {
+    slots: Mutex<HashMap<u32, Slot>>,
+    tls: TlsConnector,
+}
+
+impl fmt::Debug for Broker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Broker").finish_non_exhaustive()
+    }
+}
+
+impl Broker {
+    /// A broker that dials with `client_config` (our certificate, the server's pinned).
+    pub fn new(client_config: Arc<rustls::ClientConfig>) -> Self {
+        Self {
+            slots: Mutex::new(HashMap::new()),
+            tls: TlsConnector::from(client_config),
+        }
+    }
+
+    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Slot>> {
+        // Every critical section is a single map operation; poisoning cannot corrupt it.
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records an announcement, handing it to its waiter if there is one.
+    pub fn deliver(&self, info: ConnInfo) {
+        let mut slots = self.slots();
+        let now = Instant::now();
+        slots.retain(|_, slot| match slot {
+            Slot::Arrived(_, at) => now.duration_since(*at) < UNCLAIMED_TTL,
+            Slot::Waiting(sender) => !sender.is_closed(),
+        });
+        let id = info.service_id;
+        match slots.remove(&id) {
+            Some(Slot::Waiting(sender)) => {
+                if let Err(info) = sender.send(info) {
+                    // The waiter gave up just now; keep it for a retry.
+                    slots.insert(id, Slot::Arrived(info, now));
+                }
+            }
+            Some(Slot::Arrived(..)) | None => {
+                slots.insert(id, Slot::Arrived(info, now));
+            }
+        }
+    }
+
+    /// Waits up to `timeout` for the announcement of broker id `id`.
+    pub async fn wait_for(&self, id: u32, timeout: Duration) -> Result<ConnInfo, BrokerError> {
+        let receiver = {
+            let mut slots = self.slots();
+            match slots.remove(&id) {
+                Some(Slot::Arrived(info, _)) => return Ok(info),
+                Some(Slot::Waiting(sender)) if !sender.is_closed() => {
+                    slots.insert(id, Slot::Waiting(sender));
+                    return Err(BrokerError::AlreadyWaiting { id });
+                }
+                _ => {}
+            }
+            let (sender, receiver) = oneshot::channel();
+            slots.insert(id, Slot::Waiting(sender));
+            receiver
+        };
+        match tokio::time::timeout(timeout, receiver).await {
+            Ok(Ok(info)) => Ok(info),
+            _ => {
+                if let Some(Slot::Waiting(_)) = self.slots().get(&id) {
+                    self.slots().remove(&id);
+                }
+                Err(BrokerError::Timeout { id })
+            }
+        }
+    }
+
+    /// Waits for broker id `id` and opens a gRPC channel to it over mutual TLS.
+    pub async fn connect(&self, id: u32) -> Result<Channel, BrokerError> {
+        let info = self.wait_for(id, CONN_INFO_TIMEOUT).await?;
+        let dial_error = |detail: String| BrokerError::Dial {
+            id,
+            address: format!("{}:{}", info.network, info.address),
+            detail,
+        };
+        let connector = BrokerConnector {
+            tls: self.tls.clone(),
+            network: info.network.clone(),
+            address: info.address.clone(),
+        };
+        Endpoint::from_static("http://localhost")
+            .connect_timeout(CONN_INFO_TIMEOUT)
+            .connect_with_connector(tower::service_fn(move |_: Uri| connector.clone().dial()))
+            .await
+            .map_err(|e| dial_error(error_chain(&e)))
+    }
+}
+
+/// A byte stream of either kind of socket.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+#[derive(Clone)]
+struct BrokerConnector {
+    tls: TlsConnector,
+    network: String,
+    address: String,
+}
+
+impl BrokerConnector {
+    async fn dial(self) -> io::Result<TokioIo<tokio_rustls::client::TlsStream<Box<dyn Io>>>> {
+        let socket: Box<dyn Io> = match self.network.as_str() {
+            "unix" => Box::new(UnixStream::connect(&self.address).await?),
+            "tcp" => Box::new(TcpStream::connect(&self.address).await?),
+            other => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("unsupported broker network {other:?}"),
+                ));
+            }
+        };
+        let name = ServerName::try_from(tls::SERVER_NAME)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let stream = self.tls.connect(name, socket).await?;
+        if stream.get_ref().1.alpn_protocol() != Some(tls::ALPN_H2) {
+            return Err(io::Error::other(
+                "the server did not agree to ALPN h2 on the broker connection",
+            ));
+        }
+        Ok(TokioIo::new(stream))
+    }
+}
+
+/// `e` and its sources, joined: tonic's transport errors say little at the top level.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// `plugin.GRPCBroker`: the server opens `StartStream` right after connecting and keeps it for
+/// the life of the process. When it ends, the server is gone or is stopping us.
+#[derive(Debug)]
+pub struct BrokerService {
+    broker: Arc<Broker>,
+    lifecycle: Lifecycle,
+}
+
+impl BrokerService {
+    pub fn new(broker: Arc<Broker>, lifecycle: Lifecycle) -> Self {
+        Self { broker, lifecycle }
+    }
+}
+
+#[tonic::async_trait]
+impl GrpcBroker for BrokerService {
+    type StartStreamStream = ReceiverStream<Result<ConnInfo, Status>>;
+
+    async fn start_stream(
+        &self,
+        request: Request<Streaming<ConnInfo>>,
+    ) -> Result<Response<Self::StartStreamStream>, Status> {
+        let mut inbound = request.into_inner();
+        // We announce no listeners of our own; the sender only keeps our half open until the
+        // server's half ends.
+        let (keep_open, outbound) = mpsc::channel(1);
+        let broker = self.broker.clone();
+        let lifecycle = self.lifecycle.clone();
+        tokio::spawn(async move {
+            let why = loop {
+                match inbound.message().await {
+                    Ok(Some(info)) if info.knock.is_some() => {
+                        tracing::warn!(
+                            id = info.service_id,
+                            "ignoring a multiplexed-broker knock: PLUGIN_MULTIPLEX_GRPC is not \
+                             supported"
+                        );
+                    }
+                    Ok(Some(info)) => broker.deliver(info),
+                    Ok(None) => break "the server closed the broker stream".to_owned(),
+                    Err(status) => break format!("the broker stream failed: {}", status.message()),
+                }
+            };
+            drop(keep_open);
+            lifecycle.exit(ExitReason::HostGone(why));
+        });
+        Ok(Response::new(ReceiverStream::new(outbound)))
+    }
+}
+
+#[cfg(test)]
+mod tests;

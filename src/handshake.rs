@@ -1,0 +1,372 @@
+//! The go-plugin handshake: who launched us (magic cookie), which protocol to speak
+//! (negotiation), where to listen (a unix socket in a private directory, or TCP in the allowed
+//! port range), and the one line on stdout that tells the server all of it.
+
+use std::fmt;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD_NO_PAD;
+
+/// The variable go-plugin hosts set to prove they launched us; the same name in OpenBao.
+pub const MAGIC_COOKIE_KEY: &str = "VAULT_BACKEND_PLUGIN";
+/// Its value for backend (secrets and auth) plugins.
+pub const MAGIC_COOKIE_VALUE: &str = "6669da05-b1c8-4f49-97d9-c8e5bed98e20";
+/// The cookie the server uses when it first tries an unknown-type plugin as a database plugin.
+pub const DATABASE_COOKIE_KEY: &str = "VAULT_DATABASE_PLUGIN";
+/// go-plugin's core protocol version, the first field of the handshake line.
+pub const CORE_PROTOCOL_VERSION: u32 = 1;
+/// The application protocol versions this binary serves, best first.
+pub const SUPPORTED_VERSIONS: &[u32] = &[5];
+
+/// Why the plugin cannot start. Every message names the cause and what to do about it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum HandshakeError {
+    /// Run by hand, or by something that is not a plugin host.
+    NotLaunchedByHost,
+    /// The server is probing whether this is a database plugin; it is not.
+    LaunchedAsDatabasePlugin,
+    /// The cookie is present with another value.
+    WrongCookie,
+    /// `PLUGIN_PROTOCOL_VERSIONS` is missing, empty or not a list of numbers.
+    BadProtocolVersions(String),
+    /// None of the offered versions is one we serve.
+    NoCommonVersion { offered: Vec<u32> },
+    /// Protocol 5 needs the server's certificate for automatic mutual TLS.
+    MissingClientCert,
+    /// `PLUGIN_MIN_PORT`/`PLUGIN_MAX_PORT` are not a usable range.
+    BadPortRange(String),
+}
+
+impl fmt::Display for HandshakeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotLaunchedByHost => write!(
+                f,
+                "This binary is a plugin. These are not meant to be executed directly. Please \
+                 register it in the plugin catalog of Vault or OpenBao (`bao plugin register` / \
+                 `vault plugin register`) and let the server launch it ({MAGIC_COOKIE_KEY} is \
+                 not set)."
+            ),
+            Self::LaunchedAsDatabasePlugin => write!(
+                f,
+                "This is a secrets-engine plugin, not a database plugin: the server is probing \
+                 the plugin's type and will try it as a secrets engine next. To skip the probe, \
+                 register it with its type: `bao plugin register -sha256=... secret NAME`."
+            ),
+            Self::WrongCookie => write!(
+                f,
+                "{MAGIC_COOKIE_KEY} has an unexpected value: this binary is a backend plugin for \
+                 Vault or OpenBao and must be launched by one of them."
+            ),
+            Self::BadProtocolVersions(value) => write!(
+                f,
+                "PLUGIN_PROTOCOL_VERSIONS is {value:?}, not a comma-separated list of protocol \
+                 versions; the plugin host sets it when it launches the plugin."
+            ),
+            Self::NoCommonVersion { offered } => write!(
+                f,
+                "the server offers plugin protocol version(s) {offered:?}, but this plugin \
+                 serves only {SUPPORTED_VERSIONS:?}; use a server that speaks protocol 5 \
+                 (OpenBao, or Vault 1.12 and later) — the server falls back to the legacy \
+                 protocol only when version 5 failed, so look for an earlier error in its log."
+            ),
+            Self::MissingClientCert => write!(
+                f,
+                "PLUGIN_CLIENT_CERT is not set: protocol 5 needs the server's certificate for \
+                 automatic mutual TLS. Make sure the server does not disable AutoMTLS."
+            ),
+            Self::BadPortRange(detail) => write!(
+                f,
+                "PLUGIN_MIN_PORT/PLUGIN_MAX_PORT are not a usable port range ({detail})"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for HandshakeError {}
+
+/// How to listen for the server's connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Transport {
+    /// A unix socket in a fresh private directory (go-plugin's default on unix).
+    #[default]
+    Unix,
+    /// TCP on 127.0.0.1, in the host's allowed port range.
+    Tcp,
+}
+
+/// What the server told us through the environment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PluginEnv {
+    /// Offered application protocol versions, in the order given.
+    pub protocol_versions: Vec<u32>,
+    /// The server's AutoMTLS certificate (PEM), when AutoMTLS is on.
+    pub client_cert_pem: Option<String>,
+    /// The port range for a TCP listener.
+    pub min_port: u16,
+    pub max_port: u16,
+    /// Where to create the socket directory (`PLUGIN_UNIX_SOCKET_DIR`), else the temp dir.
+    pub unix_socket_dir: Option<PathBuf>,
+    /// Vault's containerised runner asks for a 7th handshake field.
+    pub multiplex_grpc: bool,
+    /// The server's version (`BAO_VERSION`, else `VAULT_VERSION`), for logs.
+    pub server_version: Option<String>,
+}
+
+/// Reads an SDK variable as OpenBao's SDK does: `BAO_X` first (even when empty), else `VAULT_X`.
+pub fn read_sdk_var(get: &impl Fn(&str) -> Option<String>, suffix: &str) -> Option<String> {
+    get(&format!("BAO_{suffix}")).or_else(|| get(&format!("VAULT_{suffix}")))
+}
+
+impl PluginEnv {
+    /// Reads the environment through `get`, so tests can pass a map instead of the process's.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, HandshakeError> {
+        match get(MAGIC_COOKIE_KEY) {
+            Some(value) if value == MAGIC_COOKIE_VALUE => {}
+            Some(_) => return Err(HandshakeError::WrongCookie),
+            None if get(DATABASE_COOKIE_KEY).is_some() => {
+                return Err(HandshakeError::LaunchedAsDatabasePlugin);
+            }
+            None => return Err(HandshakeError::NotLaunchedByHost),
+        }
+
+        let versions = get("PLUGIN_PROTOCOL_VERSIONS").unwrap_or_default();
+        let protocol_versions = parse_versions(&versions)
+            .ok_or_else(|| HandshakeError::BadProtocolVersions(versions.clone()))?;
+
+        let port = |name: &str, default: u16| -> Result<u16, HandshakeError> {
+            match get(name).filter(|v| !v.is_empty()) {
+                None => Ok(default),
+                Some(v) => v
+                    .trim()
+                    .parse()
+                    .map_err(|_| HandshakeError::BadPortRange(format!("{name}={v:?}"))),
+            }
+        };
+        let min_port = port("PLUGIN_MIN_PORT", 10000)?;
+        let max_port = port("PLUGIN_MAX_PORT", 25000)?;
+        if min_port > max_port || min_port == 0 {
+            return Err(HandshakeError::BadPortRange(format!(
+                "{min_port}..{max_port}"
+            )));
+        }
+
+        Ok(Self {
+            protocol_versions,
+            client_cert_pem: get("PLUGIN_CLIENT_CERT").filter(|v| !v.is_empty()),
+            min_port,
+            max_port,
+            unix_socket_dir: get("PLUGIN_UNIX_SOCKET_DIR")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+            multiplex_grpc: get("PLUGIN_MULTIPLEX_GRPC").is_some_and(|v| !v.is_empty()),
+            server_version: read_sdk_var(&get, "VERSION").filter(|v| !v.is_empty()),
+        })
+    }
+
+    /// Reads the process's environment.
+    pub fn from_process() -> Result<Self, HandshakeError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+}
+
+/// Parses `5` or `3,4`: a non-empty comma list of version numbers.
+fn parse_versions(value: &str) -> Option<Vec<u32>> {
+    let versions: Option<Vec<u32>> = value
+        .split(',')
+        .map(|v| v.trim().parse::<u32>().ok())
+        .collect();
+    versions.filter(|v| !v.is_empty())
+}
+
+/// Picks the highest version we serve that the server offered.
+pub fn negotiate(offered: &[u32], supported: &[u32]) -> Result<u32, HandshakeError> {
+    supported
+        .iter()
+        .copied()
+        .filter(|v| offered.contains(v))
+        .max()
+        .ok_or_else(|| HandshakeError::NoCommonVersion {
+            offered: offered.to_vec(),
+        })
+}
+
+/// Where the plugin listens, as the handshake line announces it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ListenAddr {
+    Unix(PathBuf),
+    Tcp(SocketAddr),
+}
+
+/// The handshake line, without its newline:
+/// `CORE|APP|NETWORK|ADDRESS|grpc|CERT` with the certificate as unpadded standard base64 DER.
+/// The certificate field stays empty when the server did not ask for AutoMTLS: a certificate
+/// on a non-AutoMTLS launch makes the server crash the request.
+pub fn handshake_line(
+    app_version: u32,
+    addr: &ListenAddr,
+    cert_der: Option<&[u8]>,
+    multiplex_grpc: bool,
+) -> String {
+    let (network, address) = match addr {
+        ListenAddr::Unix(path) => ("unix", path.display().to_string()),
+        ListenAddr::Tcp(socket) => ("tcp", socket.to_string()),
+    };
+    let cert = cert_der
+        .map(|der| STANDARD_NO_PAD.encode(der))
+        .unwrap_or_default();
+    let mut line = format!("{CORE_PROTOCOL_VERSION}|{app_version}|{network}|{address}|grpc|{cert}");
+    if multiplex_grpc {
+        line.push_str("|true");
+    }
+    line
+}
+
+/// A listener plus, for unix sockets, the private directory that holds the socket.
+#[derive(Debug)]
+pub struct PluginListener {
+    pub listener: Listener,
+    pub addr: ListenAddr,
+    /// Removes the socket's directory when dropped.
+    pub socket_dir: SocketDir,
+}
+
+/// The private directory of a unix socket, removed (with the socket) when dropped.
+#[derive(Debug, Default)]
+pub struct SocketDir(Option<PathBuf>);
+
+impl SocketDir {
+    pub fn path(&self) -> Option<&Path> {
+        self.0.as_deref()
+    }
+}
+
+impl Drop for SocketDir {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.0 {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// The bound socket.
+#[derive(Debug)]
+pub enum Listener {
+    Unix(tokio::net::UnixListener),
+    Tcp(tokio::net::TcpListener),
+}
+
+/// Why the listener could not be set up.
+#[derive(Debug)]
+pub struct ListenError(String);
+
+impl fmt::Display for ListenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ListenError {}
+
+impl PluginListener {
+    /// Binds the listener the handshake will announce. Must run inside a tokio runtime.
+    pub fn bind(transport: Transport, env: &PluginEnv) -> Result<Self, ListenError> {
+        match transport {
+            Transport::Unix => {
+                let parent = env
+                    .unix_socket_dir
+                    .clone()
+                    .unwrap_or_else(std::env::temp_dir);
+                let dir = create_private_dir(&parent)?;
+                let socket_dir = SocketDir(Some(dir.clone()));
+                let path = dir.join("plugin.sock");
+                let listener = tokio::net::UnixListener::bind(&path).map_err(|e| {
+                    ListenError(format!(
+                        "cannot listen on unix socket {}: {e} (socket paths are limited to 107 \
+                         bytes; set PLUGIN_UNIX_SOCKET_DIR or TMPDIR to a shorter directory)",
+                        path.display()
+                    ))
+                })?;
+                Ok(Self {
+                    listener: Listener::Unix(listener),
+                    addr: ListenAddr::Unix(path),
+                    socket_dir,
+                })
+            }
+            Transport::Tcp => {
+                for port in env.min_port..=env.max_port {
+                    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+                    let Ok(std_listener) = std::net::TcpListener::bind(addr) else {
+                        continue;
+                    };
+                    let listener = std_listener
+                        .set_nonblocking(true)
+                        .and_then(|()| tokio::net::TcpListener::from_std(std_listener))
+                        .map_err(|e| ListenError(format!("cannot listen on {addr}: {e}")))?;
+                    return Ok(Self {
+                        listener: Listener::Tcp(listener),
+                        addr: ListenAddr::Tcp(addr),
+                        socket_dir: SocketDir::default(),
+                    });
+                }
+                Err(ListenError(format!(
+                    "no free TCP port on 127.0.0.1 between PLUGIN_MIN_PORT={} and \
+                     PLUGIN_MAX_PORT={}",
+                    env.min_port, env.max_port
+                )))
+            }
+        }
+    }
+}
+
+/// Creates `parent/plugin-XXXXXXXXXXXX` readable by our user only, so no other user can
+/// connect to the socket (mutual TLS guards it too; this is defence in depth).
+fn create_private_dir(parent: &Path) -> Result<PathBuf, ListenError> {
+    let mut last_error = None;
+    for _ in 0..8 {
+        let dir = parent.join(format!("plugin-{}", random_suffix()));
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => {
+                // The umask cannot widen 0700, but make the mode explicit regardless.
+                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+                    .map_err(|e| ListenError(format!("cannot secure {}: {e}", dir.display())))?;
+                return Ok(dir);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_error = Some(e),
+            Err(e) => {
+                return Err(ListenError(format!(
+                    "cannot create the socket directory in {}: {e}; set PLUGIN_UNIX_SOCKET_DIR \
+                     or TMPDIR to a writable directory",
+                    parent.display()
+                )));
+            }
+        }
+    }
+    Err(ListenError(format!(
+        "cannot create a unique socket directory in {}: {last_error:?}",
+        parent.display()
+    )))
+}
+
+/// 12 random hex digits from the TLS provider's secure random source.
+fn random_suffix() -> String {
+    let mut bytes = [0u8; 6];
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    if provider.secure_random.fill(&mut bytes).is_err() {
+        // Not secret, only unique: fall back to the clock and pid.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default();
+        bytes[..4].copy_from_slice(&nanos.to_le_bytes());
+        bytes[4..].copy_from_slice(&(std::process::id() as u16).to_le_bytes());
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests;

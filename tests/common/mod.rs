@@ -1,0 +1,635 @@
+//! Test harness: runs a real OpenBao `bao server -dev` on loopback and talks to it through the
+//! `bao` CLI and a tiny HTTP/1.0 client. Std-only (plus the crate's `serde_json`) on purpose, so
+//! the integration tests need no extra dev-dependencies.
+//!
+//! Facts this relies on (observed with OpenBao 2.7.2):
+//! * `-dev` always adds its own listener, so the port is chosen with `-dev-listen-address`; the
+//!   dev cluster listener takes port+1 (a clash there is only logged, not fatal).
+//! * `plugin_directory` comes from a `-config` file; `-dev-plugin-dir` is avoided because it
+//!   auto-registers every file it finds.
+//! * The plugin directory must not resolve through a symlink ("cannot execute files outside of
+//!   configured plugin directory"), hence the canonicalised temp dir. It must exist before start.
+//! * The `bao` CLI reads `BAO_*` first and falls back to `VAULT_*`, so both families are scrubbed
+//!   from the inherited environment. The server's environment is passed on to every plugin.
+//! * Server logs go to stderr, the start-up banner to stdout; both land in one log file.
+//! * The pip `bao` wrapper `execv`s the real binary, so the spawned pid is the server's pid and
+//!   plugin processes are its direct children.
+#![allow(dead_code, unreachable_pub)]
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Root token given to every dev server.
+pub const ROOT_TOKEN: &str = "root";
+
+/// Upper bound for the server to answer `sys/health` with 200 (it normally takes ~0.2 s).
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long SIGTERM gets before SIGKILL; the server itself gives plugins 2 s to exit.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Guards every HTTP exchange so a wedged server fails the test instead of hanging it.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The `bao` binary: `$BAO_BIN`, else the project's `.venv/bin/bao` (installed by `make deps`).
+pub fn bao_bin() -> PathBuf {
+    let path = match std::env::var_os("BAO_BIN") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/bao"),
+    };
+    assert!(
+        path.is_file(),
+        "OpenBao CLI not found at {} — run `make deps` (or set BAO_BIN)",
+        path.display()
+    );
+    path
+}
+
+/// The plugin binary under test, built by cargo for integration tests.
+pub fn plugin_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_my-mock-plugin"))
+}
+
+/// Polls `f` every 20 ms until it returns true; panics naming `what` after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// SHA-256 of a file as lowercase hex, via `sha256sum` (keeps the harness free of crypto crates).
+pub fn sha256_file(path: &Path) -> String {
+    let out = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("run sha256sum");
+    assert!(
+        out.status.success(),
+        "sha256sum {} failed: {}",
+        path.display(),
+        lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let hex = text
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(hex.len(), 64, "unexpected sha256sum output: {text}");
+    hex
+}
+
+/// A fresh, empty directory under the (canonicalised) system temp dir.
+pub fn fresh_temp_dir(prefix: &str) -> PathBuf {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    // Canonicalise: a plugin dir reached through a symlink is rejected by the server.
+    let base = std::env::temp_dir()
+        .canonicalize()
+        .expect("canonicalize temp dir");
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let dir = base.join(format!("{prefix}-{}-{n}-{nanos}", std::process::id()));
+    // create_dir (not _all) so a name collision fails loudly instead of sharing a dir.
+    fs::create_dir(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    dir
+}
+
+/// Whether a directory should survive the test (for post-mortem inspection).
+fn keep_dirs() -> bool {
+    std::env::var_os("KEEP_TEST_DIRS").is_some_and(|v| !v.is_empty())
+}
+
+/// The inherited environment minus `BAO_*`/`VAULT_*`, which would otherwise steer the CLI (it
+/// falls back to `VAULT_*`) or the server (and, through it, every plugin).
+fn scrub_env(cmd: &mut Command) {
+    for (key, _) in std::env::vars_os() {
+        let k = key.to_string_lossy();
+        if k.starts_with("BAO_") || k.starts_with("VAULT_") {
+            cmd.env_remove(&key);
+        }
+    }
+}
+
+/// A loopback port that is free, preferably with port+1 free too (the dev cluster listener).
+fn free_port() -> u16 {
+    let mut last = 0;
+    for _ in 0..20 {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = l.local_addr().expect("local_addr").port();
+        last = port;
+        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+    last
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Status, headers (in order, names as sent) and body of an HTTP response.
+pub type RawResponse = (u16, Vec<(String, String)>, Vec<u8>);
+
+/// Knobs for [`DevServer::start_with`].
+#[derive(Clone, Debug)]
+pub struct DevOptions {
+    /// Extra environment for the server (inherited by every plugin it launches), e.g.
+    /// `BAO_PLUGIN_MULTIPLEXING_OPT_OUT`.
+    pub env: Vec<(String, String)>,
+    /// Extra HCL appended to the generated config file.
+    pub extra_config: String,
+    /// `-log-level`; `trace` by default so plugin log lines of every level reach the log.
+    pub log_level: String,
+}
+
+impl Default for DevOptions {
+    fn default() -> Self {
+        Self {
+            env: Vec::new(),
+            extra_config: String::new(),
+            log_level: "trace".into(),
+        }
+    }
+}
+
+/// A `bao server -dev` (in-memory, unsealed, root token [`ROOT_TOKEN`]) in its own temp dir.
+pub struct DevServer {
+    child: Child,
+    dir: PathBuf,
+    plugin_dir: PathBuf,
+    log_path: PathBuf,
+    addr: String,
+    /// Every plugin process seen by `child_pids` (pid, start time): killed at drop even if the
+    /// server no longer is their parent (a SIGKILLed server leaves its plugins running).
+    seen_plugins: Mutex<Vec<(u32, u64)>>,
+}
+
+impl DevServer {
+    /// Starts a dev server with default options and waits until it is active.
+    pub fn start() -> Self {
+        Self::start_with(DevOptions::default())
+    }
+
+    /// Starts a dev server and waits until `GET /v1/sys/health` answers 200.
+    pub fn start_with(opts: DevOptions) -> Self {
+        let dir = fresh_temp_dir("bao-dev");
+        let plugin_dir = dir.join("plugins");
+        fs::create_dir(&plugin_dir).expect("create plugin dir");
+        let home = dir.join("home");
+        fs::create_dir(&home).expect("create home dir");
+
+        let config = dir.join("config.hcl");
+        fs::write(
+            &config,
+            format!(
+                "plugin_directory = {:?}\n{}\n",
+                plugin_dir.to_string_lossy(),
+                opts.extra_config
+            ),
+        )
+        .expect("write config");
+
+        let port = free_port();
+        let addr = format!("http://127.0.0.1:{port}");
+        let log_path = dir.join("server.log");
+        let log = fs::File::create(&log_path).expect("create server log");
+        let log_err = log.try_clone().expect("clone log handle");
+
+        let mut cmd = Command::new(bao_bin());
+        scrub_env(&mut cmd);
+        cmd.arg("server")
+            .arg("-dev")
+            .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
+            .arg(format!("-dev-root-token-id={ROOT_TOKEN}"))
+            // Keeps the dev server from writing a token helper file into $HOME.
+            .arg("-dev-no-store-token")
+            .arg(format!("-config={}", config.display()))
+            .arg(format!("-log-level={}", opts.log_level))
+            .env("HOME", &home)
+            // Plugins inherit the server's cwd and stdin; keep both inside the sandbox.
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(log_err));
+        for (k, v) in &opts.env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn bao server");
+
+        let mut server = Self {
+            child,
+            dir,
+            plugin_dir,
+            log_path,
+            addr,
+            seen_plugins: Mutex::new(Vec::new()),
+        };
+        server.wait_ready();
+        server
+    }
+
+    /// Polls health (bounded) and bails out early with the log tail if the server dies.
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "bao server exited during start-up ({status}); log tail:\n{}",
+                    self.log_tail(60)
+                );
+            }
+            if let Ok((200, _, _)) = self.try_http_raw("GET", "/v1/sys/health", &[], b"") {
+                return;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "bao server not healthy after {attempts} attempts ({START_TIMEOUT:?}); log tail:\n{}",
+                    self.log_tail(60)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    pub fn token(&self) -> &str {
+        ROOT_TOKEN
+    }
+
+    /// The temp dir holding config, log, home and plugin dir.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The configured `plugin_directory` (absolute, symlink-free).
+    pub fn plugin_dir(&self) -> &Path {
+        &self.plugin_dir
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// Everything the server has written so far (banner on stdout + logs on stderr).
+    pub fn log_text(&self) -> String {
+        fs::read(&self.log_path)
+            .map(|b| lossy(&b))
+            .unwrap_or_default()
+    }
+
+    /// The last `n` lines of the log, for failure messages.
+    pub fn log_tail(&self, n: usize) -> String {
+        let text = self.log_text();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    /// Waits until the server log contains `needle`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) {
+        wait_until(
+            &format!("server log to contain {needle:?}"),
+            timeout,
+            || self.log_text().contains(needle),
+        );
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Copies the plugin under test into the plugin dir as `name`; returns its sha256 hex.
+    pub fn install_plugin(&self, name: &str) -> String {
+        self.install_file(name, &plugin_bin())
+    }
+
+    /// Copies any executable (e.g. a fake plugin script) into the plugin dir as `name`, mode 755.
+    /// Written to a temp name and renamed, so replacing a binary that a running plugin process
+    /// is executing does not fail with ETXTBSY.
+    pub fn install_file(&self, name: &str, src: &Path) -> String {
+        assert!(
+            !name.contains('/'),
+            "plugin name must be a plain file name: {name}"
+        );
+        let dest = self.plugin_dir.join(name);
+        let tmp = self.plugin_dir.join(format!(".{name}.tmp"));
+        fs::copy(src, &tmp)
+            .unwrap_or_else(|e| panic!("copy {} -> {}: {e}", src.display(), tmp.display()));
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).expect("chmod 755");
+        fs::rename(&tmp, &dest).expect("rename into plugin dir");
+        sha256_file(&dest)
+    }
+
+    /// A `bao` CLI command aimed at this server: BAO_ADDR/BAO_TOKEN/HOME set, no inherited
+    /// BAO_*/VAULT_*, stdin closed (so nothing can prompt).
+    pub fn bao_cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bao_bin());
+        scrub_env(&mut cmd);
+        cmd.args(args)
+            .env("BAO_ADDR", &self.addr)
+            .env("BAO_TOKEN", ROOT_TOKEN)
+            .env("HOME", self.dir.join("home"))
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs the CLI and returns its output, whatever the exit status.
+    pub fn bao(&self, args: &[&str]) -> Output {
+        self.bao_cmd(args).output().expect("run bao CLI")
+    }
+
+    /// Runs the CLI, asserts success and returns stdout.
+    pub fn bao_ok(&self, args: &[&str]) -> String {
+        let out = self.bao(args);
+        assert!(
+            out.status.success(),
+            "`bao {}` failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
+            args.join(" "),
+            out.status,
+            lossy(&out.stdout),
+            lossy(&out.stderr)
+        );
+        lossy(&out.stdout)
+    }
+
+    /// JSON request with the root token. `path` is relative to `/v1/` unless it starts with `/`.
+    /// Empty body → `Value::Null`; a non-JSON body → `Value::String`.
+    pub fn http(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let payload = body.map(|v| v.to_string()).unwrap_or_default();
+        let mut headers = vec![("X-Vault-Token", ROOT_TOKEN)];
+        if body.is_some() {
+            headers.push(("Content-Type", "application/json"));
+        }
+        let (status, _, raw) = self.http_raw(method, path, &headers, payload.as_bytes());
+        let text = lossy(&raw);
+        let value = if text.trim().is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+        };
+        (status, value)
+    }
+
+    /// Raw request with exactly the given headers (no token unless passed); returns status,
+    /// response headers and body. `path` as in [`DevServer::http`].
+    pub fn http_raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> RawResponse {
+        self.try_http_raw(method, path, headers, body)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "HTTP {method} {path} failed: {e}\nlog tail:\n{}",
+                    self.log_tail(40)
+                )
+            })
+    }
+
+    /// HTTP/1.0 so the Go server closes the connection after the response and never uses
+    /// chunked encoding: the body is simply everything up to EOF.
+    fn try_http_raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<RawResponse, String> {
+        let hostport = self.addr.trim_start_matches("http://");
+        let target = if path.starts_with('/') {
+            path.to_owned()
+        } else {
+            format!("/v1/{path}")
+        };
+        let mut stream =
+            TcpStream::connect(hostport).map_err(|e| format!("connect {hostport}: {e}"))?;
+        stream
+            .set_read_timeout(Some(HTTP_TIMEOUT))
+            .map_err(|e| e.to_string())?;
+        stream
+            .set_write_timeout(Some(HTTP_TIMEOUT))
+            .map_err(|e| e.to_string())?;
+
+        let mut req = format!("{method} {target} HTTP/1.0\r\nHost: {hostport}\r\n");
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if !body.is_empty() || !matches!(method, "GET" | "HEAD" | "DELETE" | "LIST") {
+            req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        req.push_str("\r\n");
+        let mut bytes = req.into_bytes();
+        bytes.extend_from_slice(body);
+        stream
+            .write_all(&bytes)
+            .map_err(|e| format!("write: {e}"))?;
+        // No half-close (shutdown(Write)) here: Go's server treats EOF on the request side as
+        // the client going away and cancels the request ("context canceled").
+
+        let mut resp = Vec::new();
+        stream
+            .read_to_end(&mut resp)
+            .map_err(|e| format!("read: {e}"))?;
+        parse_response(&resp)
+    }
+
+    /// Pids of the server's direct children (plugin processes), from `/proc/*/stat`.
+    pub fn child_pids(&self) -> Vec<u32> {
+        let pids = children_of(self.pid());
+        let mut seen = self.seen_plugins.lock().unwrap_or_else(|e| e.into_inner());
+        for &pid in &pids {
+            if let Some(t) = start_time(pid).filter(|&t| !seen.contains(&(pid, t))) {
+                seen.push((pid, t));
+            }
+        }
+        pids
+    }
+
+    /// Sends a signal by name (`TERM`, `KILL`, `HUP`, ...) to the server via `kill(1)`.
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{sig} {} failed", self.pid());
+    }
+
+    /// Waits up to `timeout` for the server to exit (reaping it); `None` if still running.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return Some(status),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// SIGTERM, bounded wait, then SIGKILL; then kills any plugin process that outlived it.
+    /// Note: a server stuck launching a plugin that never handshakes ignores SIGTERM until
+    /// the launch times out, hence the SIGKILL fallback.
+    pub fn stop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // Snapshot the current plugins so they are known if they outlive the server.
+            self.child_pids();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(self.pid().to_string())
+                .stderr(Stdio::null())
+                .status();
+            if self.wait_exit(STOP_TIMEOUT).is_none() {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
+        }
+        let seen =
+            std::mem::take(&mut *self.seen_plugins.lock().unwrap_or_else(|e| e.into_inner()));
+        for (pid, started) in seen {
+            // Matching start time: still the same process, not a later one reusing the pid.
+            if pid_alive(pid) && start_time(pid) == Some(started) {
+                let _ = Command::new("kill")
+                    .arg("-KILL")
+                    .arg(pid.to_string())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+    }
+}
+
+impl Drop for DevServer {
+    fn drop(&mut self) {
+        self.stop();
+        if std::thread::panicking() {
+            // The test output is only shown for failures, so this costs nothing when green.
+            eprintln!(
+                "--- bao server log tail ({}):\n{}",
+                self.log_path.display(),
+                self.log_tail(80)
+            );
+        }
+        if keep_dirs() {
+            eprintln!("KEEP_TEST_DIRS: kept {}", self.dir.display());
+        } else {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Splits an HTTP/1.x response into status, headers and body.
+fn parse_response(resp: &[u8]) -> Result<RawResponse, String> {
+    let split = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| format!("no header terminator in response: {:?}", lossy(resp)))?;
+    let head = lossy(&resp[..split]);
+    let mut body = resp[split + 4..].to_vec();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse::<u16>().ok())
+        .ok_or_else(|| format!("bad status line: {status_line:?}"))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    if header("Transfer-Encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        return Err("unexpected chunked response to an HTTP/1.0 request".into());
+    }
+    if let Some(len) = header("Content-Length").and_then(|v| v.parse::<usize>().ok()) {
+        body.truncate(len);
+    }
+    Ok((status, headers, body))
+}
+
+/// Direct children of `ppid`, found by scanning `/proc/*/stat` (field 4 is the parent pid).
+pub fn children_of(ppid: u32) -> Vec<u32> {
+    let mut pids = Vec::new();
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return pids;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if parent_pid(pid) == Some(ppid) {
+            pids.push(pid);
+        }
+    }
+    pids.sort_unstable();
+    pids
+}
+
+/// Whether `pid` exists and is not a zombie.
+pub fn pid_alive(pid: u32) -> bool {
+    stat_fields(pid).is_some_and(|f| f.first().is_some_and(|s| s != "Z" && s != "X"))
+}
+
+/// Command line of a process, NUL separators turned into spaces.
+pub fn cmdline(pid: u32) -> String {
+    fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| lossy(&b).replace('\0', " ").trim_end().to_owned())
+        .unwrap_or_default()
+}
+
+/// Parent pid of a process, if it exists.
+pub fn parent_pid(pid: u32) -> Option<u32> {
+    stat_fields(pid).and_then(|f| f.get(1).and_then(|s| s.parse().ok()))
+}
+
+/// Start time (clock ticks since boot) — distinguishes a process from a later one with its pid.
+fn start_time(pid: u32) -> Option<u64> {
+    stat_fields(pid).and_then(|f| f.get(19).and_then(|s| s.parse().ok()))
+}
+
+/// Fields of `/proc/<pid>/stat` after the `(comm)` field, which may itself contain spaces and
+/// parentheses: index 0 is the state, 1 the ppid, 19 the start time.
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    Some(rest.split_whitespace().map(str::to_owned).collect())
+}
