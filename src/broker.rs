@@ -144,8 +144,9 @@ impl Broker {
         match tokio::time::timeout(timeout, receiver).await {
             Ok(Ok(info)) => Ok(info),
             _ => {
-                if let Some(Slot::Waiting(_)) = self.slots().get(&id) {
-                    self.slots().remove(&id);
+                let mut slots = self.slots();
+                if let Some(Slot::Waiting(_)) = slots.get(&id) {
+                    slots.remove(&id);
                 }
                 Err(BrokerError::Timeout { id })
             }
@@ -253,7 +254,12 @@ impl GrpcBroker for BrokerService {
         let lifecycle = self.lifecycle.clone();
         tokio::spawn(async move {
             let why = loop {
-                match inbound.message().await {
+                let message = tokio::select! {
+                    message = inbound.message() => message,
+                    // Stopping for another reason: end our half so the stop is not held up.
+                    _ = lifecycle.stopped() => return,
+                };
+                match message {
                     Ok(Some(info)) if info.knock.is_some() => {
                         tracing::warn!(
                             id = info.service_id,

