@@ -88,6 +88,7 @@ impl Storage for MemoryStorage {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -85,8 +85,9 @@ pub(super) fn path_help<B>(spec: &PathSpec<B>, request_path: &str) -> Response {
             ));
         }
     }
+    // The Go template leaves a blank line before the description, with or without parameters.
     text.push_str(&format!(
-        "## DESCRIPTION\n\n{}",
+        "\n## DESCRIPTION\n\n{}",
         or_placeholder(spec.description, "<no description>")
     ));
     help_response(text)

@@ -1,1 +1,584 @@
+#![allow(clippy::unwrap_used)]
+
 use super::*;
+
+use std::sync::Mutex;
+
+use serde_json::{Map, Value, json};
+
+// ---------------------------------------------------------------------------------------------
+// A tiny backend for the router: `items/<name>` (one field of each type, an existence check, a
+// read that answers and an update that answers nothing), `items/?` (list) and `plain` (no
+// fields, no existence check).
+// ---------------------------------------------------------------------------------------------
+
+/// Records which handler ran, with what fields, so tests can tell that a handler was (or was
+/// not) called even when it answers nothing.
+#[derive(Default)]
+struct TestBackend {
+    calls: Mutex<Vec<String>>,
+}
+
+impl TestBackend {
+    fn record(&self, call: impl Into<String>) {
+        self.calls.lock().unwrap().push(call.into());
+    }
+
+    fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+const ITEM_REGEX: &str = r"^items/(?P<name>\w(([\w-.]+)?\w)?)$";
+
+fn read_item<'a>(
+    backend: &'a TestBackend,
+    _: &'a Request,
+    fields: &'a FieldData,
+) -> BoxFuture<'a, Result<Option<Response>, Error>> {
+    Box::pin(async move {
+        backend.record(format!("read {}", fields.get_string("name")));
+        let mut data = Map::new();
+        data.insert("name".into(), Value::String(fields.get_string("name")));
+        data.insert("count".into(), Value::from(fields.get_int("count")));
+        data.insert(
+            "enabled".into(),
+            fields.get_ok("enabled").unwrap_or(Value::Null),
+        );
+        data.insert("label".into(), Value::String(fields.get_string("label")));
+        Ok(Some(Response::with_data(data)))
+    })
+}
+
+fn update_item<'a>(
+    backend: &'a TestBackend,
+    _: &'a Request,
+    fields: &'a FieldData,
+) -> BoxFuture<'a, Result<Option<Response>, Error>> {
+    Box::pin(async move {
+        backend.record(format!("update {}", fields.get_string("name")));
+        Ok(None)
+    })
+}
+
+fn delete_item<'a>(
+    backend: &'a TestBackend,
+    _: &'a Request,
+    _: &'a FieldData,
+) -> BoxFuture<'a, Result<Option<Response>, Error>> {
+    Box::pin(async move {
+        backend.record("delete");
+        Err(Error::BadRequest("cannot delete".into()))
+    })
+}
+
+fn item_exists<'a>(
+    backend: &'a TestBackend,
+    _: &'a Request,
+    fields: &'a FieldData,
+) -> BoxFuture<'a, Result<bool, Error>> {
+    Box::pin(async move {
+        backend.record(format!("exists {}", fields.get_string("name")));
+        Ok(fields.get_string("name") == "present")
+    })
+}
+
+fn list_items<'a>(
+    backend: &'a TestBackend,
+    _: &'a Request,
+    _: &'a FieldData,
+) -> BoxFuture<'a, Result<Option<Response>, Error>> {
+    Box::pin(async move {
+        backend.record("list");
+        Ok(Some(Response::list(vec!["a".into(), "b".into()])))
+    })
+}
+
+fn read_plain<'a>(
+    backend: &'a TestBackend,
+    _: &'a Request,
+    _: &'a FieldData,
+) -> BoxFuture<'a, Result<Option<Response>, Error>> {
+    Box::pin(async move {
+        backend.record("plain");
+        Ok(Some(Response::default()))
+    })
+}
+
+fn router() -> Router<TestBackend> {
+    Router::new(
+        "A backend for tests.",
+        vec![
+            PathSpec::new("items/{name}")
+                // Declared out of order: help must sort them.
+                .field(FieldSchema::new(
+                    "name",
+                    FieldType::String,
+                    "The item's name.",
+                ))
+                .field(FieldSchema::new("label", FieldType::String, "A label."))
+                .field(FieldSchema::new("count", FieldType::Int, "How many."))
+                .field(FieldSchema::new("enabled", FieldType::Bool, ""))
+                .existence_check(item_exists)
+                .operation(Operation::Read, read_item)
+                .operation(Operation::Update, update_item)
+                .operation(Operation::Delete, delete_item)
+                .help("Reads and writes an item.", "Items are kept nowhere."),
+            PathSpec::new("items/?")
+                .operation(Operation::List, list_items)
+                .help("Lists the items.", ""),
+            PathSpec::new("plain").operation(Operation::Read, read_plain),
+        ],
+    )
+}
+
+fn request(operation: Operation, path: &str, data: Value) -> Request {
+    Request::new(operation, path).with_data(data.as_object().unwrap().clone())
+}
+
+async fn handle(request: Request) -> (Result<Option<Response>, Error>, Vec<String>) {
+    let backend = TestBackend::default();
+    let result = router().handle_request(&backend, &request).await;
+    (result, backend.calls())
+}
+
+async fn check_existence(request: Request) -> (Result<Option<bool>, Error>, Vec<String>) {
+    let backend = TestBackend::default();
+    let result = router().existence_check(&backend, &request).await;
+    (result, backend.calls())
+}
+
+fn help_text(response: &Response) -> &str {
+    response.data["help"].as_str().unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routing
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn unknown_path_is_unsupported_path() {
+    for path in ["nope", "items/a/b", "items/-a", "plain/", "xitems/a", ""] {
+        let (result, calls) = handle(Request::new(Operation::Read, path)).await;
+        assert_eq!(result, Err(Error::UnsupportedPath), "{path:?}");
+        assert!(calls.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn known_path_with_unknown_operation_is_unsupported_operation() {
+    for operation in [
+        Operation::Create,
+        Operation::Patch,
+        Operation::Scan,
+        Operation::Other("frobnicate".into()),
+    ] {
+        let (result, calls) = handle(Request::new(operation.clone(), "items/foo")).await;
+        assert_eq!(result, Err(Error::UnsupportedOperation), "{operation}");
+        assert!(calls.is_empty());
+    }
+    let (result, _) = handle(Request::new(Operation::Delete, "plain")).await;
+    assert_eq!(result, Err(Error::UnsupportedOperation));
+    let (result, _) = handle(Request::new(Operation::Read, "items/")).await;
+    assert_eq!(result, Err(Error::UnsupportedOperation));
+}
+
+#[tokio::test]
+async fn requests_reach_the_handler_of_the_matching_path_and_operation() {
+    let (result, calls) = handle(Request::new(Operation::List, "items")).await;
+    assert_eq!(result.unwrap().unwrap().data["keys"], json!(["a", "b"]));
+    assert_eq!(calls, ["list"]);
+
+    let (result, calls) = handle(Request::new(Operation::List, "items/")).await;
+    assert!(result.unwrap().is_some());
+    assert_eq!(calls, ["list"]);
+
+    let (result, calls) = handle(Request::new(Operation::Read, "plain")).await;
+    assert_eq!(result, Ok(Some(Response::default())));
+    assert_eq!(calls, ["plain"]);
+}
+
+#[tokio::test]
+async fn handler_errors_are_returned_unchanged() {
+    let (result, calls) = handle(Request::new(Operation::Delete, "items/foo")).await;
+    assert_eq!(result, Err(Error::BadRequest("cannot delete".into())));
+    assert_eq!(calls, ["delete"]);
+}
+
+#[tokio::test]
+async fn fields_of_each_type_are_converted_and_captures_are_read() {
+    let (result, calls) = handle(request(
+        Operation::Read,
+        "items/foo",
+        json!({"count": "12", "enabled": "true", "label": 5}),
+    ))
+    .await;
+    let response = result.unwrap().unwrap();
+    assert_eq!(
+        Value::Object(response.data),
+        json!({"name": "foo", "count": 12, "enabled": true, "label": "5"})
+    );
+    assert!(response.warnings.is_empty());
+    assert_eq!(calls, ["read foo"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Help
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn help_on_the_root_lists_every_path_regex_with_its_synopsis() {
+    let (result, calls) = handle(Request::new(Operation::Help, "")).await;
+    let response = result.unwrap().unwrap();
+    assert!(calls.is_empty());
+    assert_eq!(response.data["see_also"], Value::Null);
+    // The layout of the Go framework's rootHelpTemplate: paths sorted by regex ('(' sorts
+    // before '?'), each indented by 4 with its synopsis indented by 8.
+    let expected = format!(
+        "## DESCRIPTION\n\nA backend for tests.\n\n## PATHS\n\n\
+         The following paths are supported by this backend. To view help for\n\
+         any of the paths below, use the help command with any route matching\n\
+         the path pattern. Note that depending on the policy of your auth token,\n\
+         you may or may not be able to access certain paths.\n\n    \
+         {ITEM_REGEX}\n        Reads and writes an item.\n\n    \
+         ^items/?$\n        Lists the items.\n\n    \
+         ^plain$"
+    );
+    assert_eq!(help_text(&response), expected);
+}
+
+#[tokio::test]
+async fn help_on_a_path_describes_the_route_and_its_sorted_parameters() {
+    let (result, calls) = handle(Request::new(Operation::Help, "items/foo")).await;
+    let response = result.unwrap().unwrap();
+    assert!(calls.is_empty(), "help must not run the path's handlers");
+    // The layout of the Go framework's pathHelpTemplate.
+    let expected = format!(
+        "Request:        items/foo\n\
+         Matching Route: {ITEM_REGEX}\n\
+         \n\
+         Reads and writes an item.\n\
+         \n\
+         ## PARAMETERS\n\
+         \n\
+         \x20   count (int)\n\
+         \n\
+         \x20       How many.\n\
+         \n\
+         \x20   enabled (bool)\n\
+         \n\
+         \x20       <no description>\n\
+         \n\
+         \x20   label (string)\n\
+         \n\
+         \x20       A label.\n\
+         \n\
+         \x20   name (string)\n\
+         \n\
+         \x20       The item's name.\n\
+         \n\
+         ## DESCRIPTION\n\
+         \n\
+         Items are kept nowhere."
+    );
+    assert_eq!(help_text(&response), expected);
+    assert_eq!(response.data["see_also"], Value::Null);
+}
+
+#[tokio::test]
+async fn help_on_a_path_without_fields_uses_placeholders() {
+    let (result, _) = handle(Request::new(Operation::Help, "plain")).await;
+    let response = result.unwrap().unwrap();
+    assert_eq!(
+        help_text(&response),
+        "Request:        plain\nMatching Route: ^plain$\n\n<no synopsis>\n\n\n\
+         ## DESCRIPTION\n\n<no description>"
+    );
+}
+
+#[tokio::test]
+async fn help_skips_field_validation_and_unknown_paths_are_still_404() {
+    let (result, _) = handle(request(
+        Operation::Help,
+        "items/foo",
+        json!({"count": "not a number"}),
+    ))
+    .await;
+    let response = result.unwrap().unwrap();
+    assert!(help_text(&response).starts_with("Request:        items/foo\n"));
+
+    let (result, _) = handle(Request::new(Operation::Help, "nope")).await;
+    assert_eq!(result, Err(Error::UnsupportedPath));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Global operations
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn rollback_answers_nothing_without_routing() {
+    for path in ["items/foo", "nope", ""] {
+        let (result, calls) = handle(Request::new(Operation::Rollback, path)).await;
+        assert_eq!(result, Ok(None), "{path:?}");
+        assert!(calls.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn renew_and_revoke_without_a_secret_say_so() {
+    for operation in [Operation::Renew, Operation::Revoke] {
+        for path in ["items/foo", "nope"] {
+            let (result, calls) = handle(Request::new(operation.clone(), path)).await;
+            assert_eq!(
+                result,
+                Err(Error::Other("request has no secret".into())),
+                "{operation} {path}"
+            );
+            assert!(calls.is_empty());
+        }
+    }
+}
+
+#[tokio::test]
+async fn renew_and_revoke_with_a_secret_say_it_is_unsupported() {
+    for operation in [Operation::Renew, Operation::Revoke] {
+        let mut request = Request::new(operation.clone(), "items/foo");
+        request.has_secret = true;
+        let (result, calls) = handle(request).await;
+        assert_eq!(
+            result,
+            Err(Error::Other("secret is unsupported by this backend".into())),
+            "{operation}"
+        );
+        assert!(calls.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn resolve_path_is_an_unsupported_operation() {
+    for path in ["items/foo", "plain", "nope"] {
+        let (result, calls) = handle(Request::new(Operation::ResolvePath, path)).await;
+        assert_eq!(result, Err(Error::UnsupportedOperation), "{path:?}");
+        assert!(calls.is_empty());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Warnings
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn unrecognised_parameters_are_warned_about_sorted() {
+    let (result, calls) = handle(request(
+        Operation::Read,
+        "items/foo",
+        json!({"b": 1, "count": 3, "a": "x"}),
+    ))
+    .await;
+    let response = result.unwrap().unwrap();
+    assert_eq!(
+        response.warnings,
+        ["Endpoint ignored these unrecognized parameters: [a b]"]
+    );
+    assert_eq!(response.data["count"], json!(3));
+    assert_eq!(calls, ["read foo"]);
+}
+
+#[tokio::test]
+async fn unrecognised_parameters_on_a_path_without_fields_are_all_ignored() {
+    let (result, _) = handle(request(Operation::Read, "plain", json!({"z": 1, "y": 2}))).await;
+    assert_eq!(
+        result.unwrap().unwrap().warnings,
+        ["Endpoint ignored these unrecognized parameters: [y z]"]
+    );
+}
+
+#[tokio::test]
+async fn unrecognised_parameters_give_no_warning_when_the_handler_answers_nothing() {
+    let (result, calls) = handle(request(
+        Operation::Update,
+        "items/foo",
+        json!({"a": 1, "b": 2}),
+    ))
+    .await;
+    assert_eq!(result, Ok(None));
+    assert_eq!(calls, ["update foo"], "the handler still runs");
+}
+
+#[tokio::test]
+async fn a_body_value_for_a_captured_field_is_replaced_by_the_path_value_with_a_warning() {
+    let (result, _) = handle(request(
+        Operation::Read,
+        "items/foo",
+        json!({"name": "from-body"}),
+    ))
+    .await;
+    let response = result.unwrap().unwrap();
+    assert_eq!(response.data["name"], json!("foo"));
+    assert_eq!(
+        response.warnings,
+        [
+            "Endpoint replaced the value of these parameters with the values captured from the \
+          endpoint's path: [name]"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn ignored_warning_comes_before_replaced_warning() {
+    let (result, _) = handle(request(
+        Operation::Read,
+        "items/foo",
+        json!({"name": "from-body", "zzz": true}),
+    ))
+    .await;
+    let warnings = result.unwrap().unwrap().warnings;
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert_eq!(
+        warnings[0],
+        "Endpoint ignored these unrecognized parameters: [zzz]"
+    );
+    assert!(warnings[1].starts_with("Endpoint replaced the value"));
+}
+
+#[tokio::test]
+async fn a_null_body_value_for_a_captured_field_is_not_reported_as_replaced() {
+    let (result, _) = handle(request(Operation::Read, "items/foo", json!({"name": null}))).await;
+    let response = result.unwrap().unwrap();
+    assert_eq!(response.data["name"], json!("foo"));
+    assert!(response.warnings.is_empty(), "{:?}", response.warnings);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Field validation
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_field_of_the_wrong_type_is_an_error_response_naming_the_field() {
+    for (body, field) in [
+        (json!({"count": "abc"}), "count"),
+        (json!({"enabled": "maybe"}), "enabled"),
+        (json!({"label": {"nested": 1}}), "label"),
+        (json!({"count": [1]}), "count"),
+    ] {
+        let (result, calls) = handle(request(Operation::Read, "items/foo", body.clone())).await;
+        let response = result.unwrap().unwrap();
+        assert!(response.is_error(), "{body}: {response:?}");
+        assert!(response.warnings.is_empty());
+        let message = response.data["error"].as_str().unwrap();
+        assert!(
+            message.starts_with("Field validation failed: "),
+            "{body}: {message}"
+        );
+        assert!(message.contains(&format!("{field:?}")), "{body}: {message}");
+        assert!(calls.is_empty(), "{body}: the handler must not run");
+    }
+}
+
+#[tokio::test]
+async fn wrong_type_for_an_unrecognised_parameter_is_not_validated() {
+    let (result, calls) = handle(request(Operation::Read, "plain", json!({"count": "abc"}))).await;
+    assert!(!result.unwrap().unwrap().is_error());
+    assert_eq!(calls, ["plain"]);
+}
+
+#[tokio::test]
+async fn the_full_validation_message_follows_mapstructure() {
+    let (result, _) = handle(request(
+        Operation::Read,
+        "items/foo",
+        json!({"count": "abc"}),
+    ))
+    .await;
+    assert_eq!(
+        result.unwrap().unwrap().data["error"],
+        json!(
+            "Field validation failed: error converting input for field \"count\": cannot parse \
+             '' as int: strconv.ParseInt: parsing \"abc\": invalid syntax"
+        )
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Existence checks
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn existence_check_on_a_path_without_one_is_none() {
+    let (result, calls) = check_existence(Request::new(Operation::Update, "plain")).await;
+    assert_eq!(result, Ok(None));
+    assert!(calls.is_empty());
+    let (result, _) = check_existence(Request::new(Operation::Create, "items/")).await;
+    assert_eq!(result, Ok(None));
+}
+
+#[tokio::test]
+async fn existence_check_answers_what_the_check_says() {
+    for (operation, path, expected) in [
+        (Operation::Create, "items/present", true),
+        (Operation::Update, "items/present", true),
+        (Operation::Create, "items/absent", false),
+        (Operation::Update, "items/absent", false),
+    ] {
+        let (result, calls) = check_existence(Request::new(operation.clone(), path)).await;
+        assert_eq!(result, Ok(Some(expected)), "{operation} {path}");
+        assert_eq!(calls.len(), 1);
+        assert!(calls[0].starts_with("exists "), "{calls:?}");
+    }
+}
+
+#[tokio::test]
+async fn existence_check_gives_the_check_the_captured_fields_over_the_body() {
+    let (result, calls) = check_existence(request(
+        Operation::Update,
+        "items/absent",
+        json!({"name": "present", "unknown": 1}),
+    ))
+    .await;
+    assert_eq!(result, Ok(Some(false)));
+    assert_eq!(calls, ["exists absent"]);
+}
+
+#[tokio::test]
+async fn existence_check_refuses_operations_other_than_create_and_update() {
+    let (result, calls) = check_existence(Request::new(Operation::Read, "items/foo")).await;
+    assert_eq!(
+        result,
+        Err(Error::Other(
+            "incorrect operation type read for an existence check".into()
+        ))
+    );
+    assert!(calls.is_empty());
+
+    let (result, _) = check_existence(Request::new(Operation::Delete, "nope")).await;
+    assert_eq!(
+        result,
+        Err(Error::Other(
+            "incorrect operation type delete for an existence check".into()
+        ))
+    );
+}
+
+#[tokio::test]
+async fn existence_check_on_an_unknown_path_is_unsupported_path() {
+    let (result, _) = check_existence(Request::new(Operation::Create, "nope")).await;
+    assert_eq!(result, Err(Error::UnsupportedPath));
+}
+
+#[tokio::test]
+async fn existence_check_with_an_invalid_field_is_a_user_error() {
+    let (result, calls) = check_existence(request(
+        Operation::Update,
+        "items/foo",
+        json!({"count": "abc"}),
+    ))
+    .await;
+    match result {
+        Err(Error::User(message)) => assert!(
+            message.starts_with("error converting input for field \"count\": "),
+            "{message}"
+        ),
+        other => panic!("expected a user error, got {other:?}"),
+    }
+    assert!(calls.is_empty());
+}

@@ -30,7 +30,7 @@ pub(super) fn paths() -> Vec<PathSpec<MockBackend>> {
 }
 
 /// The error the Go mock returns for `err_type`; `None` for numbers it has no case for.
-pub(super) fn error_for_type(err_type: i64) -> Option<Error> {
+pub(super) fn error_for_type(err_type: u32) -> Option<Error> {
     let test = || "test".to_owned();
     Some(match err_type {
         0 => Error::Other(test()),
@@ -55,8 +55,10 @@ fn fail<'a>(
     _: &'a Request,
     fields: &'a FieldData,
 ) -> BoxFuture<'a, Result<Option<Response>, Error>> {
-    let outcome = if fields.is_present("err_type") {
-        match error_for_type(fields.get_int("err_type")) {
+    // Go's `GetOk` counts a JSON null as supplied (it decodes to 0), and the mock switches on
+    // `uint32(err_type)`, so only the low 32 bits count.
+    let outcome = if fields.get_ok("err_type").is_some() {
+        match error_for_type(fields.get_int("err_type") as u32) {
             Some(error) => Err(error),
             None => Ok(None),
         }

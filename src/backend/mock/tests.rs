@@ -1,1 +1,853 @@
+#![allow(clippy::unwrap_used)]
+
 use super::*;
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value, json};
+
+use crate::backend::{BoxFuture, MemoryStorage, Operation, StorageError};
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+fn mock() -> (MockBackend, Arc<MemoryStorage>) {
+    let storage = Arc::new(MemoryStorage::new());
+    (MockBackend::new(storage.clone()), storage)
+}
+
+fn request(operation: Operation, path: &str, data: Value) -> Request {
+    Request::new(operation, path).with_data(data.as_object().unwrap().clone())
+}
+
+fn data(response: Response) -> Value {
+    Value::Object(response.data)
+}
+
+async fn write(backend: &MockBackend, path: &str, body: Value) -> Option<Response> {
+    backend
+        .handle_request(request(Operation::Update, path, body))
+        .await
+        .unwrap()
+}
+
+async fn read(backend: &MockBackend, path: &str) -> Result<Option<Response>, Error> {
+    backend
+        .handle_request(Request::new(Operation::Read, path))
+        .await
+}
+
+async fn exists(backend: &MockBackend, operation: Operation, path: &str) -> Option<bool> {
+    backend
+        .existence_check(Request::new(operation, path))
+        .await
+        .unwrap()
+}
+
+/// Storage that refuses everything, with the texts a real server sends.
+struct FailingStorage;
+
+impl Storage for FailingStorage {
+    fn get<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StorageError>> {
+        Box::pin(async { Err(StorageError("boom".into())) })
+    }
+
+    fn put<'a>(&'a self, _: &'a str, _: Vec<u8>) -> BoxFuture<'a, Result<(), StorageError>> {
+        Box::pin(async { Err(StorageError("cannot write to readonly storage".into())) })
+    }
+
+    fn delete<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(), StorageError>> {
+        Box::pin(async { Err(StorageError("boom".into())) })
+    }
+
+    fn list<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Vec<String>, StorageError>> {
+        Box::pin(async { Err(StorageError("boom".into())) })
+    }
+}
+
+fn failing_mock() -> MockBackend {
+    MockBackend::new(Arc::new(FailingStorage))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backend-level properties
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn backend_is_a_logical_backend() {
+    assert_eq!(mock().0.backend_type(), BackendType::Logical);
+}
+
+#[test]
+fn special_is_the_only_unauthenticated_path_and_nothing_needs_root() {
+    assert_eq!(
+        mock().0.special_paths(),
+        SpecialPaths {
+            root: vec![],
+            unauthenticated: vec!["special".to_owned()],
+        }
+    );
+}
+
+#[test]
+fn factory_reports_the_version_it_was_given() {
+    assert_eq!(MockFactory::with_version("v1.2.3").version(), "v1.2.3");
+    assert_eq!(MockFactory::with_version("").version(), "");
+}
+
+#[test]
+fn factory_from_env_reports_a_v_version() {
+    let version = MockFactory::from_env().version();
+    assert!(version.starts_with('v'), "{version}");
+    match std::env::var(VERSION_OVERRIDE_ENV) {
+        Ok(set) if !set.is_empty() => assert_eq!(version, set),
+        _ => assert_eq!(version, concat!("v", env!("CARGO_PKG_VERSION"))),
+    }
+}
+
+#[tokio::test]
+async fn factory_builds_a_backend_over_the_given_storage() {
+    let storage = Arc::new(MemoryStorage::new());
+    storage.put("kv/foo", b"stored".to_vec()).await.unwrap();
+    let backend = MockFactory::with_version("v1.2.3")
+        .create(BackendConfig {
+            config: HashMap::new(),
+            backend_uuid: String::new(),
+            storage: storage.clone(),
+        })
+        .await
+        .unwrap();
+    backend.initialize().await.unwrap();
+    let response = read(&backend, "kv/foo").await.unwrap().unwrap();
+    assert_eq!(data(response), json!({"value": "stored", "version": 0}));
+    backend.cleanup().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// kv
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn kv_write_returns_the_value_and_stores_its_raw_bytes_at_the_request_path() {
+    let (backend, storage) = mock();
+    for operation in [Operation::Create, Operation::Update] {
+        let response = backend
+            .handle_request(request(operation, "kv/foo", json!({"value": "bar"})))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(response.warnings.is_empty());
+        assert_eq!(data(response), json!({"value": "bar"}));
+        assert_eq!(storage.get("kv/foo").await.unwrap(), Some(b"bar".to_vec()));
+    }
+    assert_eq!(storage.list("").await.unwrap(), ["kv/"]);
+    assert_eq!(storage.list("kv/").await.unwrap(), ["foo"]);
+}
+
+#[tokio::test]
+async fn kv_read_returns_the_value_and_version_zero_by_default() {
+    let (backend, _) = mock();
+    write(&backend, "kv/foo", json!({"value": "baz"})).await;
+    let response = read(&backend, "kv/foo").await.unwrap().unwrap();
+    assert!(response.warnings.is_empty());
+    assert_eq!(data(response), json!({"value": "baz", "version": 0}));
+}
+
+#[tokio::test]
+async fn kv_read_echoes_the_requested_version_given_as_string_or_number() {
+    let (backend, _) = mock();
+    write(&backend, "kv/foo", json!({"value": "baz"})).await;
+    for version in [json!("12"), json!(12), json!(12.9)] {
+        let response = backend
+            .handle_request(request(
+                Operation::Read,
+                "kv/foo",
+                json!({ "version": version }),
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            data(response),
+            json!({"value": "baz", "version": 12}),
+            "{version}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn kv_read_of_a_missing_key_answers_nothing() {
+    let (backend, _) = mock();
+    assert_eq!(read(&backend, "kv/missing").await, Ok(None));
+    let with_version = request(Operation::Read, "kv/missing", json!({"version": 3}));
+    assert_eq!(backend.handle_request(with_version).await, Ok(None));
+}
+
+#[tokio::test]
+async fn kv_read_of_bytes_that_are_not_utf8_uses_replacement_characters() {
+    let (backend, storage) = mock();
+    storage.put("kv/bin", vec![0xff, b'a']).await.unwrap();
+    let response = read(&backend, "kv/bin").await.unwrap().unwrap();
+    assert_eq!(response.data["value"], json!("\u{fffd}a"));
+}
+
+#[tokio::test]
+async fn kv_write_of_a_number_stores_its_text() {
+    let (backend, storage) = mock();
+    let response = write(&backend, "kv/n", json!({"value": 42})).await.unwrap();
+    assert_eq!(data(response), json!({"value": "42"}));
+    assert_eq!(storage.get("kv/n").await.unwrap(), Some(b"42".to_vec()));
+}
+
+#[tokio::test]
+async fn kv_delete_answers_nothing_and_removes_the_key() {
+    let (backend, storage) = mock();
+    write(&backend, "kv/foo", json!({"value": "bar"})).await;
+    write(&backend, "kv/keep", json!({"value": "x"})).await;
+    let result = backend
+        .handle_request(Request::new(Operation::Delete, "kv/foo"))
+        .await;
+    assert_eq!(result, Ok(None));
+    assert_eq!(storage.get("kv/foo").await.unwrap(), None);
+    assert_eq!(storage.get("kv/keep").await.unwrap(), Some(b"x".to_vec()));
+    assert_eq!(read(&backend, "kv/foo").await, Ok(None));
+
+    // Deleting what is not there is not an error either.
+    let result = backend
+        .handle_request(Request::new(Operation::Delete, "kv/foo"))
+        .await;
+    assert_eq!(result, Ok(None));
+}
+
+#[tokio::test]
+async fn kv_list_returns_the_sorted_keys_with_or_without_the_trailing_slash() {
+    let (backend, storage) = mock();
+    write(&backend, "kv/zoo", json!({"value": "1"})).await;
+    write(&backend, "kv/foo", json!({"value": "2"})).await;
+    storage.put("kv/dir/x", b"3".to_vec()).await.unwrap();
+    storage.put("other", b"4".to_vec()).await.unwrap();
+    for path in ["kv/", "kv"] {
+        let response = backend
+            .handle_request(Request::new(Operation::List, path))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            data(response),
+            json!({"keys": ["dir/", "foo", "zoo"]}),
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn kv_list_of_nothing_is_a_response_without_keys() {
+    let (backend, _) = mock();
+    let response = backend
+        .handle_request(Request::new(Operation::List, "kv/"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(response.data.is_empty(), "{response:?}");
+    assert!(response.warnings.is_empty());
+}
+
+#[tokio::test]
+async fn kv_keys_outside_the_generic_name_pattern_are_unsupported_paths() {
+    let (backend, storage) = mock();
+    for path in [
+        "kv/a/b", "kv/-a", "kv/.a", "kv/..", "kv/a-", "kv/a.", "kv//", "kv/a b",
+    ] {
+        for operation in [Operation::Read, Operation::Update, Operation::Delete] {
+            let result = backend
+                .handle_request(request(operation.clone(), path, json!({"value": "v"})))
+                .await;
+            assert_eq!(result, Err(Error::UnsupportedPath), "{operation} {path}");
+        }
+    }
+    assert!(storage.list("").await.unwrap().is_empty(), "nothing stored");
+}
+
+#[tokio::test]
+async fn kv_keys_with_inner_dashes_dots_and_underscores_are_accepted() {
+    let (backend, storage) = mock();
+    write(&backend, "kv/a-b.c_d", json!({"value": "v"})).await;
+    write(&backend, "kv/x", json!({"value": "w"})).await;
+    assert_eq!(storage.list("kv/").await.unwrap(), ["a-b.c_d", "x"]);
+}
+
+#[tokio::test]
+async fn kv_operations_the_mock_lacks_are_unsupported() {
+    let (backend, _) = mock();
+    for (operation, path) in [
+        (Operation::List, "kv/foo"),
+        (Operation::Read, "kv/"),
+        (Operation::Update, "kv/"),
+        (Operation::Patch, "kv/foo"),
+        (Operation::Scan, "kv/"),
+    ] {
+        let result = backend
+            .handle_request(Request::new(operation.clone(), path))
+            .await;
+        assert_eq!(
+            result,
+            Err(Error::UnsupportedOperation),
+            "{operation} {path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn kv_existence_check_is_false_before_a_write_and_true_after() {
+    let (backend, _) = mock();
+    assert_eq!(
+        exists(&backend, Operation::Create, "kv/foo").await,
+        Some(false)
+    );
+    assert_eq!(
+        exists(&backend, Operation::Update, "kv/foo").await,
+        Some(false)
+    );
+    write(&backend, "kv/foo", json!({"value": ""})).await;
+    assert_eq!(
+        exists(&backend, Operation::Create, "kv/foo").await,
+        Some(true)
+    );
+    assert_eq!(
+        exists(&backend, Operation::Update, "kv/foo").await,
+        Some(true)
+    );
+    assert_eq!(
+        exists(&backend, Operation::Update, "kv/bar").await,
+        Some(false)
+    );
+}
+
+#[tokio::test]
+async fn paths_without_an_existence_check_answer_none() {
+    let (backend, _) = mock();
+    for path in ["kv/", "kv", "internal", "errors/type"] {
+        assert_eq!(
+            exists(&backend, Operation::Update, path).await,
+            None,
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn existence_check_errors() {
+    let (backend, _) = mock();
+    let read = backend
+        .existence_check(Request::new(Operation::Read, "kv/foo"))
+        .await;
+    assert_eq!(
+        read,
+        Err(Error::Other(
+            "incorrect operation type read for an existence check".into()
+        ))
+    );
+    let unknown = backend
+        .existence_check(Request::new(Operation::Create, "kv/a/b"))
+        .await;
+    assert_eq!(unknown, Err(Error::UnsupportedPath));
+    let invalid = backend
+        .existence_check(request(
+            Operation::Create,
+            "kv/foo",
+            json!({"version": "abc"}),
+        ))
+        .await;
+    assert!(
+        matches!(&invalid, Err(Error::User(m)) if m.contains("\"version\"")),
+        "{invalid:?}"
+    );
+}
+
+#[tokio::test]
+async fn kv_write_with_an_unknown_parameter_stores_empty_and_warns() {
+    let (backend, storage) = mock();
+    let response = write(&backend, "kv/foo", json!({"hello": "world"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        response.warnings,
+        ["Endpoint ignored these unrecognized parameters: [hello]"]
+    );
+    assert_eq!(data(response), json!({"value": ""}));
+    assert_eq!(storage.get("kv/foo").await.unwrap(), Some(Vec::new()));
+}
+
+#[tokio::test]
+async fn kv_key_in_the_body_is_replaced_by_the_path_with_a_warning() {
+    let (backend, storage) = mock();
+    let response = write(&backend, "kv/foo", json!({"key": "other", "value": "v"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        response.warnings,
+        [
+            "Endpoint replaced the value of these parameters with the values captured from the \
+          endpoint's path: [key]"
+        ]
+    );
+    assert_eq!(storage.list("kv/").await.unwrap(), ["foo"]);
+}
+
+#[tokio::test]
+async fn kv_version_that_is_not_a_number_is_a_validation_error_response() {
+    let (backend, storage) = mock();
+    storage.put("kv/foo", b"bar".to_vec()).await.unwrap();
+    for operation in [Operation::Read, Operation::Update] {
+        let response = backend
+            .handle_request(request(
+                operation.clone(),
+                "kv/foo",
+                json!({"version": "abc"}),
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(response.is_error(), "{operation}: {response:?}");
+        let message = response.data["error"].as_str().unwrap();
+        assert!(
+            message.starts_with("Field validation failed: ") && message.contains("\"version\""),
+            "{message}"
+        );
+    }
+    assert_eq!(
+        storage.get("kv/foo").await.unwrap(),
+        Some(b"bar".to_vec()),
+        "a failed validation writes nothing"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// internal
+// ---------------------------------------------------------------------------------------------
+
+async fn internal_value(backend: &MockBackend) -> Value {
+    read(backend, "internal").await.unwrap().unwrap().data["value"].clone()
+}
+
+#[tokio::test]
+async fn internal_starts_as_bar_and_update_replaces_it_answering_nothing() {
+    let (backend, storage) = mock();
+    let response = read(&backend, "internal").await.unwrap().unwrap();
+    assert_eq!(data(response), json!({"value": "bar"}));
+
+    let result = backend
+        .handle_request(request(
+            Operation::Update,
+            "internal",
+            json!({"value": "baz"}),
+        ))
+        .await;
+    assert_eq!(result, Ok(None));
+    assert_eq!(internal_value(&backend).await, json!("baz"));
+    assert!(storage.list("").await.unwrap().is_empty(), "kept in memory");
+}
+
+#[tokio::test]
+async fn internal_has_no_create() {
+    let (backend, _) = mock();
+    let result = backend
+        .handle_request(request(
+            Operation::Create,
+            "internal",
+            json!({"value": "x"}),
+        ))
+        .await;
+    assert_eq!(result, Err(Error::UnsupportedOperation));
+    assert_eq!(internal_value(&backend).await, json!("bar"));
+}
+
+#[tokio::test]
+async fn invalidating_internal_clears_it_and_other_keys_leave_it() {
+    let (backend, _) = mock();
+    write(&backend, "internal", json!({"value": "baz"})).await;
+    backend.invalidate("other");
+    backend.invalidate("kv/foo");
+    assert_eq!(internal_value(&backend).await, json!("baz"));
+    backend.invalidate("internal");
+    assert_eq!(internal_value(&backend).await, json!(""));
+}
+
+#[tokio::test]
+async fn each_backend_has_its_own_internal_value() {
+    let (first, _) = mock();
+    let (second, _) = mock();
+    write(&first, "internal", json!({"value": "changed"})).await;
+    assert_eq!(internal_value(&second).await, json!(DEFAULT_INTERNAL_VALUE));
+}
+
+// ---------------------------------------------------------------------------------------------
+// special and raw
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn special_answers_data_foo() {
+    let (backend, _) = mock();
+    let response = read(&backend, "special").await.unwrap().unwrap();
+    assert_eq!(data(response), json!({"data": "foo"}));
+}
+
+#[tokio::test]
+async fn raw_answers_a_plain_text_http_response() {
+    let (backend, _) = mock();
+    let response = read(&backend, "raw").await.unwrap().unwrap();
+    assert_eq!(
+        data(response),
+        json!({
+            "http_content_type": "text/plain",
+            "http_raw_body": "UmVzcG9uc2U=",
+            "http_status_code": 200,
+        })
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// errors
+// ---------------------------------------------------------------------------------------------
+
+fn shut_down() -> Error {
+    Error::Other("connection is shut down".into())
+}
+
+#[tokio::test]
+async fn errors_rpc_and_kill_fail_as_a_shut_down_connection() {
+    let (backend, _) = mock();
+    assert_eq!(read(&backend, "errors/rpc").await, Err(shut_down()));
+    assert_eq!(read(&backend, "errors/kill").await, Err(shut_down()));
+    let update = backend
+        .handle_request(Request::new(Operation::Update, "errors/rpc"))
+        .await;
+    assert_eq!(update, Err(Error::UnsupportedOperation));
+}
+
+#[tokio::test]
+async fn errors_type_returns_the_error_of_each_wire_type() {
+    let (backend, _) = mock();
+    let test = || "test".to_owned();
+    let expected = [
+        Error::Other(test()),
+        Error::User(test()),
+        Error::Internal(test()),
+        Error::Coded {
+            status: 403,
+            message: test(),
+        },
+        Error::BadRequest(test()),
+        Error::UnsupportedOperation,
+        Error::UnsupportedPath,
+        Error::InvalidRequest,
+        Error::PermissionDenied,
+        Error::MultiAuthzPending,
+    ];
+    for (err_type, error) in expected.into_iter().enumerate() {
+        for operation in [Operation::Create, Operation::Update] {
+            let result = backend
+                .handle_request(request(
+                    operation.clone(),
+                    "errors/type",
+                    json!({ "err_type": err_type }),
+                ))
+                .await;
+            assert_eq!(
+                result,
+                Err(error.clone()),
+                "{operation} err_type={err_type}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn errors_type_accepts_err_type_as_a_string() {
+    let (backend, _) = mock();
+    let result = backend
+        .handle_request(request(
+            Operation::Update,
+            "errors/type",
+            json!({"err_type": "3"}),
+        ))
+        .await;
+    assert_eq!(
+        result,
+        Err(Error::Coded {
+            status: 403,
+            message: "test".into()
+        })
+    );
+}
+
+#[tokio::test]
+async fn errors_type_without_a_case_answers_nothing() {
+    let (backend, _) = mock();
+    for err_type in [json!(10), json!(42), json!(-1), json!("4294967295")] {
+        let result = backend
+            .handle_request(request(
+                Operation::Update,
+                "errors/type",
+                json!({ "err_type": err_type }),
+            ))
+            .await;
+        assert_eq!(result, Ok(None), "err_type={err_type}");
+    }
+}
+
+#[tokio::test]
+async fn errors_type_uses_the_low_32_bits_as_go_does() {
+    // The Go mock switches on uint32(err_type).
+    let (backend, _) = mock();
+    for (err_type, error) in [
+        (json!(4_294_967_296_i64), Error::Other("test".into())),
+        (json!(4_294_967_297_i64), Error::User("test".into())),
+    ] {
+        let result = backend
+            .handle_request(request(
+                Operation::Update,
+                "errors/type",
+                json!({ "err_type": err_type }),
+            ))
+            .await;
+        assert_eq!(result, Err(error), "err_type={err_type}");
+    }
+}
+
+#[tokio::test]
+async fn errors_type_with_a_null_err_type_counts_as_zero_as_in_go() {
+    let (backend, _) = mock();
+    let result = backend
+        .handle_request(request(
+            Operation::Update,
+            "errors/type",
+            json!({"err_type": null}),
+        ))
+        .await;
+    assert_eq!(result, Err(Error::Other("test".into())));
+}
+
+#[tokio::test]
+async fn errors_type_without_err_type_fails_as_a_shut_down_connection() {
+    let (backend, _) = mock();
+    for operation in [Operation::Create, Operation::Update] {
+        let result = backend
+            .handle_request(Request::new(operation, "errors/type"))
+            .await;
+        assert_eq!(result, Err(shut_down()));
+    }
+}
+
+#[tokio::test]
+async fn errors_type_with_an_unconvertible_err_type_is_a_validation_error_response() {
+    let (backend, _) = mock();
+    let response = backend
+        .handle_request(request(
+            Operation::Update,
+            "errors/type",
+            json!({"err_type": "abc"}),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(response.is_error());
+    let message = response.data["error"].as_str().unwrap();
+    assert!(
+        message.starts_with("Field validation failed: ") && message.contains("\"err_type\""),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn errors_type_cannot_be_read() {
+    let (backend, _) = mock();
+    assert_eq!(
+        read(&backend, "errors/type").await,
+        Err(Error::UnsupportedOperation)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// env
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn env_returns_the_variable_of_the_plugin_process() {
+    let (backend, _) = mock();
+    let path = std::env::var("PATH").unwrap();
+    assert!(!path.is_empty());
+    let response = read(&backend, "env/PATH").await.unwrap().unwrap();
+    assert_eq!(data(response), json!({ "key": path }));
+}
+
+#[tokio::test]
+async fn env_of_an_unset_variable_is_empty() {
+    let (backend, _) = mock();
+    let name = "VAULT_MOCK_PLUGIN_TEST_SURELY_UNSET_7F3A";
+    let expected = std::env::var(name).unwrap_or_default();
+    let response = read(&backend, &format!("env/{name}"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(data(response), json!({ "key": expected }));
+}
+
+#[tokio::test]
+async fn env_without_a_name_is_an_unsupported_path() {
+    let (backend, _) = mock();
+    assert_eq!(read(&backend, "env/").await, Err(Error::UnsupportedPath));
+    assert_eq!(read(&backend, "env").await, Err(Error::UnsupportedPath));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Storage failures
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn storage_errors_pass_through_verbatim() {
+    let backend = failing_mock();
+    for operation in [Operation::Create, Operation::Update] {
+        let result = backend
+            .handle_request(request(operation, "kv/foo", json!({"value": "v"})))
+            .await;
+        assert_eq!(
+            result,
+            Err(Error::Other("cannot write to readonly storage".into()))
+        );
+    }
+    let boom = || Err(Error::Other("boom".into()));
+    assert_eq!(read(&backend, "kv/foo").await, boom());
+    for (operation, path) in [(Operation::Delete, "kv/foo"), (Operation::List, "kv/")] {
+        let result = backend.handle_request(Request::new(operation, path)).await;
+        assert_eq!(result, boom());
+    }
+}
+
+#[tokio::test]
+async fn storage_errors_in_the_existence_check_are_wrapped() {
+    let backend = failing_mock();
+    let result = backend
+        .existence_check(Request::new(Operation::Create, "kv/foo"))
+        .await;
+    assert_eq!(
+        result,
+        Err(Error::Other("existence check failed: boom".into()))
+    );
+}
+
+#[tokio::test]
+async fn paths_that_do_not_touch_storage_work_without_it() {
+    let backend = failing_mock();
+    assert_eq!(
+        data(read(&backend, "special").await.unwrap().unwrap()),
+        json!({"data": "foo"})
+    );
+    assert_eq!(internal_value(&backend).await, json!("bar"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Framework behaviour seen through the mock
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn unknown_paths_are_unsupported() {
+    let (backend, _) = mock();
+    for path in ["nope", "kvx", "errors", "errors/other", "specialx", "raw/"] {
+        assert_eq!(
+            read(&backend, path).await,
+            Err(Error::UnsupportedPath),
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn rollback_answers_nothing() {
+    let (backend, _) = mock();
+    let result = backend
+        .handle_request(Request::new(Operation::Rollback, ""))
+        .await;
+    assert_eq!(result, Ok(None));
+}
+
+#[tokio::test]
+async fn renew_and_revoke_have_no_secret() {
+    let (backend, _) = mock();
+    for operation in [Operation::Renew, Operation::Revoke] {
+        let result = backend
+            .handle_request(Request::new(operation, "kv/foo"))
+            .await;
+        assert_eq!(result, Err(Error::Other("request has no secret".into())));
+    }
+}
+
+#[tokio::test]
+async fn root_help_lists_the_mock_paths_in_regex_order() {
+    let (backend, _) = mock();
+    let response = backend
+        .handle_request(Request::new(Operation::Help, ""))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = response.data["help"].as_str().unwrap();
+    assert!(
+        text.starts_with("## DESCRIPTION\n\n\n\n## PATHS\n\n"),
+        "{text}"
+    );
+    let patterns = [
+        r"    ^env/(?P<key>\w(([\w-.]+)?\w)?)$",
+        "    ^errors/kill$",
+        "    ^errors/rpc$",
+        "    ^errors/type$",
+        "    ^internal$",
+        r"    ^kv/(?P<key>\w(([\w-.]+)?\w)?)$",
+        "    ^kv/?$",
+        "    ^raw$",
+        "    ^special$",
+    ];
+    let positions: Vec<usize> = patterns
+        .iter()
+        .map(|p| {
+            text.find(&format!("{p}\n"))
+                .or_else(|| text.ends_with(p).then(|| text.len() - p.len()))
+                .unwrap_or_else(|| panic!("{p} missing from {text}"))
+        })
+        .collect();
+    assert!(positions.is_sorted(), "{positions:?}\n{text}");
+}
+
+#[tokio::test]
+async fn path_help_describes_the_kv_fields() {
+    let (backend, _) = mock();
+    let response = backend
+        .handle_request(Request::new(Operation::Help, "kv/foo"))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = response.data["help"].as_str().unwrap();
+    assert!(
+        text.starts_with(
+            "Request:        kv/foo\nMatching Route: ^kv/(?P<key>\\w(([\\w-.]+)?\\w)?)$\n\n"
+        ),
+        "{text}"
+    );
+    let key = text.find("    key (string)").unwrap();
+    let value = text.find("    value (string)").unwrap();
+    let version = text.find("    version (int)").unwrap();
+    assert!(key < value && value < version, "{text}");
+}
+
+/// The storage keys the mock uses are the request paths themselves (a contract with existing
+/// data written by the Go mock).
+#[tokio::test]
+async fn values_written_by_the_go_mock_are_readable() {
+    let (backend, storage) = mock();
+    storage.put("kv/legacy", b"from go".to_vec()).await.unwrap();
+    let response = read(&backend, "kv/legacy").await.unwrap().unwrap();
+    let mut expected = Map::new();
+    expected.insert("value".into(), json!("from go"));
+    expected.insert("version".into(), json!(0));
+    assert_eq!(response.data, expected);
+}
