@@ -165,6 +165,9 @@ pub struct DevOptions {
     pub extra_config: String,
     /// `-log-level`; `trace` by default so plugin log lines of every level reach the log.
     pub log_level: String,
+    /// Integrated (raft) storage on disk instead of `-dev`'s memory: the server is initialised
+    /// with one unseal key, and [`DevServer::restart`] brings it back with its data.
+    pub persistent: bool,
 }
 
 impl Default for DevOptions {
@@ -173,17 +176,23 @@ impl Default for DevOptions {
             env: Vec::new(),
             extra_config: String::new(),
             log_level: "trace".into(),
+            persistent: false,
         }
     }
 }
 
-/// A `bao server -dev` (in-memory, unsealed, root token [`ROOT_TOKEN`]) in its own temp dir.
+/// A `bao server -dev` (in-memory, unsealed, root token [`ROOT_TOKEN`]) in its own temp dir, or
+/// with [`DevOptions::persistent`] a single-node raft server, initialised and unsealed.
 pub struct DevServer {
     child: Child,
     dir: PathBuf,
     plugin_dir: PathBuf,
     log_path: PathBuf,
     addr: String,
+    port: u16,
+    opts: DevOptions,
+    token: String,
+    unseal_key: Option<String>,
     /// Every plugin process seen by `child_pids` (pid, start time): killed at drop even if the
     /// server no longer is their parent (a SIGKILLed server leaves its plugins running).
     seen_plugins: Mutex<Vec<(u32, u64)>>,
@@ -195,82 +204,123 @@ impl DevServer {
         Self::start_with(DevOptions::default())
     }
 
-    /// Starts a dev server and waits until `GET /v1/sys/health` answers 200.
+    /// Starts a persistent single-node server (raft storage), initialised and unsealed.
+    pub fn start_persistent() -> Self {
+        Self::start_with(DevOptions {
+            persistent: true,
+            ..DevOptions::default()
+        })
+    }
+
+    /// Starts a server and waits until `GET /v1/sys/health` answers 200.
     pub fn start_with(opts: DevOptions) -> Self {
         let dir = fresh_temp_dir("bao-dev");
         let plugin_dir = dir.join("plugins");
         fs::create_dir(&plugin_dir).expect("create plugin dir");
-        let home = dir.join("home");
-        fs::create_dir(&home).expect("create home dir");
-
-        let config = dir.join("config.hcl");
-        fs::write(
-            &config,
-            format!(
-                "plugin_directory = {:?}\n{}\n",
-                plugin_dir.to_string_lossy(),
-                opts.extra_config
-            ),
-        )
-        .expect("write config");
+        fs::create_dir(dir.join("home")).expect("create home dir");
 
         let port = free_port();
-        let addr = format!("http://127.0.0.1:{port}");
-        let log_path = dir.join("server.log");
-        let log = fs::File::create(&log_path).expect("create server log");
-        let log_err = log.try_clone().expect("clone log handle");
-
-        let mut cmd = Command::new(bao_bin());
-        scrub_env(&mut cmd);
-        cmd.arg("server")
-            .arg("-dev")
-            .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
-            .arg(format!("-dev-root-token-id={ROOT_TOKEN}"))
-            // Keeps the dev server from writing a token helper file into $HOME.
-            .arg("-dev-no-store-token")
-            .arg(format!("-config={}", config.display()))
-            .arg(format!("-log-level={}", opts.log_level))
-            .env("HOME", &home)
-            // Plugins inherit the server's cwd and stdin; keep both inside the sandbox.
-            .current_dir(&dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(log_err));
-        for (k, v) in &opts.env {
-            cmd.env(k, v);
+        let mut config = format!("plugin_directory = {:?}\n", plugin_dir.to_string_lossy());
+        if opts.persistent {
+            let raft = dir.join("raft");
+            fs::create_dir(&raft).expect("create raft dir");
+            config.push_str(&format!(
+                "storage \"raft\" {{\n  path = {:?}\n  node_id = \"node1\"\n}}\n\
+                 listener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  \
+                 cluster_address = \"127.0.0.1:{cluster}\"\n  tls_disable = true\n}}\n\
+                 api_addr = \"http://127.0.0.1:{port}\"\n\
+                 cluster_addr = \"https://127.0.0.1:{cluster}\"\n",
+                raft.to_string_lossy(),
+                cluster = port + 1,
+            ));
         }
-        let child = cmd.spawn().expect("spawn bao server");
+        config.push_str(&opts.extra_config);
+        fs::write(dir.join("config.hcl"), config).expect("write config");
 
+        let log_path = dir.join("server.log");
+        fs::File::create(&log_path).expect("create server log");
+        let child = spawn_server(&dir, port, &opts, &log_path);
         let mut server = Self {
             child,
             dir,
             plugin_dir,
             log_path,
-            addr,
+            addr: format!("http://127.0.0.1:{port}"),
+            port,
+            opts,
+            token: ROOT_TOKEN.to_owned(),
+            unseal_key: None,
             seen_plugins: Mutex::new(Vec::new()),
         };
-        server.wait_ready();
+        if server.opts.persistent {
+            server.initialise();
+        }
+        server.wait_ready(200);
         server
     }
 
-    /// Polls health (bounded) and bails out early with the log tail if the server dies.
-    fn wait_ready(&mut self) {
+    /// Initialises a fresh persistent server with one key share, then unseals it.
+    fn initialise(&mut self) {
+        self.wait_ready(501);
+        let init = serde_json::json!({"secret_shares": 1, "secret_threshold": 1});
+        let (status, _, body) = self.http_raw("PUT", "sys/init", &[], init.to_string().as_bytes());
+        assert_eq!(status, 200, "init failed: {}", lossy(&body));
+        let body: serde_json::Value = serde_json::from_slice(&body).expect("init JSON");
+        self.token = body["root_token"].as_str().expect("root token").to_owned();
+        self.unseal_key = Some(
+            body["keys_base64"][0]
+                .as_str()
+                .expect("unseal key")
+                .to_owned(),
+        );
+        self.unseal();
+    }
+
+    /// Unseals a persistent server with the key from its initialisation.
+    pub fn unseal(&self) {
+        let key = self
+            .unseal_key
+            .as_deref()
+            .expect("only persistent servers have a key");
+        let body = serde_json::json!({ "key": key }).to_string();
+        let (status, _, reply) = self.http_raw("PUT", "sys/unseal", &[], body.as_bytes());
+        assert_eq!(status, 200, "unseal failed: {}", lossy(&reply));
+    }
+
+    /// Stops a persistent server (SIGTERM) and starts it again on the same storage, unsealed.
+    pub fn restart(&mut self) {
+        assert!(
+            self.opts.persistent,
+            "a dev server keeps its data in memory"
+        );
+        self.stop();
+        self.child = spawn_server(&self.dir, self.port, &self.opts, &self.log_path);
+        self.wait_ready(503);
+        self.unseal();
+        self.wait_ready(200);
+    }
+
+    /// Polls health (bounded) until it answers `status`; bails out early with the log tail if
+    /// the server dies. Health answers 501 before init, 503 while sealed, 200 when active.
+    fn wait_ready(&mut self, status: u16) {
         let deadline = Instant::now() + START_TIMEOUT;
         let mut attempts = 0u32;
         loop {
             attempts += 1;
-            if let Ok(Some(status)) = self.child.try_wait() {
+            if let Ok(Some(exit)) = self.child.try_wait() {
                 panic!(
-                    "bao server exited during start-up ({status}); log tail:\n{}",
+                    "bao server exited during start-up ({exit}); log tail:\n{}",
                     self.log_tail(60)
                 );
             }
-            if let Ok((200, _, _)) = self.try_http_raw("GET", "/v1/sys/health", &[], b"") {
-                return;
+            if let Ok((answer, _, _)) = self.try_http_raw("GET", "/v1/sys/health", &[], b"") {
+                if answer == status {
+                    return;
+                }
             }
             if Instant::now() >= deadline {
                 panic!(
-                    "bao server not healthy after {attempts} attempts ({START_TIMEOUT:?}); log tail:\n{}",
+                    "bao server health not {status} after {attempts} attempts ({START_TIMEOUT:?}); log tail:\n{}",
                     self.log_tail(60)
                 );
             }
@@ -284,7 +334,7 @@ impl DevServer {
     }
 
     pub fn token(&self) -> &str {
-        ROOT_TOKEN
+        &self.token
     }
 
     /// The temp dir holding config, log, home and plugin dir.
@@ -357,7 +407,7 @@ impl DevServer {
         scrub_env(&mut cmd);
         cmd.args(args)
             .env("BAO_ADDR", &self.addr)
-            .env("BAO_TOKEN", ROOT_TOKEN)
+            .env("BAO_TOKEN", &self.token)
             .env("HOME", self.dir.join("home"))
             .stdin(Stdio::null());
         cmd
@@ -391,7 +441,7 @@ impl DevServer {
         body: Option<&serde_json::Value>,
     ) -> (u16, serde_json::Value) {
         let payload = body.map(|v| v.to_string()).unwrap_or_default();
-        let mut headers = vec![("X-Vault-Token", ROOT_TOKEN)];
+        let mut headers = vec![("X-Vault-Token", self.token.as_str())];
         if body.is_some() {
             headers.push(("Content-Type", "application/json"));
         }
@@ -536,6 +586,37 @@ impl DevServer {
             }
         }
     }
+}
+
+/// Starts `bao server` on `dir`'s config; its output is appended to `log_path`.
+fn spawn_server(dir: &Path, port: u16, opts: &DevOptions, log_path: &Path) -> Child {
+    let log = fs::OpenOptions::new()
+        .append(true)
+        .open(log_path)
+        .expect("open server log");
+    let log_err = log.try_clone().expect("clone log handle");
+    let mut cmd = Command::new(bao_bin());
+    scrub_env(&mut cmd);
+    cmd.arg("server");
+    if !opts.persistent {
+        cmd.arg("-dev")
+            .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
+            .arg(format!("-dev-root-token-id={ROOT_TOKEN}"))
+            // Keeps the dev server from writing a token helper file into $HOME.
+            .arg("-dev-no-store-token");
+    }
+    cmd.arg(format!("-config={}", dir.join("config.hcl").display()))
+        .arg(format!("-log-level={}", opts.log_level))
+        .env("HOME", dir.join("home"))
+        // Plugins inherit the server's cwd and stdin; keep both inside the sandbox.
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(log_err));
+    for (k, v) in &opts.env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("spawn bao server")
 }
 
 impl Drop for DevServer {

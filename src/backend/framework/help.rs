@@ -2,8 +2,8 @@
 
 use serde_json::{Map, Value};
 
-use super::{FieldType, PathSpec, Router};
-use crate::backend::Response;
+use super::{FieldType, PathSpec, Router, openapi};
+use crate::backend::{Request, Response};
 
 impl FieldType {
     /// The Go framework's name of the type, as help prints it.
@@ -31,15 +31,31 @@ fn or_placeholder(text: &str, placeholder: &'static str) -> String {
     }
 }
 
-fn help_response(text: String) -> Response {
+/// The help text plus the OpenAPI document of `specs` (the server builds
+/// `sys/internal/specs/openapi` from it, so a help answer must never be empty).
+fn help_response<'a, B: 'a>(
+    router: &Router<B>,
+    request: &Request,
+    text: String,
+    specs: impl IntoIterator<Item = &'a PathSpec<B>>,
+) -> Response {
+    let prefix = request
+        .data
+        .get("requestResponsePrefix")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let mut data = Map::new();
     data.insert("help".to_owned(), Value::String(text));
     data.insert("see_also".to_owned(), Value::Null);
+    data.insert(
+        "openapi".to_owned(),
+        openapi::document(router, specs, prefix),
+    );
     Response::with_data(data)
 }
 
 /// Help for the mount root: the backend's description and every path with its synopsis.
-pub(super) fn root_help<B>(router: &Router<B>) -> Response {
+pub(super) fn root_help<B>(router: &Router<B>, request: &Request) -> Response {
     let mut paths: Vec<(String, &str)> = router
         .paths()
         .iter()
@@ -62,13 +78,14 @@ pub(super) fn root_help<B>(router: &Router<B>) -> Response {
             indent(synopsis, 8)
         ));
     }
-    help_response(text.trim().to_owned())
+    help_response(router, request, text.trim().to_owned(), router.paths())
 }
 
 /// Help for one path: the route, the synopsis, the parameters and the description.
-pub(super) fn path_help<B>(spec: &PathSpec<B>, request_path: &str) -> Response {
+pub(super) fn path_help<B>(router: &Router<B>, spec: &PathSpec<B>, request: &Request) -> Response {
     let mut text = format!(
-        "Request:        {request_path}\nMatching Route: {}\n\n{}\n\n",
+        "Request:        {}\nMatching Route: {}\n\n{}\n\n",
+        request.path,
         spec.pattern.to_regex(),
         or_placeholder(spec.synopsis, "<no synopsis>"),
     );
@@ -90,5 +107,5 @@ pub(super) fn path_help<B>(spec: &PathSpec<B>, request_path: &str) -> Response {
         "\n## DESCRIPTION\n\n{}",
         or_placeholder(spec.description, "<no description>")
     ));
-    help_response(text)
+    help_response(router, request, text, [spec])
 }

@@ -4,12 +4,13 @@
 
 mod fields;
 mod help;
+mod openapi;
 mod pattern;
 
 pub use fields::{FieldData, FieldSchema, FieldType};
 pub use pattern::{Captures, PathPattern};
 
-use super::{BoxFuture, Error, Operation, Request, Response};
+use super::{BoxFuture, Error, Operation, Request, Response, SpecialPaths};
 
 /// Handles one operation on a path.
 pub type OperationHandler<B> =
@@ -79,6 +80,7 @@ impl<B> PathSpec<B> {
 pub struct Router<B> {
     paths: Vec<PathSpec<B>>,
     backend_help: &'static str,
+    special_paths: SpecialPaths,
 }
 
 impl<B> Router<B> {
@@ -86,11 +88,22 @@ impl<B> Router<B> {
         Self {
             paths,
             backend_help,
+            special_paths: SpecialPaths::default(),
         }
+    }
+
+    /// Declares the backend's special paths, which help and OpenAPI document too.
+    pub fn with_special_paths(mut self, special_paths: SpecialPaths) -> Self {
+        self.special_paths = special_paths;
+        self
     }
 
     pub fn paths(&self) -> &[PathSpec<B>] {
         &self.paths
+    }
+
+    pub fn special_paths(&self) -> &SpecialPaths {
+        &self.special_paths
     }
 
     fn route(&self, path: &str) -> Option<(&PathSpec<B>, Captures)> {
@@ -120,7 +133,7 @@ impl<B> Router<B> {
             // routing spares the work and lets the request go ahead.
             Operation::ResolvePath => return Err(Error::UnsupportedOperation),
             Operation::Help if request.path.is_empty() => {
-                return Ok(Some(help::root_help(self)));
+                return Ok(Some(help::root_help(self, request)));
             }
             _ => {}
         }
@@ -130,7 +143,7 @@ impl<B> Router<B> {
         let handler = match spec.handler(&request.operation) {
             Some(handler) => handler,
             None if request.operation == Operation::Help => {
-                return Ok(Some(help::path_help(spec, &request.path)));
+                return Ok(Some(help::path_help(self, spec, request)));
             }
             None => return Err(Error::UnsupportedOperation),
         };

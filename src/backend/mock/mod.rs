@@ -27,7 +27,10 @@ static ROUTER: LazyLock<Router<MockBackend>> = LazyLock::new(|| {
     paths.push(internal::path());
     paths.extend(fixed::paths());
     paths.push(env::path());
-    Router::new("", paths)
+    Router::new("", paths).with_special_paths(SpecialPaths {
+        root: Vec::new(),
+        unauthenticated: vec!["special".to_owned()],
+    })
 });
 
 /// Builds one [`MockBackend`] per mount.
@@ -92,10 +95,7 @@ impl Backend for MockBackend {
     }
 
     fn special_paths(&self) -> SpecialPaths {
-        SpecialPaths {
-            root: Vec::new(),
-            unauthenticated: vec!["special".to_owned()],
-        }
+        ROUTER.special_paths().clone()
     }
 
     async fn handle_request(&self, request: Request) -> Result<Option<Response>, Error> {

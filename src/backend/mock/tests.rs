@@ -851,3 +851,67 @@ async fn values_written_by_the_go_mock_are_readable() {
     expected.insert("version".into(), json!(0));
     assert_eq!(response.data, expected);
 }
+
+#[tokio::test]
+async fn root_help_carries_an_openapi_document_of_every_path() {
+    let (backend, _) = mock();
+    let help = backend
+        .handle_request(request(
+            Operation::Help,
+            "",
+            json!({"requestResponsePrefix": "my-mock-plugin"}),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let doc = &help.data["openapi"];
+    assert_eq!(doc["openapi"], "3.0.2");
+    let paths = doc["paths"].as_object().unwrap();
+    let mut names: Vec<&str> = paths.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "/env/{key}",
+            "/errors/kill",
+            "/errors/rpc",
+            "/errors/type",
+            "/internal",
+            "/kv/",
+            "/kv/{key}",
+            "/raw",
+            "/special",
+        ]
+    );
+    let kv = &paths["/kv/{key}"];
+    assert_eq!(kv["x-vault-createSupported"], true);
+    assert_eq!(kv["parameters"][0]["name"], "key");
+    assert_eq!(kv["get"]["operationId"], "my-mock-plugin-read-kv-key");
+    assert_eq!(
+        kv["delete"]["responses"]["204"]["description"],
+        "empty body"
+    );
+    let body = &kv["post"]["requestBody"]["content"]["application/json"]["schema"];
+    assert_eq!(body["properties"]["value"]["type"], "string");
+    assert_eq!(body["properties"]["version"]["type"], "integer");
+    assert!(
+        body["properties"].get("key").is_none(),
+        "captures are path parameters"
+    );
+    assert_eq!(paths["/kv/"]["get"]["parameters"][0]["name"], "list");
+    assert_eq!(paths["/special"]["x-vault-unauthenticated"], true);
+    assert!(paths["/internal"].get("x-vault-unauthenticated").is_none());
+}
+
+#[tokio::test]
+async fn path_help_documents_only_that_path() {
+    let (backend, _) = mock();
+    let help = backend
+        .handle_request(request(Operation::Help, "special", json!({})))
+        .await
+        .unwrap()
+        .unwrap();
+    let paths = help.data["openapi"]["paths"].as_object().unwrap();
+    assert_eq!(paths.keys().collect::<Vec<_>>(), ["/special"]);
+    assert_eq!(paths["/special"]["get"]["operationId"], "mock-read-special");
+}
