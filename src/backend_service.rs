@@ -24,6 +24,29 @@ use crate::proto::pluginutil::multiplexing::{
 /// The metadata key naming the mount a call is for.
 pub const MULTIPLEX_ID_KEY: &str = "multiplex_id";
 
+/// The Go SDK's refusal of calls that need storage while the server only reads metadata.
+pub const METADATA_MODE_REFUSAL: &str =
+    "plugin server can not perform action while in metadata mode";
+
+/// The instance key of a non-multiplexed process (protocols 3 and 4 carry no `multiplex_id`).
+const SINGLE_INSTANCE: &str = "single";
+
+/// How calls find their backend, and what they may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServiceMode {
+    /// One backend per `multiplex_id` (protocol 5); else one backend for the process.
+    pub multiplexed: bool,
+    /// Legacy metadata mode: only Setup, Type, SpecialPaths, Version and Cleanup work.
+    pub metadata_only: bool,
+}
+
+impl ServiceMode {
+    pub const MULTIPLEXED: Self = Self {
+        multiplexed: true,
+        metadata_only: false,
+    };
+}
+
 /// The wire's error types (`ProtoError.err_type`).
 pub mod err_type {
     pub const UNKNOWN: u32 = 0;
@@ -43,15 +66,35 @@ pub mod err_type {
 pub struct BackendService<F: BackendFactory> {
     factory: F,
     broker: Arc<Broker>,
+    mode: ServiceMode,
     mounts: Mutex<HashMap<String, Arc<F::Backend>>>,
 }
 
 impl<F: BackendFactory> BackendService<F> {
-    pub fn new(factory: F, broker: Arc<Broker>) -> Self {
+    pub fn new(factory: F, broker: Arc<Broker>, mode: ServiceMode) -> Self {
         Self {
             factory,
             broker,
+            mode,
             mounts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The key of the mount a call is for.
+    fn mount_key<'m>(&self, metadata: &'m MetadataMap) -> Result<&'m str, Status> {
+        if self.mode.multiplexed {
+            multiplex_id(metadata)
+        } else {
+            Ok(SINGLE_INSTANCE)
+        }
+    }
+
+    /// Refuses calls that need storage in metadata mode, as the Go SDK does.
+    fn require_storage(&self) -> Result<(), Status> {
+        if self.mode.metadata_only {
+            Err(Status::unknown(METADATA_MODE_REFUSAL))
+        } else {
+            Ok(())
         }
     }
 
@@ -67,7 +110,7 @@ impl<F: BackendFactory> BackendService<F> {
     }
 
     fn instance(&self, metadata: &MetadataMap) -> Result<Arc<F::Backend>, Status> {
-        let id = multiplex_id(metadata)?;
+        let id = self.mount_key(metadata)?;
         self.mounts().get(id).cloned().ok_or_else(|| {
             Status::failed_precondition(format!(
                 "no backend instance found for multiplex_id {id:?}: Setup has not been called \
@@ -176,6 +219,7 @@ impl<F: BackendFactory> pb::backend_server::Backend for BackendService<F> {
         request: Request<pb::HandleRequestArgs>,
     ) -> Result<Response<pb::HandleRequestReply>, Status> {
         let backend = self.instance(request.metadata())?;
+        self.require_storage()?;
         let reply = match request_from_wire(request.into_inner().request) {
             Err(message) => pb::HandleRequestReply {
                 response: None,
@@ -214,6 +258,7 @@ impl<F: BackendFactory> pb::backend_server::Backend for BackendService<F> {
         request: Request<pb::HandleExistenceCheckArgs>,
     ) -> Result<Response<pb::HandleExistenceCheckReply>, Status> {
         let backend = self.instance(request.metadata())?;
+        self.require_storage()?;
         let reply = match request_from_wire(request.into_inner().request) {
             Err(message) => pb::HandleExistenceCheckReply {
                 err: Some(bad_request(message)),
@@ -235,7 +280,7 @@ impl<F: BackendFactory> pb::backend_server::Backend for BackendService<F> {
     }
 
     async fn cleanup(&self, request: Request<pb::Empty>) -> Result<Response<pb::Empty>, Status> {
-        let id = multiplex_id(request.metadata())?;
+        let id = self.mount_key(request.metadata())?;
         // The server may clean a mount up twice; the second call finds nothing to do.
         let removed = self.mounts().remove(id);
         if let Some(backend) = removed {
@@ -254,6 +299,7 @@ impl<F: BackendFactory> pb::backend_server::Backend for BackendService<F> {
         request: Request<pb::InvalidateKeyArgs>,
     ) -> Result<Response<pb::Empty>, Status> {
         let backend = self.instance(request.metadata())?;
+        self.require_storage()?;
         backend.invalidate(&request.into_inner().key);
         Ok(Response::new(pb::Empty {}))
     }
@@ -262,7 +308,7 @@ impl<F: BackendFactory> pb::backend_server::Backend for BackendService<F> {
         &self,
         request: Request<pb::SetupArgs>,
     ) -> Result<Response<pb::SetupReply>, Status> {
-        let id = multiplex_id(request.metadata())?.to_owned();
+        let id = self.mount_key(request.metadata())?.to_owned();
         let args = request.into_inner();
         // Dialing proves the broker works and fails the mount early, with a clear error, if
         // it does not. Nothing is read or written: at registration there is no storage.
@@ -302,6 +348,7 @@ impl<F: BackendFactory> pb::backend_server::Backend for BackendService<F> {
         request: Request<pb::InitializeArgs>,
     ) -> Result<Response<pb::InitializeReply>, Status> {
         let backend = self.instance(request.metadata())?;
+        self.require_storage()?;
         let err = backend.initialize().await.err().map(|e| error_to_wire(&e));
         Ok(Response::new(pb::InitializeReply { err }))
     }
@@ -340,9 +387,18 @@ impl PluginVersion for VersionService {
     }
 }
 
-/// `PluginMultiplexing`: yes, one process serves every mount of the same catalog entry.
-#[derive(Debug, Default)]
-pub struct MultiplexingService;
+/// `PluginMultiplexing`: on protocol 5, one process serves every mount of the same catalog
+/// entry.
+#[derive(Debug)]
+pub struct MultiplexingService {
+    supported: bool,
+}
+
+impl MultiplexingService {
+    pub fn new(supported: bool) -> Self {
+        Self { supported }
+    }
+}
 
 #[tonic::async_trait]
 impl PluginMultiplexing for MultiplexingService {
@@ -351,7 +407,7 @@ impl PluginMultiplexing for MultiplexingService {
         _request: Request<MultiplexingSupportRequest>,
     ) -> Result<Response<MultiplexingSupportResponse>, Status> {
         Ok(Response::new(MultiplexingSupportResponse {
-            supported: true,
+            supported: self.supported,
         }))
     }
 }

@@ -80,7 +80,8 @@ enum Slot {
 /// Matches broker announcements with the calls waiting for them, and dials them.
 pub struct Broker {
     slots: Mutex<HashMap<u32, Slot>>,
-    tls: TlsConnector,
+    /// `None` only in the legacy metadata mode, where the server's broker is plain gRPC.
+    tls: Option<TlsConnector>,
 }
 
 impl fmt::Debug for Broker {
@@ -92,9 +93,14 @@ impl fmt::Debug for Broker {
 impl Broker {
     /// A broker that dials with `client_config` (our certificate, the server's pinned).
     pub fn new(client_config: Arc<rustls::ClientConfig>) -> Self {
+        Self::with_tls(Some(client_config))
+    }
+
+    /// A broker that dials with TLS when given a configuration, in plain text otherwise.
+    pub fn with_tls(client_config: Option<Arc<rustls::ClientConfig>>) -> Self {
         Self {
             slots: Mutex::new(HashMap::new()),
-            tls: TlsConnector::from(client_config),
+            tls: client_config.map(TlsConnector::from),
         }
     }
 
@@ -180,13 +186,13 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 #[derive(Clone)]
 struct BrokerConnector {
-    tls: TlsConnector,
+    tls: Option<TlsConnector>,
     network: String,
     address: String,
 }
 
 impl BrokerConnector {
-    async fn dial(self) -> io::Result<TokioIo<tokio_rustls::client::TlsStream<Box<dyn Io>>>> {
+    async fn dial(self) -> io::Result<TokioIo<Box<dyn Io>>> {
         let socket: Box<dyn Io> = match self.network.as_str() {
             "unix" => Box::new(UnixStream::connect(&self.address).await?),
             "tcp" => Box::new(TcpStream::connect(&self.address).await?),
@@ -197,15 +203,18 @@ impl BrokerConnector {
                 ));
             }
         };
+        let Some(connector) = self.tls else {
+            return Ok(TokioIo::new(socket));
+        };
         let name = ServerName::try_from(tls::SERVER_NAME)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        let stream = self.tls.connect(name, socket).await?;
+        let stream = connector.connect(name, socket).await?;
         if stream.get_ref().1.alpn_protocol() != Some(tls::ALPN_H2) {
             return Err(io::Error::other(
                 "the server did not agree to ALPN h2 on the broker connection",
             ));
         }
-        Ok(TokioIo::new(stream))
+        Ok(TokioIo::new(Box::new(stream)))
     }
 }
 

@@ -19,8 +19,10 @@ pub const MAGIC_COOKIE_VALUE: &str = "6669da05-b1c8-4f49-97d9-c8e5bed98e20";
 pub const DATABASE_COOKIE_KEY: &str = "VAULT_DATABASE_PLUGIN";
 /// go-plugin's core protocol version, the first field of the handshake line.
 pub const CORE_PROTOCOL_VERSION: u32 = 1;
-/// The application protocol versions this binary serves, best first.
-pub const SUPPORTED_VERSIONS: &[u32] = &[5];
+/// The application protocol versions this binary serves: 5 (automatic mutual TLS, multiplexed)
+/// and the legacy 3 and 4 (identical: metadata mode, then TLS bootstrapped through an unwrap
+/// token), which the server falls back to when protocol 5 fails.
+pub const SUPPORTED_VERSIONS: &[u32] = &[5, 4, 3];
 
 /// Why the plugin cannot start. Every message names the cause and what to do about it.
 #[derive(Debug, PartialEq, Eq)]
@@ -34,9 +36,11 @@ pub enum HandshakeError {
     /// `PLUGIN_PROTOCOL_VERSIONS` is missing, empty or not a list of numbers.
     BadProtocolVersions(String),
     /// None of the offered versions is one we serve.
-    NoCommonVersion { offered: Vec<u32> },
+    NoCommonVersion { offered: Vec<u32>, served: Vec<u32> },
     /// Protocol 5 needs the server's certificate for automatic mutual TLS.
     MissingClientCert,
+    /// A legacy launch without any way to secure the connection.
+    NoTlsMaterial,
     /// `PLUGIN_MIN_PORT`/`PLUGIN_MAX_PORT` are not a usable range.
     BadPortRange(String),
 }
@@ -67,17 +71,32 @@ impl fmt::Display for HandshakeError {
                 "PLUGIN_PROTOCOL_VERSIONS is {value:?}, not a comma-separated list of protocol \
                  versions; the plugin host sets it when it launches the plugin."
             ),
-            Self::NoCommonVersion { offered } => write!(
+            Self::NoCommonVersion { offered, served }
+                if offered.contains(&5) && !served.contains(&5) =>
+            {
+                write!(
+                    f,
+                    "declining plugin protocol 5 as registered (--no-protocol-5): the server \
+                     falls back to the legacy protocol (versions {served:?}) next"
+                )
+            }
+            Self::NoCommonVersion { offered, served } => write!(
                 f,
                 "the server offers plugin protocol version(s) {offered:?}, but this plugin \
-                 serves only {SUPPORTED_VERSIONS:?}; use a server that speaks protocol 5 \
-                 (OpenBao, or Vault 1.12 and later) — the server falls back to the legacy \
-                 protocol only when version 5 failed, so look for an earlier error in its log."
+                 serves {served:?}; use a server that speaks one of these (OpenBao, or Vault \
+                 1.12 and later, for protocol 5)"
             ),
             Self::MissingClientCert => write!(
                 f,
                 "PLUGIN_CLIENT_CERT is not set: protocol 5 needs the server's certificate for \
                  automatic mutual TLS. Make sure the server does not disable AutoMTLS."
+            ),
+            Self::NoTlsMaterial => write!(
+                f,
+                "the server started the plugin on the legacy protocol without AutoMTLS \
+                 (PLUGIN_CLIENT_CERT), metadata mode (BAO_PLUGIN_METADATA_MODE) or an unwrap \
+                 token (BAO_UNWRAP_TOKEN), so the connection cannot be secured; set api_addr \
+                 in the server's configuration so it can issue the unwrap token."
             ),
             Self::BadPortRange(detail) => write!(
                 f,
@@ -115,6 +134,13 @@ pub struct PluginEnv {
     pub multiplex_grpc: bool,
     /// The server's version (`BAO_VERSION`, else `VAULT_VERSION`), for logs.
     pub server_version: Option<String>,
+    /// `*_PLUGIN_AUTOMTLS_ENABLED=true`: the server does automatic mutual TLS.
+    pub automtls: bool,
+    /// `*_PLUGIN_METADATA_MODE=true`: a legacy launch that only reads the plugin's metadata,
+    /// over plain gRPC, with no storage behind it.
+    pub metadata_mode: bool,
+    /// `*_UNWRAP_TOKEN`: a legacy launch whose TLS material must be unwrapped from the server.
+    pub unwrap_token: Option<String>,
 }
 
 /// Reads an SDK variable as OpenBao's SDK does: `BAO_X` first (even when empty), else `VAULT_X`.
@@ -165,6 +191,9 @@ impl PluginEnv {
                 .map(PathBuf::from),
             multiplex_grpc: get("PLUGIN_MULTIPLEX_GRPC").is_some_and(|v| !v.is_empty()),
             server_version: read_sdk_var(&get, "VERSION").filter(|v| !v.is_empty()),
+            automtls: read_sdk_var(&get, "PLUGIN_AUTOMTLS_ENABLED").as_deref() == Some("true"),
+            metadata_mode: read_sdk_var(&get, "PLUGIN_METADATA_MODE").as_deref() == Some("true"),
+            unwrap_token: read_sdk_var(&get, "UNWRAP_TOKEN").filter(|v| !v.is_empty()),
         })
     }
 
@@ -192,6 +221,7 @@ pub fn negotiate(offered: &[u32], supported: &[u32]) -> Result<u32, HandshakeErr
         .max()
         .ok_or_else(|| HandshakeError::NoCommonVersion {
             offered: offered.to_vec(),
+            served: supported.to_vec(),
         })
 }
 

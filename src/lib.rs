@@ -9,7 +9,8 @@
 //!   dialing back into the server), [`host_storage`] (the server's storage over that
 //!   connection), [`backend_service`] (`pb.Backend` and friends, one backend per mount),
 //!   [`controller`] (shutdown, stdio, process lifetime), [`server`] (putting it together) and
-//!   [`logging`] (hclog JSON lines on stderr).
+//!   [`logging`] (hclog JSON lines on stderr), and [`unwrap_tls`] (the legacy protocol's TLS
+//!   bootstrap through an unwrap token).
 //! * **The backend** ([`backend`]) knows paths, fields and operations and nothing of gRPC: the
 //!   [`backend::Backend`] trait, a small path framework and the mock's paths.
 //!
@@ -21,6 +22,7 @@
 pub mod backend;
 pub mod backend_service;
 pub mod broker;
+pub mod cli;
 pub mod controller;
 pub mod handshake;
 pub mod host_storage;
@@ -28,3 +30,4 @@ pub mod logging;
 pub mod proto;
 pub mod server;
 pub mod tls;
+pub mod unwrap_tls;

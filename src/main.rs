@@ -5,52 +5,36 @@
 //! handshake is one line on stderr and exit status 1.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
-use clap::Parser;
-use tracing_subscriber::filter::LevelFilter;
 use vault_mock_plugin::backend::mock::MockFactory;
-use vault_mock_plugin::handshake::{PluginEnv, Transport};
-use vault_mock_plugin::logging;
-use vault_mock_plugin::server::{self, ServeOptions};
-
-/// Plugin arguments, registered in the catalog (`-args=...`).
-#[derive(Debug, Parser)]
-#[command(
-    version,
-    about = "The Vault/OpenBao mock secrets engine as a Rust plugin binary"
-)]
-struct Args {
-    /// Log level for the lines sent to the server: trace, debug, info, warn, error or off.
-    #[arg(long, default_value = "info")]
-    log_level: LevelFilter,
-
-    /// Listen on TCP 127.0.0.1 (in PLUGIN_MIN_PORT..PLUGIN_MAX_PORT) instead of a unix socket.
-    #[arg(long)]
-    tcp: bool,
-
-    /// Exit if the server has not connected this many seconds after the handshake.
-    #[arg(long, default_value_t = 30.0, hide = true)]
-    connect_timeout: f64,
-}
+use vault_mock_plugin::cli::Args;
+use vault_mock_plugin::handshake::PluginEnv;
+use vault_mock_plugin::{logging, server};
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match Args::parse_go_style(std::env::args_os()) {
+        Ok(args) => args,
+        // --help and --version print to stdout and succeed: only a person runs those.
+        Err(error) if !error.use_stderr() => {
+            let _ = error.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => {
+            logging::init(tracing_subscriber::filter::LevelFilter::INFO);
+            let message = error.to_string();
+            let first_line = message.lines().next().unwrap_or("bad arguments");
+            return fail(&format!(
+                "{first_line} (check the plugin's args in the catalog)"
+            ));
+        }
+    };
     logging::init(args.log_level);
 
     let env = match PluginEnv::from_process() {
         Ok(env) => env,
         Err(error) => return fail(&error),
     };
-    let options = ServeOptions {
-        transport: if args.tcp {
-            Transport::Tcp
-        } else {
-            Transport::Unix
-        },
-        connect_timeout: Duration::from_secs_f64(args.connect_timeout.max(0.1)),
-        ..ServeOptions::default()
-    };
+    let options = args.serve_options(|name| std::env::var(name).ok());
 
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -18,7 +18,7 @@ use tonic::transport::Server;
 use tonic::transport::server::Connected;
 
 use crate::backend::BackendFactory;
-use crate::backend_service::{BackendService, MultiplexingService, VersionService};
+use crate::backend_service::{BackendService, MultiplexingService, ServiceMode, VersionService};
 use crate::broker::{Broker, BrokerService};
 use crate::controller::{ControllerService, ExitReason, Lifecycle, StdioService};
 use crate::handshake::{
@@ -32,6 +32,7 @@ use crate::proto::plugin::grpc_controller_server::GrpcControllerServer;
 use crate::proto::plugin::grpc_stdio_server::GrpcStdioServer;
 use crate::proto::pluginutil::multiplexing::plugin_multiplexing_server::PluginMultiplexingServer;
 use crate::tls::{self, Identity, TlsError};
+use crate::unwrap_tls::{self, ApiClientFlags, UnwrapError};
 
 /// How the plugin serves, beyond what the environment says.
 #[derive(Clone, Debug)]
@@ -44,6 +45,22 @@ pub struct ServeOptions {
     pub tls_handshake_timeout: Duration,
     /// How long replies in flight (the Shutdown reply itself) get once the plugin stops.
     pub stop_grace: Duration,
+    /// Refuse protocol 5, so the server falls back to the legacy protocol (for testing that
+    /// path, and for servers whose AutoMTLS is broken).
+    pub decline_protocol_5: bool,
+    /// How to reach the server's API for the legacy TLS bootstrap.
+    pub api_client: ApiClientFlags,
+}
+
+impl ServeOptions {
+    /// The protocol versions this run may serve.
+    pub fn versions(&self) -> Vec<u32> {
+        SUPPORTED_VERSIONS
+            .iter()
+            .copied()
+            .filter(|&v| !(self.decline_protocol_5 && v == 5))
+            .collect()
+    }
 }
 
 impl Default for ServeOptions {
@@ -53,6 +70,8 @@ impl Default for ServeOptions {
             connect_timeout: Duration::from_secs(30),
             tls_handshake_timeout: Duration::from_secs(10),
             stop_grace: Duration::from_millis(50),
+            decline_protocol_5: false,
+            api_client: ApiClientFlags::default(),
         }
     }
 }
@@ -63,6 +82,7 @@ pub enum StartError {
     Handshake(HandshakeError),
     Tls(TlsError),
     Listen(handshake::ListenError),
+    Unwrap(UnwrapError),
     Stdout(io::Error),
     Serve(String),
 }
@@ -73,6 +93,7 @@ impl fmt::Display for StartError {
             Self::Handshake(e) => e.fmt(f),
             Self::Tls(e) => e.fmt(f),
             Self::Listen(e) => e.fmt(f),
+            Self::Unwrap(e) => e.fmt(f),
             Self::Stdout(e) => write!(f, "cannot write the handshake line to stdout: {e}"),
             Self::Serve(e) => write!(f, "the gRPC server failed: {e}"),
         }
@@ -101,15 +122,14 @@ pub async fn run<F: BackendFactory>(
     options: &ServeOptions,
     stdout: &mut dyn Write,
 ) -> Result<ExitReason, StartError> {
-    let version = handshake::negotiate(&env.protocol_versions, SUPPORTED_VERSIONS)?;
-    let peer_pem = env
-        .client_cert_pem
-        .as_deref()
-        .ok_or(HandshakeError::MissingClientCert)?;
-    let peer = tls::parse_peer_certificate(peer_pem)?;
-    let identity = Identity::generate()?;
-    let acceptor = TlsAcceptor::from(tls::server_config(&identity, peer.clone())?);
-    let broker = Arc::new(Broker::new(tls::client_config(&identity, peer)?));
+    let version = handshake::negotiate(&env.protocol_versions, &options.versions())?;
+    let security = Security::choose(version, env, options).await?;
+    let acceptor = security.server.clone().map(TlsAcceptor::from);
+    let broker = Arc::new(Broker::with_tls(security.broker.clone()));
+    let mode = ServiceMode {
+        multiplexed: version >= 5,
+        metadata_only: version < 5 && env.metadata_mode,
+    };
 
     ignore_interrupts();
     let PluginListener {
@@ -120,7 +140,7 @@ pub async fn run<F: BackendFactory>(
     let lifecycle = Lifecycle::new();
 
     let plugin_version = factory.version();
-    let backend = BackendService::new(factory, broker.clone());
+    let backend = BackendService::new(factory, broker.clone(), mode);
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_service_status("plugin", tonic_health::ServingStatus::Serving)
@@ -138,7 +158,7 @@ pub async fn run<F: BackendFactory>(
     let line = handshake::handshake_line(
         version,
         &addr,
-        Some(identity.cert.as_ref()),
+        security.handshake_cert.as_ref().map(|cert| cert.as_ref()),
         env.multiplex_grpc,
     );
     writeln!(stdout, "{line}")
@@ -146,6 +166,7 @@ pub async fn run<F: BackendFactory>(
         .map_err(StartError::Stdout)?;
     tracing::info!(
         protocol = version,
+        security = security.name,
         version = %plugin_version,
         server_version = env.server_version.as_deref().unwrap_or("unknown"),
         "plugin started"
@@ -167,7 +188,9 @@ pub async fn run<F: BackendFactory>(
         .add_service(PluginVersionServer::new(VersionService::new(
             plugin_version,
         )))
-        .add_service(PluginMultiplexingServer::new(MultiplexingService))
+        .add_service(PluginMultiplexingServer::new(MultiplexingService::new(
+            mode.multiplexed,
+        )))
         .add_service(GrpcBrokerServer::new(BrokerService::new(
             broker,
             lifecycle.clone(),
@@ -195,6 +218,64 @@ pub async fn run<F: BackendFactory>(
     Ok(reason)
 }
 
+/// How the connections of this run are secured.
+struct Security {
+    /// Our TLS server; `None` for the plain gRPC of the legacy metadata mode.
+    server: Option<Arc<rustls::ServerConfig>>,
+    /// Our TLS client for broker connections back to the server.
+    broker: Option<Arc<rustls::ClientConfig>>,
+    /// The certificate the handshake line announces (AutoMTLS only: on any other launch a
+    /// certificate there crashes the server's request).
+    handshake_cert: Option<rustls::pki_types::CertificateDer<'static>>,
+    name: &'static str,
+}
+
+impl Security {
+    async fn choose(
+        version: u32,
+        env: &PluginEnv,
+        options: &ServeOptions,
+    ) -> Result<Self, StartError> {
+        if let Some(pem) = &env.client_cert_pem {
+            // AutoMTLS: our fresh certificate, the server's pinned.
+            let peer = tls::parse_peer_certificate(pem)?;
+            let identity = Identity::generate()?;
+            return Ok(Self {
+                server: Some(tls::server_config(&identity, peer.clone())?),
+                broker: Some(tls::client_config(&identity, peer)?),
+                handshake_cert: Some(identity.cert),
+                name: "automtls",
+            });
+        }
+        if version >= 5 {
+            return Err(HandshakeError::MissingClientCert.into());
+        }
+        if env.metadata_mode {
+            return Ok(Self {
+                server: None,
+                broker: None,
+                handshake_cert: None,
+                name: "metadata-mode plaintext",
+            });
+        }
+        let token = env
+            .unwrap_token
+            .as_deref()
+            .ok_or(HandshakeError::NoTlsMaterial)?;
+        // Both sides use the unwrapped certificate: we serve with it, the server presents it.
+        let identity = unwrap_tls::unwrap_identity(token, &options.api_client)
+            .await
+            .map_err(StartError::Unwrap)?;
+        let peer = identity.cert.clone();
+        Ok(Self {
+            server: Some(tls::server_config(&identity, peer.clone())?),
+            broker: Some(tls::client_config(&identity, peer)?),
+            handshake_cert: None,
+            name: "unwrapped tls",
+        })
+    }
+}
+
 /// go-plugin plugins ignore SIGINT, so a Ctrl-C meant for the server's terminal does not kill
 /// them: the server stops its plugins itself.
 fn ignore_interrupts() {
@@ -215,7 +296,7 @@ fn ignore_interrupts() {
 /// the server's last connection closes.
 async fn accept_loop(
     listener: Listener,
-    acceptor: TlsAcceptor,
+    acceptor: Option<TlsAcceptor>,
     connections: mpsc::Sender<io::Result<ServerIo>>,
     lifecycle: Lifecycle,
     options: ServeOptions,
@@ -259,7 +340,13 @@ async fn accept_loop(
         let state = state.clone();
         let timeout = options.tls_handshake_timeout;
         tokio::spawn(async move {
-            match tokio::time::timeout(timeout, accept_tls(&acceptor, socket)).await {
+            let secured = async {
+                match &acceptor {
+                    Some(acceptor) => accept_tls(acceptor, socket).await,
+                    None => Ok(socket),
+                }
+            };
+            match tokio::time::timeout(timeout, secured).await {
                 Ok(Ok(stream)) => {
                     let io = ServerIo {
                         stream,
@@ -274,10 +361,7 @@ async fn accept_loop(
     }
 }
 
-async fn accept_tls(
-    acceptor: &TlsAcceptor,
-    socket: Box<dyn Io>,
-) -> io::Result<tokio_rustls::server::TlsStream<Box<dyn Io>>> {
+async fn accept_tls(acceptor: &TlsAcceptor, socket: Box<dyn Io>) -> io::Result<Box<dyn Io>> {
     let stream = acceptor.accept(socket).await?;
     if stream.get_ref().1.alpn_protocol() != Some(tls::ALPN_H2) {
         return Err(io::Error::new(
@@ -285,7 +369,7 @@ async fn accept_tls(
             "the client did not negotiate ALPN h2, which gRPC needs",
         ));
     }
-    Ok(stream)
+    Ok(Box::new(stream))
 }
 
 /// What the accept loop knows about the server's connections.
@@ -334,7 +418,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// One accepted, authenticated connection, as tonic serves it.
 struct ServerIo {
-    stream: tokio_rustls::server::TlsStream<Box<dyn Io>>,
+    stream: Box<dyn Io>,
     _guard: ConnectionGuard,
 }
 

@@ -125,6 +125,19 @@ impl Identity {
         })
     }
 
+    /// A certificate and key made elsewhere (the legacy bootstrap unwraps them). Fails when
+    /// rustls cannot sign with the key.
+    pub fn from_der(
+        cert: CertificateDer<'static>,
+        key: PrivateKeyDer<'static>,
+    ) -> Result<Self, TlsError> {
+        provider()
+            .key_provider
+            .load_private_key(key.clone_key())
+            .map_err(|e| TlsError::Generate(format!("the private key is not usable: {e}")))?;
+        Ok(Self { cert, key })
+    }
+
     /// The certificate as PEM, as a host puts it in `PLUGIN_CLIENT_CERT`.
     pub fn cert_pem(&self) -> String {
         use base64::Engine;

@@ -649,11 +649,37 @@ async fn refuses_to_start_as_a_database_plugin() {
 }
 
 #[tokio::test]
-async fn refuses_to_start_with_only_legacy_protocol_versions() {
+async fn refuses_to_start_with_only_unsupported_protocol_versions() {
     assert_refuses_to_start(
-        "versions 3,4",
-        |l| l.env("PLUGIN_PROTOCOL_VERSIONS", "3,4"),
-        &["protocol version", "[3, 4]"],
+        "versions 1,2",
+        |l| l.env("PLUGIN_PROTOCOL_VERSIONS", "1,2"),
+        &["protocol version", "[1, 2]"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn refuses_a_legacy_start_with_no_way_to_secure_the_connection() {
+    // Protocol 4 without AutoMTLS, metadata mode or an unwrap token: nothing to do TLS with.
+    assert_refuses_to_start(
+        "versions 3,4 without TLS material",
+        |l| {
+            l.env("PLUGIN_PROTOCOL_VERSIONS", "3,4")
+                .remove("PLUGIN_CLIENT_CERT")
+                .env("BAO_PLUGIN_AUTOMTLS_ENABLED", "false")
+                .env("VAULT_PLUGIN_AUTOMTLS_ENABLED", "false")
+        },
+        &["legacy protocol", "api_addr"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn declines_protocol_5_when_registered_to() {
+    assert_refuses_to_start(
+        "--no-protocol-5",
+        |l| l.arg("--no-protocol-5"),
+        &["declining plugin protocol 5", "legacy protocol"],
     )
     .await;
 }

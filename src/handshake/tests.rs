@@ -33,6 +33,31 @@ fn a_server_launch_is_parsed() {
     assert_eq!(env.server_version.as_deref(), Some("2.7.2"));
     assert!(!env.multiplex_grpc);
     assert_eq!(env.unix_socket_dir, None);
+    assert!(!env.automtls && !env.metadata_mode && env.unwrap_token.is_none());
+}
+
+#[test]
+fn legacy_launch_variables_are_read_bao_first() {
+    let env = env_from(&[
+        COOKIE,
+        ("PLUGIN_PROTOCOL_VERSIONS", "3,4"),
+        ("BAO_PLUGIN_METADATA_MODE", "true"),
+        ("VAULT_PLUGIN_METADATA_MODE", "false"),
+        ("VAULT_PLUGIN_AUTOMTLS_ENABLED", "true"),
+        ("VAULT_UNWRAP_TOKEN", "a.b.c"),
+    ])
+    .unwrap();
+    assert!(env.metadata_mode && env.automtls);
+    assert_eq!(env.unwrap_token.as_deref(), Some("a.b.c"));
+    // A present but empty BAO_ name wins over the VAULT_ one, as in OpenBao's SDK.
+    let env = env_from(&[
+        COOKIE,
+        ("PLUGIN_PROTOCOL_VERSIONS", "4"),
+        ("BAO_PLUGIN_METADATA_MODE", ""),
+        ("VAULT_PLUGIN_METADATA_MODE", "true"),
+    ])
+    .unwrap();
+    assert!(!env.metadata_mode);
 }
 
 #[test]
@@ -110,13 +135,22 @@ fn port_range_must_be_sane() {
 fn negotiation_picks_the_best_common_version() {
     assert_eq!(negotiate(&[5], SUPPORTED_VERSIONS), Ok(5));
     assert_eq!(negotiate(&[6, 5, 4], SUPPORTED_VERSIONS), Ok(5));
-    assert_eq!(negotiate(&[3, 4, 5], &[4, 5]), Ok(5));
-    assert_eq!(negotiate(&[4, 3], &[4, 5]), Ok(4));
+    // The legacy fallback offers "3,4" (in any order): 4 is served.
+    assert_eq!(negotiate(&[3, 4], SUPPORTED_VERSIONS), Ok(4));
+    assert_eq!(negotiate(&[4, 3], SUPPORTED_VERSIONS), Ok(4));
+    assert_eq!(negotiate(&[3], SUPPORTED_VERSIONS), Ok(3));
     assert_eq!(
-        negotiate(&[3, 4], SUPPORTED_VERSIONS),
+        negotiate(&[1, 2], SUPPORTED_VERSIONS),
         Err(HandshakeError::NoCommonVersion {
-            offered: vec![3, 4]
+            offered: vec![1, 2],
+            served: SUPPORTED_VERSIONS.to_vec()
         })
+    );
+    // Declining 5 leaves the legacy versions, and says so when 5 is what the server offers.
+    let declined = negotiate(&[5], &[4, 3]).unwrap_err();
+    assert!(
+        declined.to_string().contains("declining plugin protocol 5"),
+        "{declined}"
     );
 }
 
@@ -133,11 +167,13 @@ fn every_error_names_its_cause() {
             HandshakeError::BadProtocolVersions("x".into()),
             "PLUGIN_PROTOCOL_VERSIONS",
         ),
+        (HandshakeError::NoTlsMaterial, "api_addr"),
         (
             HandshakeError::NoCommonVersion {
-                offered: vec![3, 4],
+                offered: vec![6],
+                served: vec![5, 4, 3],
             },
-            "[3, 4]",
+            "[6]",
         ),
         (HandshakeError::MissingClientCert, "PLUGIN_CLIENT_CERT"),
         (

@@ -1,0 +1,221 @@
+//! The plugin's arguments, registered in the catalog with `-args=...`.
+//!
+//! Go plugins parse their arguments with Go's `flag` package, where `-name` and `--name` are the
+//! same flag; catalogs written for the Go mock pass the API client flags that way
+//! (`-ca-cert=...`). Both forms are accepted here.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use tracing_subscriber::filter::LevelFilter;
+
+use crate::handshake::Transport;
+use crate::server::ServeOptions;
+use crate::unwrap_tls::ApiClientFlags;
+
+/// The Vault/OpenBao mock secrets engine as a Rust plugin binary. It is launched by the server,
+/// never by hand.
+#[derive(Debug, Parser, PartialEq)]
+#[command(name = "my-mock-plugin", version)]
+pub struct Args {
+    /// Log level for the lines sent to the server: trace, debug, info, warn, error or off.
+    #[arg(long, default_value = "info")]
+    pub log_level: LevelFilter,
+
+    /// Listen on TCP 127.0.0.1 (in PLUGIN_MIN_PORT..PLUGIN_MAX_PORT) instead of a unix socket.
+    #[arg(long)]
+    pub tcp: bool,
+
+    /// Decline plugin protocol 5, so the server falls back to the legacy protocol (metadata
+    /// mode, then TLS through an unwrap token; the server needs api_addr).
+    #[arg(long)]
+    pub no_protocol_5: bool,
+
+    /// Exit if the server has not connected this many seconds after the handshake.
+    #[arg(long, default_value_t = 30.0, hide = true)]
+    pub connect_timeout: f64,
+
+    /// Legacy TLS bootstrap: CA certificate (PEM) to verify the server's API with.
+    #[arg(long)]
+    pub ca_cert: Option<PathBuf>,
+
+    /// Legacy TLS bootstrap: directory of CA certificates to verify the server's API with.
+    #[arg(long)]
+    pub ca_path: Option<PathBuf>,
+
+    /// Legacy TLS bootstrap: client certificate (PEM) for the server's API.
+    #[arg(long)]
+    pub client_cert: Option<PathBuf>,
+
+    /// Legacy TLS bootstrap: client key (PEM) for the server's API.
+    #[arg(long)]
+    pub client_key: Option<PathBuf>,
+
+    /// Legacy TLS bootstrap: the name to verify the server's API certificate against.
+    #[arg(long)]
+    pub tls_server_name: Option<String>,
+
+    /// Legacy TLS bootstrap: do not verify the server's API certificate (testing only).
+    #[arg(
+        long,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        default_value = "false",
+        value_parser = parse_go_bool,
+        action = clap::ArgAction::Set,
+    )]
+    pub tls_skip_verify: bool,
+}
+
+/// Go's `strconv.ParseBool`, which `-flag=value` uses for booleans.
+fn parse_go_bool(value: &str) -> Result<bool, String> {
+    match value {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        other => Err(format!("{other:?} is not a boolean")),
+    }
+}
+
+/// Rewrites Go's single-dash long flags (`-ca-cert`) to clap's form (`--ca-cert`). A lone `-`,
+/// anything after `--`, and values are left alone.
+pub fn normalise_go_flags(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    let mut out = Vec::new();
+    let mut rest_are_values = false;
+    for (index, arg) in args.into_iter().enumerate() {
+        let text = arg.to_string_lossy();
+        let is_go_long = index > 0
+            && !rest_are_values
+            && text.len() > 2
+            && text.starts_with('-')
+            && !text.starts_with("--")
+            && text.as_bytes()[1].is_ascii_alphabetic();
+        if text == "--" {
+            rest_are_values = true;
+        }
+        out.push(if is_go_long {
+            OsString::from(format!("-{text}"))
+        } else {
+            arg
+        });
+    }
+    out
+}
+
+impl Args {
+    /// Parses `args` (the program name first), in either flag form.
+    pub fn parse_go_style(args: impl IntoIterator<Item = OsString>) -> Result<Self, clap::Error> {
+        Self::try_parse_from(normalise_go_flags(args))
+    }
+
+    /// The serving options these arguments ask for; the API client flags fall back to the
+    /// environment as the Go API client's do.
+    pub fn serve_options(&self, get: impl Fn(&str) -> Option<String>) -> ServeOptions {
+        let api_client = ApiClientFlags {
+            ca_cert: self.ca_cert.clone(),
+            ca_path: self.ca_path.clone(),
+            client_cert: self.client_cert.clone(),
+            client_key: self.client_key.clone(),
+            tls_server_name: self.tls_server_name.clone(),
+            tls_skip_verify: self.tls_skip_verify,
+        }
+        .with_env_fallbacks(get);
+        ServeOptions {
+            transport: if self.tcp {
+                Transport::Tcp
+            } else {
+                Transport::Unix
+            },
+            connect_timeout: Duration::from_secs_f64(self.connect_timeout.clamp(0.1, 3600.0)),
+            decline_protocol_5: self.no_protocol_5,
+            api_client,
+            ..ServeOptions::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+        let mut all = vec![OsString::from("my-mock-plugin")];
+        all.extend(args.iter().map(OsString::from));
+        Args::parse_go_style(all)
+    }
+
+    #[test]
+    fn go_single_dash_flags_are_accepted() {
+        let args = parse(&[
+            "-ca-cert=/etc/ca.pem",
+            "-ca-path",
+            "/etc/cas",
+            "-client-cert=/c.pem",
+            "-client-key",
+            "/k.pem",
+            "-tls-server-name=vault.example",
+            "-tls-skip-verify",
+        ])
+        .unwrap();
+        assert_eq!(args.ca_cert, Some("/etc/ca.pem".into()));
+        assert_eq!(args.ca_path, Some("/etc/cas".into()));
+        assert_eq!(args.client_cert, Some("/c.pem".into()));
+        assert_eq!(args.client_key, Some("/k.pem".into()));
+        assert_eq!(args.tls_server_name.as_deref(), Some("vault.example"));
+        assert!(args.tls_skip_verify);
+    }
+
+    #[test]
+    fn double_dash_flags_and_defaults() {
+        let args = parse(&["--log-level", "debug", "--no-protocol-5", "--tcp"]).unwrap();
+        assert_eq!(args.log_level, LevelFilter::DEBUG);
+        assert!(args.no_protocol_5 && args.tcp && !args.tls_skip_verify);
+        let defaults = parse(&[]).unwrap();
+        assert_eq!(defaults.log_level, LevelFilter::INFO);
+        assert!(!defaults.no_protocol_5);
+    }
+
+    #[test]
+    fn go_boolean_values_are_understood() {
+        assert!(parse(&["-tls-skip-verify=true"]).unwrap().tls_skip_verify);
+        assert!(parse(&["-tls-skip-verify=1"]).unwrap().tls_skip_verify);
+        assert!(!parse(&["-tls-skip-verify=false"]).unwrap().tls_skip_verify);
+        assert!(parse(&["-tls-skip-verify=maybe"]).is_err());
+    }
+
+    #[test]
+    fn unknown_flags_are_refused() {
+        let error = parse(&["-no-such-flag"]).unwrap_err().to_string();
+        assert!(error.contains("--no-such-flag"), "{error}");
+    }
+
+    #[test]
+    fn values_and_separators_are_not_rewritten() {
+        let rewritten = normalise_go_flags(
+            ["prog", "-ca-cert", "-odd-file-name", "-", "--", "-x-y"].map(OsString::from),
+        );
+        // A value that looks like a flag is still rewritten, as Go's flag package would take
+        // it as a flag too; "-" and everything after "--" are kept.
+        assert_eq!(
+            rewritten,
+            ["prog", "--ca-cert", "--odd-file-name", "-", "--", "-x-y"].map(OsString::from)
+        );
+    }
+
+    #[test]
+    fn api_client_flags_fall_back_to_the_environment() {
+        let args = parse(&["-ca-cert=/flag.pem"]).unwrap();
+        let options = args.serve_options(|name| match name {
+            "BAO_CACERT" => Some("/env.pem".into()),
+            "VAULT_CAPATH" => Some("/env-dir".into()),
+            "VAULT_SKIP_VERIFY" => Some("true".into()),
+            _ => None,
+        });
+        assert_eq!(options.api_client.ca_cert, Some("/flag.pem".into()));
+        assert_eq!(options.api_client.ca_path, Some("/env-dir".into()));
+        assert!(options.api_client.tls_skip_verify);
+    }
+}
