@@ -119,3 +119,101 @@ fn the_multiplex_id_must_be_present_once_and_non_empty() {
     let empty = multiplex_id(&metadata(&[""])).unwrap_err();
     assert!(empty.message().contains("empty"));
 }
+
+/// A service of the given mode with one mock backend already set up under `key`.
+fn service_with_instance(mode: ServiceMode, key: &str) -> BackendService<MockFactory> {
+    use crate::backend::MemoryStorage;
+    use crate::backend::mock::MockBackend;
+
+    let identity = crate::tls::Identity::generate().unwrap();
+    let broker = Broker::new(crate::tls::client_config(&identity, identity.cert.clone()).unwrap());
+    let service = BackendService::new(MockFactory::with_version("v1.0.0"), Arc::new(broker), mode);
+    service.mounts().insert(
+        key.to_owned(),
+        Arc::new(MockBackend::new(Arc::new(MemoryStorage::new()))),
+    );
+    service
+}
+
+use crate::backend::mock::MockFactory;
+use crate::proto::pb::backend_server::Backend as _;
+
+fn read_kv() -> Request<pb::HandleRequestArgs> {
+    Request::new(pb::HandleRequestArgs {
+        storage_id: 0,
+        request: Some(pb::Request {
+            operation: "read".into(),
+            path: "kv/foo".into(),
+            ..Default::default()
+        }),
+    })
+}
+
+#[tokio::test]
+async fn metadata_mode_answers_metadata_and_refuses_everything_else() {
+    let mode = ServiceMode {
+        multiplexed: false,
+        metadata_only: true,
+    };
+    let service = service_with_instance(mode, SINGLE_INSTANCE);
+
+    let kind = service.r#type(Request::new(pb::Empty {})).await.unwrap();
+    assert_eq!(kind.into_inner().r#type, 1);
+    let paths = service
+        .special_paths(Request::new(pb::Empty {}))
+        .await
+        .unwrap();
+    assert_eq!(
+        paths.into_inner().paths.unwrap().unauthenticated,
+        ["special"]
+    );
+
+    let refusals = [
+        service.handle_request(read_kv()).await.err(),
+        service
+            .initialize(Request::new(pb::InitializeArgs {}))
+            .await
+            .err(),
+        service
+            .invalidate_key(Request::new(pb::InvalidateKeyArgs {
+                key: "internal".into(),
+            }))
+            .await
+            .err(),
+        service
+            .handle_existence_check(Request::new(pb::HandleExistenceCheckArgs {
+                storage_id: 0,
+                request: read_kv().into_inner().request,
+            }))
+            .await
+            .err(),
+    ];
+    for refusal in refusals {
+        let status = refusal.expect("refused in metadata mode");
+        assert_eq!(status.message(), METADATA_MODE_REFUSAL);
+    }
+    // Cleanup still works, and finds the single instance without a multiplex_id.
+    service.cleanup(Request::new(pb::Empty {})).await.unwrap();
+    assert_eq!(service.mount_count(), 0);
+}
+
+#[tokio::test]
+async fn a_non_multiplexed_process_ignores_the_multiplex_id() {
+    let single = ServiceMode {
+        multiplexed: false,
+        metadata_only: false,
+    };
+    let service = service_with_instance(single, SINGLE_INSTANCE);
+    let mut request = read_kv();
+    request
+        .metadata_mut()
+        .insert(MULTIPLEX_ID_KEY, MetadataValue::from_static("whatever"));
+    let reply = service.handle_request(request).await.unwrap().into_inner();
+    // No such key: a nil response, not an error.
+    assert!(reply.response.is_none() && reply.err.is_none());
+
+    // A multiplexed process insists on the id.
+    let service = service_with_instance(ServiceMode::MULTIPLEXED, "abc");
+    let status = service.handle_request(read_kv()).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+}
