@@ -199,16 +199,17 @@ fn is_complete_der_sequence(der: &[u8]) -> bool {
     body.len() == len
 }
 
-/// Accepts exactly one certificate, byte for byte, and checks the peer's handshake signatures
-/// with the provider's algorithms (P-521 included).
+/// Accepts exactly one certificate, byte for byte (or, for `-tls-skip-verify` only, any), and
+/// checks the peer's handshake signatures with the provider's algorithms (P-521 included).
 #[derive(Debug)]
-struct PinnedCertificate {
-    pinned: CertificateDer<'static>,
+struct PeerVerifier {
+    /// `None` accepts any certificate.
+    pinned: Option<CertificateDer<'static>>,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
-impl PinnedCertificate {
-    fn new(pinned: CertificateDer<'static>, provider: &CryptoProvider) -> Self {
+impl PeerVerifier {
+    fn new(pinned: Option<CertificateDer<'static>>, provider: &CryptoProvider) -> Self {
         Self {
             pinned,
             algorithms: provider.signature_verification_algorithms,
@@ -216,18 +217,46 @@ impl PinnedCertificate {
     }
 
     fn check(&self, presented: &CertificateDer<'_>) -> Result<(), rustls::Error> {
-        if presented.as_ref() == self.pinned.as_ref() {
-            Ok(())
-        } else {
-            tracing::warn!("refused a TLS peer whose certificate is not the pinned one");
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::ApplicationVerificationFailure,
-            ))
+        match &self.pinned {
+            Some(pinned) if presented.as_ref() != pinned.as_ref() => {
+                tracing::warn!("refused a TLS peer whose certificate is not the pinned one");
+                Err(rustls::Error::InvalidCertificate(
+                    CertificateError::ApplicationVerificationFailure,
+                ))
+            }
+            _ => Ok(()),
         }
     }
 }
 
-impl ClientCertVerifier for PinnedCertificate {
+/// The handshake-signature checks, the same for both directions.
+macro_rules! signature_checks {
+    () => {
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.algorithms.supported_schemes()
+        }
+    };
+}
+
+impl ClientCertVerifier for PeerVerifier {
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
         // An empty list lets Go's client send its only certificate.
         &[]
@@ -243,30 +272,10 @@ impl ClientCertVerifier for PinnedCertificate {
             .map(|()| ClientCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
+    signature_checks!();
 }
 
-impl ServerCertVerifier for PinnedCertificate {
+impl ServerCertVerifier for PeerVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -279,27 +288,13 @@ impl ServerCertVerifier for PinnedCertificate {
             .map(|()| ServerCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
+    signature_checks!();
+}
 
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
+/// A server verifier that accepts any certificate but still checks handshake signatures: only
+/// for an operator's explicit `-tls-skip-verify`.
+pub fn any_server_certificate() -> Arc<dyn ServerCertVerifier> {
+    Arc::new(PeerVerifier::new(None, &provider()))
 }
 
 /// The TLS server for the plugin's listener: presents `identity`, requires a client certificate
@@ -309,7 +304,7 @@ pub fn server_config(
     peer: CertificateDer<'static>,
 ) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = provider();
-    let verifier = Arc::new(PinnedCertificate::new(peer, &provider));
+    let verifier = Arc::new(PeerVerifier::new(Some(peer), &provider));
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)
@@ -325,7 +320,7 @@ pub fn client_config(
     peer: CertificateDer<'static>,
 ) -> Result<Arc<ClientConfig>, TlsError> {
     let provider = provider();
-    let verifier = Arc::new(PinnedCertificate::new(peer, &provider));
+    let verifier = Arc::new(PeerVerifier::new(Some(peer), &provider));
     let mut config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .dangerous()

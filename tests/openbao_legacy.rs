@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{DevServer, cmdline};
+use common::DevServer;
 
 const PLUGIN: &str = "my-mock-plugin";
 
@@ -85,11 +85,7 @@ fn legacy_mounts_are_not_multiplexed() {
     assert_eq!(server.http("GET", "two/kv/b", None).1["data"]["value"], "2");
 
     // Protocol 4 has no multiplexing: one process per mount.
-    let plugins: Vec<u32> = server
-        .child_pids()
-        .into_iter()
-        .filter(|&pid| cmdline(pid).contains(PLUGIN))
-        .collect();
+    let plugins = server.plugin_pids(PLUGIN);
     assert_eq!(plugins.len(), 2, "{plugins:?}");
 
     server.bao_ok(&["secrets", "disable", "one"]);
@@ -97,11 +93,6 @@ fn legacy_mounts_are_not_multiplexed() {
     common::wait_until(
         "the legacy plugin processes to exit",
         Duration::from_secs(5),
-        || {
-            server
-                .child_pids()
-                .into_iter()
-                .all(|pid| !cmdline(pid).contains(PLUGIN))
-        },
+        || server.plugin_pids(PLUGIN).is_empty(),
     );
 }

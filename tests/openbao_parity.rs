@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{DevServer, cmdline, pid_alive};
+use common::{DevServer, pid_alive};
 use serde_json::{Value, json};
 
 const PLUGIN: &str = "my-mock-plugin";
@@ -26,14 +26,6 @@ fn server_with_mount() -> DevServer {
     ]);
     server.bao_ok(&["secrets", "enable", "-path=mock", PLUGIN]);
     server
-}
-
-fn plugin_pids(server: &DevServer) -> Vec<u32> {
-    server
-        .child_pids()
-        .into_iter()
-        .filter(|&pid| cmdline(pid).contains(PLUGIN))
-        .collect()
 }
 
 fn internal(server: &DevServer, mount: &str) -> Value {
@@ -233,7 +225,7 @@ fn a_shut_down_connection_error_makes_the_server_reload_the_plugin() {
     let server = server_with_mount();
     server.bao_ok(&["write", "mock/kv/kept", "value=safe"]);
     server.http("PUT", "mock/internal", Some(&json!({"value": "baz"})));
-    let before = plugin_pids(&server);
+    let before = server.plugin_pids(PLUGIN);
     assert_eq!(before.len(), 1);
 
     for path in ["mock/errors/rpc", "mock/errors/kill"] {
@@ -353,7 +345,12 @@ fn catalog_env_reaches_the_plugin_and_versions_split_processes() {
     assert_eq!(mounts["data"]["a/"]["running_plugin_version"], "v1.2.3");
     assert_eq!(mounts["data"]["b/"]["running_plugin_version"], "v1.2.4");
     // Different versions are never multiplexed; the same version is.
-    assert_eq!(plugin_pids(&server).len(), 2, "{:?}", plugin_pids(&server));
+    assert_eq!(
+        server.plugin_pids(PLUGIN).len(),
+        2,
+        "{:?}",
+        server.plugin_pids(PLUGIN)
+    );
 }
 
 #[test]
@@ -372,7 +369,7 @@ fn seal_and_unseal_bring_the_mount_back_with_its_data() {
     common::wait_until(
         "the plugin to stop after seal",
         Duration::from_secs(5),
-        || plugin_pids(&server).is_empty(),
+        || server.plugin_pids(PLUGIN).is_empty(),
     );
     server.bao_ok(&["operator", "unseal", &key]);
     assert_eq!(
@@ -432,7 +429,7 @@ fn a_restarted_server_with_persistent_storage_brings_mounts_and_data_back() {
     for i in 0..20 {
         server.bao_ok(&["write", &format!("mock/kv/key{i}"), &format!("value=v{i}")]);
     }
-    let old = plugin_pids(&server);
+    let old = server.plugin_pids(PLUGIN);
 
     server.restart();
     assert!(

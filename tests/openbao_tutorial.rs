@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{DevServer, cmdline, pid_alive};
+use common::{DevServer, pid_alive};
 
 const PLUGIN: &str = "my-mock-plugin";
 const CRATE_VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"));
@@ -22,15 +22,6 @@ fn table_rows(output: &str) -> Vec<String> {
 
 fn stderr(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// Plugin processes among the server's children.
-fn plugin_pids(server: &DevServer) -> Vec<u32> {
-    server
-        .child_pids()
-        .into_iter()
-        .filter(|&pid| cmdline(pid).contains(PLUGIN))
-        .collect()
 }
 
 #[test]
@@ -103,7 +94,7 @@ fn tutorial_commands_work_as_written() {
     common::wait_until(
         "the plugin process to exit after disable",
         Duration::from_secs(5),
-        || plugin_pids(&server).is_empty(),
+        || server.plugin_pids(PLUGIN).is_empty(),
     );
 }
 
@@ -249,7 +240,7 @@ fn two_mounts_share_one_process_which_exits_when_both_are_gone() {
         "bar"
     );
 
-    let pids = plugin_pids(&server);
+    let pids = server.plugin_pids(PLUGIN);
     assert_eq!(pids.len(), 1, "one process serves both mounts: {pids:?}");
     let pid = pids[0];
 
@@ -266,7 +257,7 @@ fn two_mounts_share_one_process_which_exits_when_both_are_gone() {
         Duration::from_secs(5),
         || !pid_alive(pid),
     );
-    assert!(plugin_pids(&server).is_empty());
+    assert!(server.plugin_pids(PLUGIN).is_empty());
 }
 
 #[test]

@@ -113,8 +113,8 @@ async fn a_client_without_a_certificate_is_refused() {
         .with_safe_default_protocol_versions()
         .unwrap()
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(PinnedCertificate::new(
-            plugin.cert.clone(),
+        .with_custom_certificate_verifier(Arc::new(PeerVerifier::new(
+            Some(plugin.cert.clone()),
             &provider(),
         )))
         .with_no_client_auth();

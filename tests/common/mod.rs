@@ -532,6 +532,14 @@ impl DevServer {
         pids
     }
 
+    /// Pids of the server's children whose command line names `plugin` (its plugin processes).
+    pub fn plugin_pids(&self, plugin: &str) -> Vec<u32> {
+        self.child_pids()
+            .into_iter()
+            .filter(|&pid| cmdline(pid).contains(plugin))
+            .collect()
+    }
+
     /// Sends a signal by name (`TERM`, `KILL`, `HUP`, ...) to the server via `kill(1)`.
     pub fn signal(&self, sig: &str) {
         let status = Command::new("kill")
