@@ -52,3 +52,9 @@ fmt:
 
 clean:
 	$(CARGO) clean
+
+# The plugin in a three-node OpenBao Raft cluster on loopback: standby writes, InvalidateKey,
+# a cluster-wide reload, failover after SIGKILL of the active node (prints the figures).
+.PHONY: test-cluster
+test-cluster: deps
+	$(CARGO) test --test openbao_cluster -- --nocapture
