@@ -58,3 +58,20 @@ clean:
 .PHONY: test-cluster
 test-cluster: deps
 	$(CARGO) test --test openbao_cluster -- --nocapture
+
+# Fuzzing with cargo-fuzz (libFuzzer, AddressSanitizer): the request path (a Request decoded,
+# routed, its fields parsed, handled) from text and from protobuf bytes, and the handshake
+# environment. Each target runs FUZZ_SECONDS from the seeds in fuzz/corpus/<target>; new inputs
+# go to fuzz/corpus-run/ and crashes to fuzz/artifacts/ (both ignored by git). cargo-fuzz needs
+# nightly compiler flags: RUSTC_BOOTSTRAP=1 allows them on a stable toolchain.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := request request_proto handshake_env
+.PHONY: fuzz
+fuzz:
+	@$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+	@for target in $(FUZZ_TARGETS); do \
+		echo "fuzz: $$target for $(FUZZ_SECONDS)s"; \
+		mkdir -p fuzz/corpus-run/$$target && \
+		RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$target fuzz/corpus-run/$$target fuzz/corpus/$$target -- \
+			-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 || exit 1; \
+	done
