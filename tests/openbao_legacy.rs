@@ -57,10 +57,12 @@ fn kv_works_through_metadata_mode_and_the_unwrap_token_bootstrap() {
 
     // The server tried protocol 5 first, then metadata mode, then the unwrap-token launch.
     let log = server.log_text();
+    // (The plugin's own lines are relayed from its stderr asynchronously, so only lines of
+    // different launches are ordered.)
     let declined = position_after(&log, 0, "declining plugin protocol 5 as registered");
     let metadata = position_after(&log, declined, "using plugin: metadata=true version=4");
-    let served = position_after(&log, metadata, "security=\"metadata-mode plaintext\"");
-    let unwrapped = position_after(&log, served, "security=\"unwrapped tls\"");
+    let served = position_after(&log, declined, "security=\"metadata-mode plaintext\"");
+    let unwrapped = position_after(&log, metadata.max(served), "security=\"unwrapped tls\"");
     // The server prints the fields in any order: look at the whole line.
     let start = log[..unwrapped].rfind('\n').map_or(0, |at| at + 1);
     let end = log[unwrapped..]
