@@ -1057,15 +1057,7 @@ const MAX_REQUEST_SIZE: usize = 32 * 1024 * 1024;
 
 fn server_with_mount() -> common::DevServer {
     let server = common::DevServer::start();
-    let sha = server.install_plugin("my-mock-plugin");
-    server.bao_ok(&[
-        "plugin",
-        "register",
-        &format!("-sha256={sha}"),
-        "secret",
-        "my-mock-plugin",
-    ]);
-    server.bao_ok(&["secrets", "enable", "-path=mock", "my-mock-plugin"]);
+    server.register_and_enable("my-mock-plugin", &["mock"]);
     server
 }
 

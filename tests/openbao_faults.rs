@@ -35,23 +35,6 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Registers the plugin (typed, with `args`) and mounts it at `mock/`.
-fn register_and_mount(server: &DevServer, args: &[&str]) {
-    let sha = server.install_plugin(PLUGIN);
-    let mut register = vec![
-        "plugin".to_owned(),
-        "register".to_owned(),
-        format!("-sha256={sha}"),
-    ];
-    if !args.is_empty() {
-        register.push(format!("-args={}", args.join(",")));
-    }
-    register.extend(["secret".to_owned(), PLUGIN.to_owned()]);
-    let register: Vec<&str> = register.iter().map(String::as_str).collect();
-    server.bao_ok(&register);
-    server.bao_ok(&["secrets", "enable", "-path=mock", PLUGIN]);
-}
-
 /// Live plugin processes of the server (zombies not yet reaped are left out).
 fn plugin_pids(server: &DevServer) -> Vec<u32> {
     server
@@ -146,7 +129,7 @@ const ACKS_BETWEEN_KILLS: usize = 40;
 fn sigkill_of_the_plugin_under_write_load_loses_no_acknowledged_write() {
     let _serial = serial();
     let server = DevServer::start();
-    register_and_mount(&server, &[]);
+    server.register_and_enable(PLUGIN, &["mock"]);
     let attempts: Mutex<Vec<Attempt>> = Mutex::new(Vec::new());
     let stop = AtomicBool::new(false);
     let mut kills: Vec<Kill> = Vec::new();
@@ -393,7 +376,7 @@ fn assert_holds(server: &DevServer, mount: &str, entries: &BTreeMap<String, Stri
 fn a_restarted_server_on_raft_storage_has_every_key_back() {
     let _serial = serial();
     let mut server = DevServer::start_persistent();
-    register_and_mount(&server, &[]);
+    server.register_and_enable(PLUGIN, &["mock"]);
     server.bao_ok(&["secrets", "enable", "-path=second", PLUGIN]);
 
     // 600 keys in one mount, with the odd ones, and 100 in a second mount of the same process.
@@ -464,7 +447,7 @@ fn a_restarted_server_on_raft_storage_has_every_key_back() {
 fn a_sigkilled_server_leaves_no_plugin_behind() {
     let _serial = serial();
     let mut server = DevServer::start();
-    register_and_mount(&server, &[]);
+    server.register_and_enable(PLUGIN, &["mock"]);
     server.bao_ok(&["secrets", "enable", "-path=second", PLUGIN]);
     server.bao_ok(&["write", "mock/kv/foo", "value=bar"]);
     let plugin = the_plugin(&server);
@@ -490,7 +473,7 @@ fn sigint_to_the_plugin_is_ignored() {
     let _serial = serial();
     let server = DevServer::start();
     // At debug level the plugin logs each SIGINT it ignores, which tells us it arrived.
-    register_and_mount(&server, &["--log-level=debug"]);
+    server.register_and_enable_with_args(PLUGIN, &["--log-level=debug"], &["mock"]);
     server.bao_ok(&["write", "mock/kv/before", "value=1"]);
     let plugin = the_plugin(&server);
 

@@ -140,15 +140,7 @@ fn client(server: &DevServer, client: usize, count: usize) -> Outcome {
 #[test]
 fn sixty_four_clients_make_fifty_thousand_operations_that_match_a_model() {
     let server = DevServer::start();
-    let sha = server.install_plugin(PLUGIN);
-    server.bao_ok(&[
-        "plugin",
-        "register",
-        &format!("-sha256={sha}"),
-        "secret",
-        PLUGIN,
-    ]);
-    server.bao_ok(&["secrets", "enable", "-path=mock", PLUGIN]);
+    server.register_and_enable(PLUGIN, &["mock"]);
 
     let outcomes: Mutex<Vec<Outcome>> = Mutex::new(Vec::new());
     let started = Instant::now();

@@ -16,15 +16,7 @@ const PLUGIN: &str = "my-mock-plugin";
 /// A dev server with the plugin registered (typed) and mounted at `mock/`.
 fn server_with_mount() -> DevServer {
     let server = DevServer::start();
-    let sha = server.install_plugin(PLUGIN);
-    server.bao_ok(&[
-        "plugin",
-        "register",
-        &format!("-sha256={sha}"),
-        "secret",
-        PLUGIN,
-    ]);
-    server.bao_ok(&["secrets", "enable", "-path=mock", PLUGIN]);
+    server.register_and_enable(PLUGIN, &["mock"]);
     server
 }
 
@@ -417,15 +409,7 @@ fn a_create_only_token_can_write_new_keys_but_not_overwrite_them() {
 #[test]
 fn a_restarted_server_with_persistent_storage_brings_mounts_and_data_back() {
     let mut server = DevServer::start_persistent();
-    let sha = server.install_plugin(PLUGIN);
-    server.bao_ok(&[
-        "plugin",
-        "register",
-        &format!("-sha256={sha}"),
-        "secret",
-        PLUGIN,
-    ]);
-    server.bao_ok(&["secrets", "enable", "-path=mock", PLUGIN]);
+    server.register_and_enable(PLUGIN, &["mock"]);
     for i in 0..20 {
         server.bao_ok(&["write", &format!("mock/kv/key{i}"), &format!("value=v{i}")]);
     }

@@ -101,15 +101,7 @@ fn tutorial_commands_work_as_written() {
 #[test]
 fn kv_over_the_http_api_matches_the_go_mock() {
     let server = DevServer::start();
-    let sha = server.install_plugin(PLUGIN);
-    server.bao_ok(&[
-        "plugin",
-        "register",
-        &format!("-sha256={sha}"),
-        "secret",
-        PLUGIN,
-    ]);
-    server.bao_ok(&["secrets", "enable", "-path=mock", PLUGIN]);
+    server.register_and_enable(PLUGIN, &["mock"]);
 
     let (status, body) = server.http(
         "PUT",
@@ -218,16 +210,7 @@ fn typed_registration_reports_and_checks_the_version() {
 #[test]
 fn two_mounts_share_one_process_which_exits_when_both_are_gone() {
     let server = DevServer::start();
-    let sha = server.install_plugin(PLUGIN);
-    server.bao_ok(&[
-        "plugin",
-        "register",
-        &format!("-sha256={sha}"),
-        "secret",
-        PLUGIN,
-    ]);
-    server.bao_ok(&["secrets", "enable", "-path=one", PLUGIN]);
-    server.bao_ok(&["secrets", "enable", "-path=two", PLUGIN]);
+    server.register_and_enable(PLUGIN, &["one", "two"]);
 
     server.bao_ok(&["write", "one/kv/only-in-one", "value=1"]);
     server.bao_ok(&["write", "two/kv/only-in-two", "value=2"]);
@@ -263,15 +246,7 @@ fn two_mounts_share_one_process_which_exits_when_both_are_gone() {
 #[test]
 fn plugin_log_lines_reach_the_server_log_at_their_level() {
     let server = DevServer::start();
-    let sha = server.install_plugin(PLUGIN);
-    server.bao_ok(&[
-        "plugin",
-        "register",
-        &format!("-sha256={sha}"),
-        "secret",
-        PLUGIN,
-    ]);
-    server.bao_ok(&["secrets", "enable", "-path=logged", PLUGIN]);
+    server.register_and_enable(PLUGIN, &["logged"]);
     server.bao_ok(&["write", "logged/kv/foo", "value=secret-value"]);
 
     server.wait_for_log("storing value", Duration::from_secs(5));

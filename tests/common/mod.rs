@@ -532,6 +532,27 @@ impl DevServer {
         pids
     }
 
+    /// Installs the plugin binary as `plugin`, registers it as a secrets engine (typed, so the
+    /// server does not probe it as a database plugin) and enables it at each of `mounts`.
+    pub fn register_and_enable(&self, plugin: &str, mounts: &[&str]) {
+        self.register_and_enable_with_args(plugin, &[], mounts);
+    }
+
+    /// [`DevServer::register_and_enable`] with plugin arguments in the catalog entry.
+    pub fn register_and_enable_with_args(&self, plugin: &str, args: &[&str], mounts: &[&str]) {
+        let sha = format!("-sha256={}", self.install_plugin(plugin));
+        let args = format!("-args={}", args.join(","));
+        let mut register = vec!["plugin", "register", sha.as_str()];
+        if args != "-args=" {
+            register.push(&args);
+        }
+        register.extend(["secret", plugin]);
+        self.bao_ok(&register);
+        for mount in mounts {
+            self.bao_ok(&["secrets", "enable", &format!("-path={mount}"), plugin]);
+        }
+    }
+
     /// Pids of the server's children whose command line names `plugin` (its plugin processes).
     pub fn plugin_pids(&self, plugin: &str) -> Vec<u32> {
         self.child_pids()
