@@ -53,6 +53,12 @@ fmt:
 clean:
 	$(CARGO) clean
 
+# Performance: the plugin against the builtin kv v1 through a dev OpenBao, and the plugin alone
+# (release build; a few minutes). See the README's performance section.
+.PHONY: bench
+bench: deps
+	$(CARGO) bench --bench bench
+
 # The plugin in a three-node OpenBao Raft cluster on loopback: standby writes, InvalidateKey,
 # a cluster-wide reload, failover after SIGKILL of the active node (prints the figures).
 .PHONY: test-cluster
