@@ -41,7 +41,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::{bao_bin, children_of, cmdline, fresh_temp_dir, pid_alive, plugin_bin};
+use crate::common::{
+    bao_bin, children_of, cmdline, fresh_temp_dir, keep_dirs, lossy, pid_alive, plugin_bin,
+    scrub_env,
+};
 
 /// Number of nodes in the cluster.
 pub const NODES: usize = 3;
@@ -74,25 +77,6 @@ pub fn poll<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> PollResult<
             }
         }
         std::thread::sleep(POLL_PAUSE);
-    }
-}
-
-fn lossy(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn keep_dirs() -> bool {
-    std::env::var_os("KEEP_TEST_DIRS").is_some_and(|v| !v.is_empty())
-}
-
-/// The inherited environment minus `BAO_*`/`VAULT_*` (the CLI falls back to `VAULT_*`; the
-/// server passes its environment on to every plugin).
-fn scrub_env(cmd: &mut Command) {
-    for (key, _) in std::env::vars_os() {
-        let k = key.to_string_lossy();
-        if k.starts_with("BAO_") || k.starts_with("VAULT_") {
-            cmd.env_remove(&key);
-        }
     }
 }
 

@@ -119,13 +119,13 @@ pub fn fresh_temp_dir(prefix: &str) -> PathBuf {
 }
 
 /// Whether a directory should survive the test (for post-mortem inspection).
-fn keep_dirs() -> bool {
+pub fn keep_dirs() -> bool {
     std::env::var_os("KEEP_TEST_DIRS").is_some_and(|v| !v.is_empty())
 }
 
 /// The inherited environment minus `BAO_*`/`VAULT_*`, which would otherwise steer the CLI (it
 /// falls back to `VAULT_*`) or the server (and, through it, every plugin).
-fn scrub_env(cmd: &mut Command) {
+pub fn scrub_env(cmd: &mut Command) {
     for (key, _) in std::env::vars_os() {
         let k = key.to_string_lossy();
         if k.starts_with("BAO_") || k.starts_with("VAULT_") {
@@ -148,7 +148,7 @@ fn free_port() -> u16 {
     last
 }
 
-fn lossy(b: &[u8]) -> String {
+pub fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
