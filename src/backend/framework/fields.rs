@@ -50,42 +50,56 @@ impl FieldSchema {
 }
 
 /// The request's fields: body and query values, overridden by the values captured from the
-/// path, read through the path's schemas.
+/// path, read through the path's schemas. Borrows the request's data: a request's values (up
+/// to the server's 32 MiB request limit) are never copied to be looked at.
 #[derive(Debug)]
-pub struct FieldData {
-    raw: Map<String, Value>,
-    schema: Vec<FieldSchema>,
+pub struct FieldData<'a> {
+    data: &'a Map<String, Value>,
+    /// Captured from the path; these win over `data`.
+    captures: Vec<(String, Value)>,
+    schema: &'a [FieldSchema],
 }
 
-impl FieldData {
-    /// Merges `data` with the path's `captures` (the path wins) and returns the names whose
-    /// body value a capture replaced, sorted.
+impl<'a> FieldData<'a> {
+    /// Reads `data` with the path's `captures` on top (the path wins) and returns the names
+    /// whose body value a capture replaced, sorted.
     pub fn new(
-        schema: &[FieldSchema],
-        data: &Map<String, Value>,
+        schema: &'a [FieldSchema],
+        data: &'a Map<String, Value>,
         captures: Captures,
     ) -> (Self, Vec<String>) {
-        let mut raw = data.clone();
-        let mut replaced = Vec::new();
-        for (name, value) in captures {
-            // As in Go, a JSON null in the body does not count as a value.
-            if raw.get(&name).is_some_and(|v| !v.is_null()) {
-                replaced.push(name.clone());
-            }
-            raw.insert(name, Value::String(value));
-        }
+        // As in Go, a JSON null in the body does not count as a value.
+        let mut replaced: Vec<String> = captures
+            .iter()
+            .filter(|(name, _)| data.get(name).is_some_and(|v| !v.is_null()))
+            .map(|(name, _)| name.clone())
+            .collect();
         replaced.sort_unstable();
+        let captures = captures
+            .into_iter()
+            .map(|(name, value)| (name, Value::String(value)))
+            .collect();
         let fields = Self {
-            raw,
-            schema: schema.to_vec(),
+            data,
+            captures,
+            schema,
         };
         (fields, replaced)
     }
 
+    /// The raw value of a field: the path's capture, else the body's.
+    fn raw(&self, name: &str) -> Option<&Value> {
+        self.captures
+            .iter()
+            .find(|(captured, _)| captured == name)
+            .map(|(_, value)| value)
+            .or_else(|| self.data.get(name))
+    }
+
     /// Checks that every supplied field converts to its schema's type.
     pub fn validate(&self) -> Result<(), String> {
-        for schema in &self.schema {
-            if let Some(raw) = self.raw.get(schema.name) {
+        for schema in self.schema {
+            if let Some(raw) = self.raw(schema.name) {
                 convert(schema.kind, raw).map_err(|problem| {
                     format!(
                         "error converting input for field {:?}: {problem}",
@@ -100,8 +114,7 @@ impl FieldData {
     /// The converted value of a field, when the request supplied one.
     pub fn get_ok(&self, name: &str) -> Option<Value> {
         let schema = self.schema.iter().find(|s| s.name == name)?;
-        let raw = self.raw.get(name)?;
-        convert(schema.kind, raw).ok()
+        convert(schema.kind, self.raw(name)?).ok()
     }
 
     /// A string field, `""` when absent.
@@ -119,7 +132,7 @@ impl FieldData {
 
     /// True when the request supplied the field (body, query or path).
     pub fn is_present(&self, name: &str) -> bool {
-        self.raw.get(name).is_some_and(|v| !v.is_null())
+        self.raw(name).is_some_and(|v| !v.is_null())
     }
 }
 
@@ -245,21 +258,15 @@ mod tests {
 
     #[test]
     fn weak_conversions_follow_mapstructure() {
-        let (fields, _) = FieldData::new(
-            &SCHEMA,
-            &data(json!({"value": 12.5, "version": "12", "flag": "true"})),
-            vec![],
-        );
+        let body = data(json!({"value": 12.5, "version": "12", "flag": "true"}));
+        let (fields, _) = FieldData::new(&SCHEMA, &body, vec![]);
         assert!(fields.validate().is_ok());
         assert_eq!(fields.get_string("value"), "12.5");
         assert_eq!(fields.get_int("version"), 12);
         assert_eq!(fields.get_ok("flag"), Some(Value::Bool(true)));
 
-        let (fields, _) = FieldData::new(
-            &SCHEMA,
-            &data(json!({"value": true, "version": 7.9, "flag": 0})),
-            vec![],
-        );
+        let body = data(json!({"value": true, "version": 7.9, "flag": 0}));
+        let (fields, _) = FieldData::new(&SCHEMA, &body, vec![]);
         assert_eq!(fields.get_string("value"), "1");
         assert_eq!(fields.get_int("version"), 7);
         assert_eq!(fields.get_ok("flag"), Some(Value::Bool(false)));
@@ -267,7 +274,8 @@ mod tests {
 
     #[test]
     fn absent_fields_have_zero_values() {
-        let (fields, _) = FieldData::new(&SCHEMA, &Map::new(), vec![]);
+        let empty = Map::new();
+        let (fields, _) = FieldData::new(&SCHEMA, &empty, vec![]);
         assert_eq!(fields.get_string("value"), "");
         assert_eq!(fields.get_int("version"), 0);
         assert!(!fields.is_present("value"));
@@ -286,7 +294,8 @@ mod tests {
             (json!({"value": [1, 2]}), "an array"),
             (json!({"flag": "maybe"}), "ParseBool"),
         ] {
-            let (fields, _) = FieldData::new(&SCHEMA, &data(body.clone()), vec![]);
+            let body_data = data(body.clone());
+            let (fields, _) = FieldData::new(&SCHEMA, &body_data, vec![]);
             let error = fields.validate().expect_err(&body.to_string());
             assert!(error.contains(needle), "{error} lacks {needle}");
         }
@@ -305,11 +314,10 @@ mod tests {
 
     #[test]
     fn captures_override_the_body_and_are_reported_as_replaced() {
-        let (fields, replaced) = FieldData::new(
-            &[FieldSchema::new("key", FieldType::String, "")],
-            &data(json!({"key": "from-body"})),
-            vec![("key".into(), "from-path".into())],
-        );
+        let key_schema = [FieldSchema::new("key", FieldType::String, "")];
+        let body = data(json!({"key": "from-body"}));
+        let (fields, replaced) =
+            FieldData::new(&key_schema, &body, vec![("key".into(), "from-path".into())]);
         assert_eq!(fields.get_string("key"), "from-path");
         assert_eq!(replaced, ["key"]);
 

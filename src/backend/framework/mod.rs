@@ -13,12 +13,15 @@ pub use pattern::{Captures, PathPattern};
 use super::{BoxFuture, Error, Operation, Request, Response, SpecialPaths};
 
 /// Handles one operation on a path.
-pub type OperationHandler<B> =
-    for<'a> fn(&'a B, &'a Request, &'a FieldData) -> BoxFuture<'a, Result<Option<Response>, Error>>;
+pub type OperationHandler<B> = for<'a> fn(
+    &'a B,
+    &'a Request,
+    &'a FieldData<'a>,
+) -> BoxFuture<'a, Result<Option<Response>, Error>>;
 
 /// Tells whether the target of a create/update exists.
 pub type ExistenceHandler<B> =
-    for<'a> fn(&'a B, &'a Request, &'a FieldData) -> BoxFuture<'a, Result<bool, Error>>;
+    for<'a> fn(&'a B, &'a Request, &'a FieldData<'a>) -> BoxFuture<'a, Result<bool, Error>>;
 
 /// One path of a backend: its pattern, fields, operations and help.
 pub struct PathSpec<B> {

@@ -34,7 +34,7 @@ const ITEM_REGEX: &str = r"^items/(?P<name>\w(([\w-.]+)?\w)?)$";
 fn read_item<'a>(
     backend: &'a TestBackend,
     _: &'a Request,
-    fields: &'a FieldData,
+    fields: &'a FieldData<'a>,
 ) -> BoxFuture<'a, Result<Option<Response>, Error>> {
     Box::pin(async move {
         backend.record(format!("read {}", fields.get_string("name")));
@@ -53,7 +53,7 @@ fn read_item<'a>(
 fn update_item<'a>(
     backend: &'a TestBackend,
     _: &'a Request,
-    fields: &'a FieldData,
+    fields: &'a FieldData<'a>,
 ) -> BoxFuture<'a, Result<Option<Response>, Error>> {
     Box::pin(async move {
         backend.record(format!("update {}", fields.get_string("name")));
@@ -64,7 +64,7 @@ fn update_item<'a>(
 fn delete_item<'a>(
     backend: &'a TestBackend,
     _: &'a Request,
-    _: &'a FieldData,
+    _: &'a FieldData<'a>,
 ) -> BoxFuture<'a, Result<Option<Response>, Error>> {
     Box::pin(async move {
         backend.record("delete");
@@ -75,7 +75,7 @@ fn delete_item<'a>(
 fn item_exists<'a>(
     backend: &'a TestBackend,
     _: &'a Request,
-    fields: &'a FieldData,
+    fields: &'a FieldData<'a>,
 ) -> BoxFuture<'a, Result<bool, Error>> {
     Box::pin(async move {
         backend.record(format!("exists {}", fields.get_string("name")));
@@ -86,7 +86,7 @@ fn item_exists<'a>(
 fn list_items<'a>(
     backend: &'a TestBackend,
     _: &'a Request,
-    _: &'a FieldData,
+    _: &'a FieldData<'a>,
 ) -> BoxFuture<'a, Result<Option<Response>, Error>> {
     Box::pin(async move {
         backend.record("list");
@@ -97,7 +97,7 @@ fn list_items<'a>(
 fn read_plain<'a>(
     backend: &'a TestBackend,
     _: &'a Request,
-    _: &'a FieldData,
+    _: &'a FieldData<'a>,
 ) -> BoxFuture<'a, Result<Option<Response>, Error>> {
     Box::pin(async move {
         backend.record("plain");

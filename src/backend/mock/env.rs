@@ -17,7 +17,7 @@ pub(super) fn path() -> PathSpec<MockBackend> {
 fn read<'a>(
     _: &'a MockBackend,
     _: &'a Request,
-    fields: &'a FieldData,
+    fields: &'a FieldData<'a>,
 ) -> BoxFuture<'a, Result<Option<Response>, Error>> {
     let value = std::env::var(fields.get_string("key")).unwrap_or_default();
     let mut data = Map::new();

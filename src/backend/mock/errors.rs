@@ -53,7 +53,7 @@ pub(super) fn error_for_type(err_type: u32) -> Option<Error> {
 fn fail<'a>(
     _: &'a MockBackend,
     _: &'a Request,
-    fields: &'a FieldData,
+    fields: &'a FieldData<'a>,
 ) -> BoxFuture<'a, Result<Option<Response>, Error>> {
     // Go's `GetOk` counts a JSON null as supplied (it decodes to 0), and the mock switches on
     // `uint32(err_type)`, so only the low 32 bits count.

@@ -20,7 +20,7 @@ pub(super) fn paths() -> Vec<PathSpec<MockBackend>> {
 fn special<'a>(
     _: &'a MockBackend,
     _: &'a Request,
-    _: &'a FieldData,
+    _: &'a FieldData<'a>,
 ) -> BoxFuture<'a, Result<Option<Response>, Error>> {
     let mut data = Map::new();
     data.insert("data".to_owned(), Value::String("foo".to_owned()));
@@ -30,7 +30,7 @@ fn special<'a>(
 fn raw<'a>(
     _: &'a MockBackend,
     _: &'a Request,
-    _: &'a FieldData,
+    _: &'a FieldData<'a>,
 ) -> BoxFuture<'a, Result<Option<Response>, Error>> {
     let mut data = Map::new();
     data.insert("http_content_type".to_owned(), Value::from("text/plain"));

@@ -25,7 +25,7 @@ pub(super) fn path() -> PathSpec<MockBackend> {
 fn update<'a>(
     backend: &'a MockBackend,
     _: &'a Request,
-    fields: &'a FieldData,
+    fields: &'a FieldData<'a>,
 ) -> BoxFuture<'a, Result<Option<Response>, Error>> {
     *backend.internal() = fields.get_string("value");
     Box::pin(async { Ok(None) })
@@ -34,7 +34,7 @@ fn update<'a>(
 fn read<'a>(
     backend: &'a MockBackend,
     _: &'a Request,
-    _: &'a FieldData,
+    _: &'a FieldData<'a>,
 ) -> BoxFuture<'a, Result<Option<Response>, Error>> {
     let mut data = Map::new();
     data.insert(

@@ -35,7 +35,7 @@ pub(super) fn paths() -> Vec<PathSpec<MockBackend>> {
 fn exists<'a>(
     backend: &'a MockBackend,
     request: &'a Request,
-    _: &'a FieldData,
+    _: &'a FieldData<'a>,
 ) -> BoxFuture<'a, Result<bool, Error>> {
     Box::pin(async move {
         let entry = backend
@@ -50,7 +50,7 @@ fn exists<'a>(
 fn read<'a>(
     backend: &'a MockBackend,
     request: &'a Request,
-    fields: &'a FieldData,
+    fields: &'a FieldData<'a>,
 ) -> BoxFuture<'a, Result<Option<Response>, Error>> {
     Box::pin(async move {
         let version = fields.get_int("version");
@@ -77,7 +77,7 @@ fn read<'a>(
 fn write<'a>(
     backend: &'a MockBackend,
     request: &'a Request,
-    fields: &'a FieldData,
+    fields: &'a FieldData<'a>,
 ) -> BoxFuture<'a, Result<Option<Response>, Error>> {
     Box::pin(async move {
         let value = fields.get_string("value");
@@ -96,7 +96,7 @@ fn write<'a>(
 fn delete<'a>(
     backend: &'a MockBackend,
     request: &'a Request,
-    _: &'a FieldData,
+    _: &'a FieldData<'a>,
 ) -> BoxFuture<'a, Result<Option<Response>, Error>> {
     Box::pin(async move {
         backend
@@ -111,7 +111,7 @@ fn delete<'a>(
 fn list<'a>(
     backend: &'a MockBackend,
     _: &'a Request,
-    _: &'a FieldData,
+    _: &'a FieldData<'a>,
 ) -> BoxFuture<'a, Result<Option<Response>, Error>> {
     Box::pin(async move {
         let keys = backend
