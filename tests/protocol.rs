@@ -70,26 +70,6 @@ fn has_error_line(stderr: &[String]) -> bool {
         .any(|l| l.get("@level") == Some(&json!("error")))
 }
 
-/// True if `der` is exactly one DER SEQUENCE (the outer shape of an X.509 certificate).
-fn is_der_sequence(der: &[u8]) -> bool {
-    let [0x30, first, rest @ ..] = der else {
-        return false;
-    };
-    let (len, body) = if first & 0x80 == 0 {
-        (usize::from(*first), rest)
-    } else {
-        let count = usize::from(first & 0x7f);
-        if count == 0 || count > 4 || rest.len() < count {
-            return false;
-        }
-        let len = rest[..count]
-            .iter()
-            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
-        (len, &rest[count..])
-    };
-    body.len() == len
-}
-
 fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -130,7 +110,6 @@ async fn handshake_line_is_the_only_stdout_output_and_names_a_private_socket() {
         "standard alphabet"
     );
     let der = STANDARD_NO_PAD.decode(cert).expect("unpadded base64");
-    assert!(is_der_sequence(&der), "a DER SEQUENCE");
     assert!(
         contains_bytes(&der, b"\x82\x09localhost"),
         "SAN DNS:localhost"
@@ -139,7 +118,8 @@ async fn handshake_line_is_the_only_stdout_output_and_names_a_private_socket() {
     assert!(contains_bytes(&der, &eku(1)), "EKU serverAuth");
     assert!(contains_bytes(&der, &eku(2)), "EKU clientAuth");
     // The host pinned exactly these bytes and the connection works, so this is the
-    // certificate the plugin presents.
+    // certificate the plugin presents, and a well-formed one (rustls parsed it to check the
+    // handshake's signature).
     assert_eq!(host.handshake.cert.as_ref(), der.as_slice());
     assert!(!host.version(MOUNT_A).await.unwrap().is_empty());
 
