@@ -6,9 +6,10 @@
 
 use std::fmt::{self, Write as _};
 use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::filter::LevelFilter;
@@ -20,6 +21,65 @@ pub fn init(level: LevelFilter) {
     let _ = tracing_subscriber::registry()
         .with(HclogLayer.with_filter(level))
         .try_init();
+    install_panic_flush();
+}
+
+/// Lines not yet written to stderr. Under load the mock logs every request at info; one
+/// `write` per line cost the plugin a system call per request and woke the server's stderr
+/// reader as often. While the runtime runs, info and below gather here and are written together
+/// when the runtime is about to sleep ([`flush`], its park hook), so a burst costs one write.
+static PENDING: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+/// Whether lines below warn may wait for [`flush`]; off until the runtime installs its hook.
+static HOLDING: AtomicBool = AtomicBool::new(false);
+
+/// Pending lines are written at once beyond this size, so a busy runtime that never sleeps
+/// still logs promptly and the buffer stays small.
+const FLUSH_AT: usize = 16 * 1024;
+
+/// Lets lines below warn wait for [`flush`]. Call only with a hook that calls [`flush`]
+/// whenever the process is about to go idle (the runtime's park hook).
+pub fn hold_until_flush() {
+    HOLDING.store(true, Ordering::Relaxed);
+}
+
+/// Writes pending lines now and from then on writes every line at once.
+pub fn stop_holding() {
+    HOLDING.store(false, Ordering::Relaxed);
+    flush();
+}
+
+/// Writes the lines waiting in the buffer to stderr.
+pub fn flush() {
+    write_pending(&mut pending());
+}
+
+fn pending() -> MutexGuard<'static, Vec<u8>> {
+    PENDING.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write_pending(pending: &mut Vec<u8>) {
+    if pending.is_empty() {
+        return;
+    }
+    // A failed write to stderr has nowhere better to be reported.
+    let _ = std::io::stderr().lock().write_all(pending);
+    pending.clear();
+    if pending.capacity() > 4 * FLUSH_AT {
+        pending.shrink_to(FLUSH_AT);
+    }
+}
+
+/// A panic's message must not overtake the lines logged before it.
+fn install_panic_flush() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        // `try_lock`: the panic may have happened while the buffer was held.
+        if let Ok(mut pending) = PENDING.try_lock() {
+            write_pending(&mut pending);
+        }
+        default_hook(info);
+    }));
 }
 
 /// A tracing layer that writes one hclog JSON object per event to stderr.
@@ -28,11 +88,14 @@ pub struct HclogLayer;
 
 impl<S: Subscriber> Layer<S> for HclogLayer {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
-        let mut line = format_event(event, SystemTime::now());
-        line.push('\n');
-        // One write call per line keeps lines whole when tasks log concurrently; a failed
-        // write to stderr has nowhere better to be reported.
-        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        let mut pending = pending();
+        write_event(&mut pending, event, SystemTime::now());
+        pending.push(b'\n');
+        // Lines are appended whole under the lock, so concurrent events never interleave.
+        let urgent = *event.metadata().level() <= Level::WARN;
+        if urgent || !HOLDING.load(Ordering::Relaxed) || pending.len() >= FLUSH_AT {
+            write_pending(&mut pending);
+        }
     }
 }
 
@@ -49,67 +112,130 @@ pub fn level_name(level: &Level) -> &'static str {
 
 /// Renders `event` as one JSON object (without the newline).
 pub fn format_event(event: &Event<'_>, now: SystemTime) -> String {
+    let mut out = Vec::with_capacity(128);
+    write_event(&mut out, event, now);
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// Appends `event` as one JSON object, written directly: no intermediate map or values.
+fn write_event(out: &mut Vec<u8>, event: &Event<'_>, now: SystemTime) {
     let metadata = event.metadata();
-    let mut fields = FieldCollector::default();
+    out.extend_from_slice(b"{\"@level\":\"");
+    out.extend_from_slice(level_name(metadata.level()).as_bytes());
+    out.extend_from_slice(b"\",\"@timestamp\":\"");
+    out.extend_from_slice(hclog_timestamp(now).as_bytes());
+    out.extend_from_slice(b"\",\"@module\":");
+    write_json_str(out, metadata.target());
+    let mut fields = JsonFields {
+        out,
+        saw_message: false,
+    };
     event.record(&mut fields);
-
-    let mut object = Map::new();
-    object.insert("@level".into(), Value::from(level_name(metadata.level())));
-    object.insert("@message".into(), Value::from(fields.message));
-    object.insert("@timestamp".into(), Value::from(hclog_timestamp(now)));
-    object.insert("@module".into(), Value::from(metadata.target()));
-    for (key, value) in fields.fields {
-        // A field may not take the place of the keys the server parses.
-        let key = if key.starts_with('@') {
-            format!("_{key}")
-        } else {
-            key
-        };
-        object.insert(key, value);
+    if !fields.saw_message {
+        fields.out.extend_from_slice(b",\"@message\":\"\"");
     }
-    Value::Object(object).to_string()
+    fields.out.push(b'}');
 }
 
-#[derive(Default)]
-struct FieldCollector {
-    message: String,
-    fields: Vec<(String, Value)>,
+/// Writes each field as `,"key":value`; the message becomes `@message`.
+struct JsonFields<'a> {
+    out: &'a mut Vec<u8>,
+    saw_message: bool,
 }
 
-impl FieldCollector {
-    fn push(&mut self, field: &Field, value: Value) {
-        if field.name() == "message" {
-            self.message = match value {
-                Value::String(s) => s,
-                other => other.to_string(),
-            };
-        } else {
-            self.fields.push((field.name().to_owned(), value));
+impl JsonFields<'_> {
+    fn key(&mut self, field: &Field) {
+        self.out.push(b',');
+        match field.name() {
+            "message" if !self.saw_message => {
+                self.saw_message = true;
+                self.out.extend_from_slice(b"\"@message\"");
+            }
+            // A field may not take the place of the keys the server parses.
+            name if name.starts_with('@') => write_json_str(self.out, &format!("_{name}")),
+            name => write_json_str(self.out, name),
         }
+        self.out.push(b':');
+    }
+
+    /// A value rendered by `Display` or `Debug`, as a JSON string.
+    fn formatted(&mut self, field: &Field, value: fmt::Arguments<'_>) {
+        self.key(field);
+        self.out.push(b'"');
+        let _ = JsonEscaper(self.out).write_fmt(value);
+        self.out.push(b'"');
+    }
+
+    fn number(&mut self, field: &Field, value: impl fmt::Display) {
+        self.key(field);
+        let _ = write!(self.out, "{value}");
     }
 }
 
-impl Visit for FieldCollector {
+impl Visit for JsonFields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.push(field, Value::from(value));
+        self.key(field);
+        write_json_str(self.out, value);
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.push(field, Value::from(value));
+        self.number(field, value);
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.push(field, Value::from(value));
+        self.number(field, value);
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.push(field, Value::from(value));
+        self.number(field, value);
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.push(field, Value::from(value));
+        if value.is_finite() {
+            self.number(field, value);
+        } else {
+            // JSON has no NaN or infinity.
+            self.key(field);
+            self.out.extend_from_slice(b"null");
+        }
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.push(field, Value::from(value.to_string()));
+        self.formatted(field, format_args!("{value}"));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.push(field, Value::from(format!("{value:?}")));
+        self.formatted(field, format_args!("{value:?}"));
+    }
+}
+
+fn write_json_str(out: &mut Vec<u8>, value: &str) {
+    out.push(b'"');
+    let _ = JsonEscaper(out).write_str(value);
+    out.push(b'"');
+}
+
+/// Escapes text for the inside of a JSON string as it is written.
+struct JsonEscaper<'a>(&'a mut Vec<u8>);
+
+impl fmt::Write for JsonEscaper<'_> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        let bytes = text.as_bytes();
+        let mut plain_from = 0;
+        for (at, &byte) in bytes.iter().enumerate() {
+            let escape: &[u8] = match byte {
+                b'"' => b"\\\"",
+                b'\\' => b"\\\\",
+                b'\n' => b"\\n",
+                b'\r' => b"\\r",
+                b'\t' => b"\\t",
+                0..=0x1f => b"",
+                _ => continue,
+            };
+            self.0.extend_from_slice(&bytes[plain_from..at]);
+            if escape.is_empty() {
+                let _ = write!(self.0, "\\u{byte:04x}");
+            } else {
+                self.0.extend_from_slice(escape);
+            }
+            plain_from = at + 1;
+        }
+        self.0.extend_from_slice(&bytes[plain_from..]);
+        Ok(())
     }
 }
 
@@ -150,7 +276,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use std::sync::{Arc, Mutex};
+    use serde_json::Value;
+    use std::sync::Arc;
     use std::time::Duration;
 
     #[test]
@@ -191,6 +318,36 @@ mod tests {
         assert_eq!(second["@level"], "error");
         assert_eq!(second["_@level"], "fake");
         assert_eq!(second["error"], "boom");
+    }
+
+    #[test]
+    fn text_is_escaped_and_a_missing_message_is_empty() {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let subscriber = tracing_subscriber::registry().with(Capture(lines.clone()));
+        let awkward = "quote \" back \\ nl \n cr \r tab \t bell \u{7} é \u{1F600}";
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(text = awkward, shown = %awkward, debugged = ?awkward);
+            tracing::info!(
+                ratio = f64::NAN,
+                big = u64::MAX,
+                small = i64::MIN,
+                yes = true,
+                "{awkward}"
+            );
+        });
+        let lines = lines.lock().unwrap();
+        let first: Value = serde_json::from_str(&lines[0]).unwrap();
+        assert_eq!(first["@message"], "");
+        assert_eq!(first["text"], awkward);
+        assert_eq!(first["shown"], awkward);
+        assert_eq!(first["debugged"], format!("{awkward:?}"));
+        assert!(!lines[0].contains('\n') && !lines[0].contains('\u{7}'));
+        let second: Value = serde_json::from_str(&lines[1]).unwrap();
+        assert_eq!(second["@message"], awkward);
+        assert_eq!(second["ratio"], Value::Null);
+        assert_eq!(second["big"], u64::MAX);
+        assert_eq!(second["small"], i64::MIN);
+        assert_eq!(second["yes"], true);
     }
 
     #[test]

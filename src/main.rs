@@ -38,11 +38,14 @@ fn main() -> ExitCode {
 
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        // Log lines below warn wait until the runtime has nothing left to do.
+        .on_thread_park(logging::flush)
         .build()
     {
         Ok(runtime) => runtime,
         Err(error) => return fail(&format!("cannot start the async runtime: {error}")),
     };
+    logging::hold_until_flush();
     let outcome = runtime.block_on(server::run(
         MockFactory::from_env(),
         &env,
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
     ));
     // Background tasks (a broker stream, a dial in progress) must not delay the exit.
     runtime.shutdown_background();
+    logging::stop_holding();
 
     match outcome {
         Ok(reason) if reason.is_failure() => fail(&reason),

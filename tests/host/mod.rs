@@ -495,6 +495,22 @@ impl Plugin {
         Self::until_closed(&self.stdout, timeout, "stdout").await
     }
 
+    /// The first stderr line that `matches`, waiting up to `timeout` for it; `None` if none
+    /// came (the pipe closed or time ran out).
+    pub async fn stderr_line(
+        &self,
+        timeout: Duration,
+        matches: impl Fn(&str) -> bool,
+    ) -> Option<String> {
+        let find = |captured: &Captured| captured.lines.iter().find(|l| matches(l)).cloned();
+        let mut waiter = self.stderr.clone();
+        let found = waiter.wait_for(|c| c.closed || find(c).is_some());
+        match tokio::time::timeout(timeout, found).await {
+            Ok(Ok(captured)) => find(&captured).map(|l| l.trim_end().to_owned()),
+            _ => None,
+        }
+    }
+
     /// All stderr lines, once the pipe has closed (the process exited).
     pub async fn stderr_until_closed(&self, timeout: Duration) -> Vec<String> {
         Self::until_closed(&self.stderr, timeout, "stderr").await
