@@ -8,8 +8,9 @@
 //!   certificate and the pinned-peer verifiers), [`broker`] (the `StartStream` service and
 //!   dialing back into the server), [`host_storage`] (the server's storage over that
 //!   connection), [`backend_service`] (`pb.Backend` and friends, one backend per mount),
-//!   [`controller`] (shutdown, stdio, process lifetime), [`server`] (putting it together) and
-//!   [`logging`] (hclog JSON lines on stderr), and [`unwrap_tls`] (the legacy protocol's TLS
+//!   [`controller`] (shutdown, stdio, process lifetime), [`grpc_serve`] (the services on hyper's
+//!   HTTP/2 server), [`server`] (putting it together) and
+//!   [`logging`] (hclog JSON lines on stderr), [`codec`] (protobuf with small buffers), and [`unwrap_tls`] (the legacy protocol's TLS
 //!   bootstrap through an unwrap token).
 //! * **The backend** ([`backend`]) knows paths, fields and operations and nothing of gRPC: the
 //!   [`backend::Backend`] trait, a small path framework and the mock's paths.
@@ -23,7 +24,9 @@ pub mod backend;
 pub mod backend_service;
 pub mod broker;
 pub mod cli;
+pub mod codec;
 pub mod controller;
+pub mod grpc_serve;
 pub mod handshake;
 pub mod host_storage;
 pub mod logging;

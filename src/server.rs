@@ -13,14 +13,12 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
-use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Server;
-use tonic::transport::server::Connected;
 
 use crate::backend::BackendFactory;
 use crate::backend_service::{BackendService, MultiplexingService, ServiceMode, VersionService};
 use crate::broker::{Broker, BrokerService};
 use crate::controller::{ControllerService, ExitReason, Lifecycle, StdioService};
+use crate::grpc_serve::{self, GrpcServices};
 use crate::handshake::{
     self, HandshakeError, Listener, PluginEnv, PluginListener, SUPPORTED_VERSIONS, Transport,
 };
@@ -84,7 +82,6 @@ pub enum StartError {
     Listen(handshake::ListenError),
     Unwrap(UnwrapError),
     Stdout(io::Error),
-    Serve(String),
 }
 
 impl fmt::Display for StartError {
@@ -95,7 +92,6 @@ impl fmt::Display for StartError {
             Self::Listen(e) => e.fmt(f),
             Self::Unwrap(e) => e.fmt(f),
             Self::Stdout(e) => write!(f, "cannot write the handshake line to stdout: {e}"),
-            Self::Serve(e) => write!(f, "the gRPC server failed: {e}"),
         }
     }
 }
@@ -178,33 +174,31 @@ pub async fn run<F: BackendFactory>(
             lifecycle.stopped().await;
         }
     };
-    let serve = Server::builder()
-        .add_service(health_service)
-        .add_service(
-            BackendServer::new(backend)
-                .max_decoding_message_size(MAX_MESSAGE_SIZE)
-                .max_encoding_message_size(MAX_MESSAGE_SIZE),
-        )
-        .add_service(PluginVersionServer::new(VersionService::new(
-            plugin_version,
-        )))
-        .add_service(PluginMultiplexingServer::new(MultiplexingService::new(
-            mode.multiplexed,
-        )))
-        .add_service(GrpcBrokerServer::new(BrokerService::new(
-            broker,
-            lifecycle.clone(),
-        )))
-        .add_service(GrpcControllerServer::new(ControllerService::new(
-            lifecycle.clone(),
-        )))
-        .add_service(GrpcStdioServer::new(StdioService::new(lifecycle.clone())))
-        .serve_with_incoming_shutdown(ReceiverStream::new(incoming), stopped);
+    let services = GrpcServices::new(
+        BackendServer::new(backend)
+            .max_decoding_message_size(MAX_MESSAGE_SIZE)
+            .max_encoding_message_size(MAX_MESSAGE_SIZE),
+    )
+    .with(health_service)
+    .with(PluginVersionServer::new(VersionService::new(
+        plugin_version,
+    )))
+    .with(PluginMultiplexingServer::new(MultiplexingService::new(
+        mode.multiplexed,
+    )))
+    .with(GrpcBrokerServer::new(BrokerService::new(
+        broker,
+        lifecycle.clone(),
+    )))
+    .with(GrpcControllerServer::new(ControllerService::new(
+        lifecycle.clone(),
+    )))
+    .with(GrpcStdioServer::new(StdioService::new(lifecycle.clone())));
+    let serve = grpc_serve::serve(services, incoming, stopped);
     tokio::pin!(serve);
 
     let reason = tokio::select! {
-        result = &mut serve => {
-            result.map_err(|e| StartError::Serve(crate::broker::error_chain(&e)))?;
+        () = &mut serve => {
             lifecycle.reason().unwrap_or_else(|| ExitReason::HostGone("the server stopped".into()))
         }
         reason = lifecycle.stopped() => {
@@ -297,7 +291,7 @@ fn ignore_interrupts() {
 async fn accept_loop(
     listener: Listener,
     acceptor: Option<TlsAcceptor>,
-    connections: mpsc::Sender<io::Result<ServerIo>>,
+    connections: mpsc::Sender<ServerIo>,
     lifecycle: Lifecycle,
     options: ServeOptions,
 ) {
@@ -352,7 +346,7 @@ async fn accept_loop(
                         stream,
                         _guard: ConnectionGuard::open(state),
                     };
-                    let _ = connections.send(Ok(io)).await;
+                    let _ = connections.send(io).await;
                 }
                 Ok(Err(e)) => state.handshake_failed(&e.to_string()),
                 Err(_) => state.handshake_failed("the TLS handshake timed out"),
@@ -416,16 +410,10 @@ impl Drop for ConnectionGuard {
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
-/// One accepted, authenticated connection, as tonic serves it.
+/// One accepted, authenticated connection, as it is served.
 struct ServerIo {
     stream: Box<dyn Io>,
     _guard: ConnectionGuard,
-}
-
-impl Connected for ServerIo {
-    type ConnectInfo = ();
-
-    fn connect_info(&self) -> Self::ConnectInfo {}
 }
 
 impl AsyncRead for ServerIo {

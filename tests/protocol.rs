@@ -183,6 +183,56 @@ async fn mount_then_write_read_list_delete_through_host_storage() {
     assert!(mount.storage.calls().contains(&"delete kv/foo".to_owned()));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_log_lines_reach_stderr_while_the_plugin_runs() {
+    // Info lines wait for the runtime to go idle and are then written together: they must
+    // still arrive promptly, whole, and without the plugin having to exit first.
+    let mut host = Host::start().await;
+    host.mount(MOUNT_A).await;
+    for key in ["kv/one", "kv/two", "kv/three"] {
+        host.request(MOUNT_A, "create", key, &json!({"value": "secret-value"}))
+            .await;
+    }
+    for key in ["kv/one", "kv/two", "kv/three"] {
+        let line = host
+            .plugin
+            .stderr_line(Duration::from_secs(5), |l| {
+                l.contains("storing value") && l.contains(&format!("\"{key}\""))
+            })
+            .await
+            .unwrap_or_else(|| panic!("no log line for {key}: {:#?}", host.plugin.stderr_lines()));
+        let fields = log_line(&line).expect("an hclog JSON line");
+        assert_eq!(fields["@level"], "info");
+        assert_eq!(fields["key"], key);
+    }
+    assert!(
+        !host
+            .plugin
+            .stderr_lines()
+            .iter()
+            .any(|l| l.contains("secret-value")),
+        "values are never logged"
+    );
+    assert_eq!(
+        host.plugin.try_wait_exit(Duration::ZERO).await,
+        None,
+        "still running"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_service_is_unimplemented_and_the_connection_keeps_serving() {
+    let mut host = Host::start().await;
+    host.mount(MOUNT_A).await;
+    // pb.SystemView is a service the server offers, never the plugin.
+    let mut wrong = pb::system_view_client::SystemViewClient::new(host.channel());
+    let status = wrong.default_lease_ttl(pb::Empty {}).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unimplemented, "{status:?}");
+    assert!(status.message().contains("pb.SystemView"), "{status:?}");
+    let read = host.request(MOUNT_A, "read", "kv/none", &Value::Null).await;
+    assert_eq!((read.err, read.response), (None, None));
+}
+
 // ---------------------------------------------------------------------------------------------
 // 3. Version and multiplexing
 
