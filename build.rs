@@ -29,6 +29,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // No `connect` helpers: the plugin dials through the broker (src/broker.rs).
+        .build_transport(false)
         // prost with 1 KiB instead of 8 KiB message buffers (see src/codec.rs).
         .codec_path("crate::codec::SmallBufferCodec")
         .compile_fds(fds)?;

@@ -9,7 +9,11 @@ use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use hyper_util::rt::TokioIo;
+use std::task::{Context, Poll};
+
+use hyper::body::Incoming;
+use hyper::client::conn::http2;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, UnixStream};
@@ -17,7 +21,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::body::Body;
+use tonic::codegen::{BoxFuture, http};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::controller::{ExitReason, Lifecycle};
@@ -160,23 +165,104 @@ impl Broker {
     }
 
     /// Waits for broker id `id` and opens a gRPC channel to it over mutual TLS.
-    pub async fn connect(&self, id: u32) -> Result<Channel, BrokerError> {
+    pub async fn connect(&self, id: u32) -> Result<BrokerChannel, BrokerError> {
         let info = self.wait_for(id, CONN_INFO_TIMEOUT).await?;
-        let dial_error = |detail: String| BrokerError::Dial {
-            id,
-            address: format!("{}:{}", info.network, info.address),
-            detail,
-        };
         let connector = BrokerConnector {
+            id,
             tls: self.tls.clone(),
-            network: info.network.clone(),
-            address: info.address.clone(),
+            network: info.network,
+            address: info.address,
         };
-        Endpoint::from_static("http://localhost")
-            .connect_timeout(CONN_INFO_TIMEOUT)
-            .connect_with_connector(tower::service_fn(move |_: Uri| connector.clone().dial()))
-            .await
-            .map_err(|e| dial_error(error_chain(&e)))
+        let sender = connector.open().await?;
+        Ok(BrokerChannel {
+            shared: Arc::new(ChannelShared {
+                connector,
+                sender: Mutex::new(sender),
+            }),
+        })
+    }
+}
+
+/// A gRPC channel to one of the server's broker listeners: hyper's HTTP/2 client on one
+/// connection, dialed again if the server has closed it.
+///
+/// tonic's `Channel` would put a request queue with its own task (tower's `Buffer`), a reconnect
+/// layer and an I/O timeout wrapper in front of every storage call; a request through the
+/// server makes one or two such calls. The generated clients take this channel as it is.
+#[derive(Clone)]
+pub struct BrokerChannel {
+    shared: Arc<ChannelShared>,
+}
+
+struct ChannelShared {
+    connector: BrokerConnector,
+    sender: Mutex<http2::SendRequest<Body>>,
+}
+
+impl fmt::Debug for BrokerChannel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let connector = &self.shared.connector;
+        f.debug_struct("BrokerChannel")
+            .field("id", &connector.id)
+            .field("address", &connector.address)
+            .finish()
+    }
+}
+
+impl BrokerChannel {
+    /// The sender of the open connection, or of a new one if the server closed it.
+    async fn sender(&self) -> Result<http2::SendRequest<Body>, BrokerError> {
+        let current = self
+            .shared
+            .sender
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if !current.is_closed() {
+            return Ok(current);
+        }
+        tracing::debug!(
+            id = self.shared.connector.id,
+            "the broker connection closed; dialing again"
+        );
+        let fresh = self.shared.connector.open().await?;
+        *self
+            .shared
+            .sender
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = fresh.clone();
+        Ok(fresh)
+    }
+}
+
+#[cfg(test)]
+impl BrokerChannel {
+    /// Whether the current connection has closed (tests wait for this before the next call).
+    fn connection_closed(&self) -> bool {
+        self.shared
+            .sender
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_closed()
+    }
+}
+
+impl tower::Service<http::Request<Body>> for BrokerChannel {
+    type Response = http::Response<Incoming>;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Readiness is settled per call: a closed connection is replaced then.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        let channel = self.clone();
+        Box::pin(async move {
+            let mut sender = channel.sender().await?;
+            Ok(sender.send_request(request).await?)
+        })
     }
 }
 
@@ -186,13 +272,42 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 #[derive(Clone)]
 struct BrokerConnector {
+    id: u32,
     tls: Option<TlsConnector>,
     network: String,
     address: String,
 }
 
 impl BrokerConnector {
-    async fn dial(self) -> io::Result<TokioIo<Box<dyn Io>>> {
+    /// Dials, secures and starts HTTP/2 on a new connection, whose driver runs as its own task.
+    async fn open(&self) -> Result<http2::SendRequest<Body>, BrokerError> {
+        let dial_error = |detail: String| BrokerError::Dial {
+            id: self.id,
+            address: format!("{}:{}", self.network, self.address),
+            detail,
+        };
+        let opened = async {
+            let io = self.dial().await.map_err(|e| error_chain(&e))?;
+            http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .handshake(io)
+                .await
+                .map_err(|e| error_chain(&e))
+        };
+        let (sender, connection) = tokio::time::timeout(CONN_INFO_TIMEOUT, opened)
+            .await
+            .map_err(|_| dial_error("timed out".to_owned()))?
+            .map_err(dial_error)?;
+        let id = self.id;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(id, error = %e, "broker connection ended");
+            }
+        });
+        Ok(sender)
+    }
+
+    async fn dial(&self) -> io::Result<TokioIo<Box<dyn Io>>> {
         let socket: Box<dyn Io> = match self.network.as_str() {
             "unix" => Box::new(UnixStream::connect(&self.address).await?),
             "tcp" => Box::new(TcpStream::connect(&self.address).await?),
@@ -203,7 +318,7 @@ impl BrokerConnector {
                 ));
             }
         };
-        let Some(connector) = self.tls else {
+        let Some(connector) = &self.tls else {
             return Ok(TokioIo::new(socket));
         };
         let name = ServerName::try_from(tls::SERVER_NAME)

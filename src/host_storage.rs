@@ -2,9 +2,10 @@
 //! Errors are passed through verbatim: the server recognises some of their texts (a standby's
 //! read-only error makes it forward the request to the active node).
 
-use tonic::transport::Channel;
+use tonic::codegen::http::Uri;
 
 use crate::backend::{BoxFuture, Storage, StorageError};
+use crate::broker::BrokerChannel;
 use crate::proto::pb::storage_client::StorageClient;
 use crate::proto::pb::{
     StorageDeleteArgs, StorageEntry, StorageGetArgs, StorageListArgs, StoragePutArgs,
@@ -16,12 +17,13 @@ pub const MAX_MESSAGE_SIZE: usize = i32::MAX as usize;
 /// One mount's storage on the server.
 #[derive(Clone, Debug)]
 pub struct HostStorage {
-    client: StorageClient<Channel>,
+    client: StorageClient<BrokerChannel>,
 }
 
 impl HostStorage {
-    pub fn new(channel: Channel) -> Self {
-        let client = StorageClient::new(channel)
+    pub fn new(channel: BrokerChannel) -> Self {
+        // HTTP/2 requests carry a scheme and an authority; go-plugin's listener ignores both.
+        let client = StorageClient::with_origin(channel, Uri::from_static("http://localhost"))
             .max_decoding_message_size(MAX_MESSAGE_SIZE)
             .max_encoding_message_size(MAX_MESSAGE_SIZE);
         Self { client }

@@ -1,7 +1,12 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use crate::backend::Storage as _;
+use crate::grpc_serve::{self, GrpcServices};
+use crate::host_storage::HostStorage;
+use crate::proto::pb;
 use crate::tls::Identity;
+use tokio::net::UnixListener;
 
 fn broker() -> Broker {
     let me = Identity::generate().unwrap();
@@ -116,4 +121,155 @@ fn error_chain_includes_every_cause_once() {
     }
     let error = Outer(std::io::Error::other("connection refused"));
     assert_eq!(error_chain(&error), "transport error: connection refused");
+}
+
+/// A storage holding one key, `key` = `value`, for the broker connection tests.
+#[derive(Clone, Copy)]
+struct OneKey;
+
+fn not_here<T>() -> Result<tonic::Response<T>, Status> {
+    Err(Status::unimplemented("not in this test"))
+}
+
+#[tonic::async_trait]
+impl pb::storage_server::Storage for OneKey {
+    async fn get(
+        &self,
+        request: Request<pb::StorageGetArgs>,
+    ) -> Result<tonic::Response<pb::StorageGetReply>, Status> {
+        let key = request.into_inner().key;
+        let entry = (key == "key").then(|| pb::StorageEntry {
+            key,
+            value: b"value".to_vec(),
+            seal_wrap: false,
+        });
+        Ok(tonic::Response::new(pb::StorageGetReply {
+            entry,
+            err: String::new(),
+        }))
+    }
+    async fn list(
+        &self,
+        _: Request<pb::StorageListArgs>,
+    ) -> Result<tonic::Response<pb::StorageListReply>, Status> {
+        not_here()
+    }
+    async fn list_page(
+        &self,
+        _: Request<pb::StorageListPageArgs>,
+    ) -> Result<tonic::Response<pb::StorageListReply>, Status> {
+        not_here()
+    }
+    async fn put(
+        &self,
+        _: Request<pb::StoragePutArgs>,
+    ) -> Result<tonic::Response<pb::StoragePutReply>, Status> {
+        not_here()
+    }
+    async fn delete(
+        &self,
+        _: Request<pb::StorageDeleteArgs>,
+    ) -> Result<tonic::Response<pb::StorageDeleteReply>, Status> {
+        not_here()
+    }
+    async fn is_transactional(
+        &self,
+        _: Request<pb::Empty>,
+    ) -> Result<tonic::Response<pb::StorageIsTransactionalReply>, Status> {
+        not_here()
+    }
+    async fn begin_read_only_tx(
+        &self,
+        _: Request<pb::Empty>,
+    ) -> Result<tonic::Response<pb::StorageBeginTxReply>, Status> {
+        not_here()
+    }
+    async fn begin_tx(
+        &self,
+        _: Request<pb::Empty>,
+    ) -> Result<tonic::Response<pb::StorageBeginTxReply>, Status> {
+        not_here()
+    }
+    async fn commit(
+        &self,
+        _: Request<pb::StorageCommitTxArgs>,
+    ) -> Result<tonic::Response<pb::StorageCommitTxReply>, Status> {
+        not_here()
+    }
+    async fn rollback(
+        &self,
+        _: Request<pb::StorageRollbackTxArgs>,
+    ) -> Result<tonic::Response<pb::StorageRollbackTxReply>, Status> {
+        not_here()
+    }
+}
+
+/// Serves `OneKey` on the next connection `listener` accepts, until `stop` completes.
+fn serve_next(
+    listener: Arc<UnixListener>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        let (connections, incoming) = mpsc::channel(1);
+        connections.send(socket).await.unwrap();
+        let services = GrpcServices::new(pb::storage_server::StorageServer::new(OneKey));
+        grpc_serve::serve(services, incoming, stop).await;
+    })
+}
+
+/// Waits until the channel has seen its connection close; the plugin would only notice on
+/// its next call, which is what the tests then make.
+async fn until_closed(channel: &BrokerChannel) {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while !channel.connection_closed() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the channel saw its connection close");
+}
+
+#[tokio::test]
+async fn a_broker_connection_the_server_closed_is_dialed_again() {
+    let dir = std::env::temp_dir().join(format!("broker-redial-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket = dir.join("broker.sock");
+    let _ = std::fs::remove_file(&socket);
+    let listener = Arc::new(UnixListener::bind(&socket).unwrap());
+    let broker = Broker::with_tls(None);
+    broker.deliver(info(9, socket.to_str().unwrap()));
+
+    let (close_first, first_closed) = oneshot::channel::<()>();
+    let first = serve_next(listener.clone(), async {
+        let _ = first_closed.await;
+    });
+    let channel = broker.connect(9).await.unwrap();
+    let storage = HostStorage::new(channel.clone());
+    assert_eq!(storage.get("key").await.unwrap(), Some(b"value".to_vec()));
+    assert_eq!(storage.get("other").await.unwrap(), None);
+
+    // The server ends that connection (GOAWAY, then the socket); the next call dials again.
+    close_first.send(()).unwrap();
+    first.await.unwrap();
+    until_closed(&channel).await;
+    let (close_second, second_closed) = oneshot::channel::<()>();
+    let second = serve_next(listener.clone(), async {
+        let _ = second_closed.await;
+    });
+    assert_eq!(storage.get("key").await.unwrap(), Some(b"value".to_vec()));
+
+    // With the listener gone too, the call fails and says where it tried to go.
+    drop(listener);
+    std::fs::remove_file(&socket).unwrap();
+    close_second.send(()).unwrap();
+    second.await.unwrap();
+    until_closed(&channel).await;
+    let error = storage.get("key").await.unwrap_err().to_string();
+    assert!(
+        error.contains("cannot connect to the server's broker listener 9")
+            && error.contains(socket.to_str().unwrap()),
+        "{error}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
