@@ -24,6 +24,33 @@ use tower::util::BoxCloneSyncService;
 type Reply = Response<Body>;
 type OtherService = BoxCloneSyncService<Request<Incoming>, Reply, Infallible>;
 
+/// A generated gRPC service, as the hot one is called: tonic's generated servers are this.
+pub trait HotService:
+    Service<
+        Request<Incoming>,
+        Response = Reply,
+        Error = Infallible,
+        Future = BoxFuture<Reply, Infallible>,
+    > + NamedService
+    + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<T> HotService for T where
+    T: Service<
+            Request<Incoming>,
+            Response = Reply,
+            Error = Infallible,
+            Future = BoxFuture<Reply, Infallible>,
+        > + NamedService
+        + Clone
+        + Send
+        + 'static
+{
+}
+
 /// The services of one plugin process, by gRPC service name. `H` is the one on the hot path
 /// (`pb.Backend`), called without boxing; the others are rare calls (broker, controller,
 /// version, health) and share one boxed type.
@@ -35,15 +62,7 @@ pub struct GrpcServices<H> {
 
 impl<H> GrpcServices<H>
 where
-    H: Service<
-            Request<Incoming>,
-            Response = Reply,
-            Error = Infallible,
-            Future = BoxFuture<Reply, Infallible>,
-        > + NamedService
-        + Clone
-        + Send
-        + 'static,
+    H: HotService,
 {
     pub fn new(hot: H) -> Self {
         Self {
@@ -87,15 +106,7 @@ where
 
 impl<H> hyper::service::Service<Request<Incoming>> for GrpcServices<H>
 where
-    H: Service<
-            Request<Incoming>,
-            Response = Reply,
-            Error = Infallible,
-            Future = BoxFuture<Reply, Infallible>,
-        > + NamedService
-        + Clone
-        + Send
-        + 'static,
+    H: HotService,
 {
     type Response = Reply;
     type Error = Infallible;
@@ -120,15 +131,7 @@ pub async fn serve<H, I>(
     mut connections: mpsc::Receiver<I>,
     stop: impl Future<Output = ()>,
 ) where
-    H: Service<
-            Request<Incoming>,
-            Response = Reply,
-            Error = Infallible,
-            Future = BoxFuture<Reply, Infallible>,
-        > + NamedService
-        + Clone
-        + Send
-        + 'static,
+    H: HotService,
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
