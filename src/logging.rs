@@ -7,7 +7,7 @@
 use std::fmt::{self, Write as _};
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::field::{Field, Visit};
@@ -16,86 +16,145 @@ use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 
-/// Installs the stderr JSON logger for the whole process, at `level` and above.
-pub fn init(level: LevelFilter) {
+/// Installs the stderr JSON logger for the whole process, at `level` and above, and returns
+/// the handle that decides when its lines are written.
+pub fn init(level: LevelFilter) -> LogOutput {
+    let output = LogOutput::new(Box::new(|bytes| {
+        // A failed write to stderr has nowhere better to be reported.
+        let _ = std::io::stderr().lock().write_all(bytes);
+    }));
     let _ = tracing_subscriber::registry()
-        .with(HclogLayer.with_filter(level))
+        .with(HclogLayer::new(output.clone()).with_filter(level))
         .try_init();
-    install_panic_flush();
+    output.flush_before_panics();
+    output
 }
 
-/// Lines not yet written to stderr. Under load the mock logs every request at info; one
-/// `write` per line cost the plugin a system call per request and woke the server's stderr
-/// reader as often. While the runtime runs, info and below gather here and are written together
-/// when the runtime is about to sleep ([`flush`], its park hook), so a burst costs one write.
-static PENDING: Mutex<Vec<u8>> = Mutex::new(Vec::new());
-
-/// Whether lines below warn may wait for [`flush`]; off until the runtime installs its hook.
-static HOLDING: AtomicBool = AtomicBool::new(false);
+/// Where whole lines are finally written (stderr in the plugin).
+pub type LineSink = Box<dyn Fn(&[u8]) + Send + Sync>;
 
 /// Pending lines are written at once beyond this size, so a busy runtime that never sleeps
 /// still logs promptly and the buffer stays small.
 const FLUSH_AT: usize = 16 * 1024;
 
-/// Lets lines below warn wait for [`flush`]. Call only with a hook that calls [`flush`]
-/// whenever the process is about to go idle (the runtime's park hook).
-pub fn hold_until_flush() {
-    HOLDING.store(true, Ordering::Relaxed);
+/// Where the logger's lines go, and the lines waiting to go there.
+///
+/// Under load the mock logs every request at info; one `write` per line cost the plugin a
+/// system call per request and woke the server's stderr reader as often. While the runtime
+/// runs, lines below warn gather here and are written together when the runtime is about to
+/// sleep ([`LogOutput::flush`] as its park hook), so a burst costs one write. Warnings and
+/// errors are written at once, after the lines before them.
+#[derive(Clone)]
+pub struct LogOutput {
+    shared: Arc<Shared>,
 }
 
-/// Writes pending lines now and from then on writes every line at once.
-pub fn stop_holding() {
-    HOLDING.store(false, Ordering::Relaxed);
-    flush();
+struct Shared {
+    pending: Mutex<Vec<u8>>,
+    /// Whether lines below warn may wait for a flush.
+    holding: AtomicBool,
+    sink: LineSink,
 }
 
-/// Writes the lines waiting in the buffer to stderr.
-pub fn flush() {
-    write_pending(&mut pending());
-}
-
-fn pending() -> MutexGuard<'static, Vec<u8>> {
-    PENDING.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn write_pending(pending: &mut Vec<u8>) {
-    if pending.is_empty() {
-        return;
-    }
-    // A failed write to stderr has nowhere better to be reported.
-    let _ = std::io::stderr().lock().write_all(pending);
-    pending.clear();
-    if pending.capacity() > 4 * FLUSH_AT {
-        pending.shrink_to(FLUSH_AT);
+impl fmt::Debug for LogOutput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LogOutput")
+            .field("holding", &self.shared.holding.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
     }
 }
 
-/// A panic's message must not overtake the lines logged before it.
-fn install_panic_flush() {
-    let default_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        // `try_lock`: the panic may have happened while the buffer was held.
-        if let Ok(mut pending) = PENDING.try_lock() {
-            write_pending(&mut pending);
+impl LogOutput {
+    /// Lines are written to `sink`, each at once until [`LogOutput::hold_until_flush`].
+    pub fn new(sink: LineSink) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                pending: Mutex::new(Vec::new()),
+                holding: AtomicBool::new(false),
+                sink,
+            }),
         }
-        default_hook(info);
-    }));
+    }
+
+    /// Lets lines below warn wait for [`LogOutput::flush`]. Call only with a hook that flushes
+    /// whenever the process is about to go idle (the runtime's park hook).
+    pub fn hold_until_flush(&self) {
+        self.shared.holding.store(true, Ordering::Relaxed);
+    }
+
+    /// Writes pending lines now and from then on every line at once.
+    pub fn stop_holding(&self) {
+        self.shared.holding.store(false, Ordering::Relaxed);
+        self.flush();
+    }
+
+    /// Writes the lines waiting in the buffer.
+    pub fn flush(&self) {
+        self.write_out(&mut self.pending());
+    }
+
+    /// Appends one line (`render` writes it, without the newline) and writes it out unless
+    /// it may wait.
+    fn push_line(&self, urgent: bool, render: impl FnOnce(&mut Vec<u8>)) {
+        // Lines are appended whole under the lock, so concurrent events never interleave.
+        let mut pending = self.pending();
+        render(&mut pending);
+        pending.push(b'\n');
+        let holding = self.shared.holding.load(Ordering::Relaxed);
+        if urgent || !holding || pending.len() >= FLUSH_AT {
+            self.write_out(&mut pending);
+        }
+    }
+
+    fn pending(&self) -> MutexGuard<'_, Vec<u8>> {
+        self.shared
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write_out(&self, pending: &mut Vec<u8>) {
+        if pending.is_empty() {
+            return;
+        }
+        (self.shared.sink)(pending);
+        pending.clear();
+        if pending.capacity() > 4 * FLUSH_AT {
+            pending.shrink_to(FLUSH_AT);
+        }
+    }
+
+    /// A panic's message must not overtake the lines logged before it.
+    fn flush_before_panics(&self) {
+        let output = self.clone();
+        let default_hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            // `try_lock`: the panic may have happened while the buffer was held.
+            if let Ok(mut pending) = output.shared.pending.try_lock() {
+                output.write_out(&mut pending);
+            }
+            default_hook(info);
+        }));
+    }
 }
 
-/// A tracing layer that writes one hclog JSON object per event to stderr.
-#[derive(Debug, Default)]
-pub struct HclogLayer;
+/// A tracing layer that writes one hclog JSON object per event to a [`LogOutput`].
+#[derive(Debug)]
+pub struct HclogLayer {
+    output: LogOutput,
+}
+
+impl HclogLayer {
+    pub fn new(output: LogOutput) -> Self {
+        Self { output }
+    }
+}
 
 impl<S: Subscriber> Layer<S> for HclogLayer {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
-        let mut pending = pending();
-        write_event(&mut pending, event, SystemTime::now());
-        pending.push(b'\n');
-        // Lines are appended whole under the lock, so concurrent events never interleave.
         let urgent = *event.metadata().level() <= Level::WARN;
-        if urgent || !HOLDING.load(Ordering::Relaxed) || pending.len() >= FLUSH_AT {
-            write_pending(&mut pending);
-        }
+        self.output
+            .push_line(urgent, |out| write_event(out, event, SystemTime::now()));
     }
 }
 
@@ -108,13 +167,6 @@ pub fn level_name(level: &Level) -> &'static str {
         Level::WARN => "warn",
         Level::ERROR => "error",
     }
-}
-
-/// Renders `event` as one JSON object (without the newline).
-pub fn format_event(event: &Event<'_>, now: SystemTime) -> String {
-    let mut out = Vec::with_capacity(128);
-    write_event(&mut out, event, now);
-    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// Appends `event` as one JSON object, written directly: no intermediate map or values.
@@ -277,7 +329,6 @@ mod tests {
 
     use super::*;
     use serde_json::Value;
-    use std::sync::Arc;
     use std::time::Duration;
 
     #[test]
@@ -289,14 +340,83 @@ mod tests {
         assert_eq!(hclog_timestamp(leap), "2000-02-29T00:00:00.000000Z");
     }
 
-    /// Captures formatted lines instead of writing them to stderr.
+    /// Formats events as the logger does, at a fixed time, into a list of lines.
     struct Capture(Arc<Mutex<Vec<String>>>);
 
     impl<S: Subscriber> Layer<S> for Capture {
         fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
-            let line = format_event(event, UNIX_EPOCH + Duration::from_micros(1));
-            self.0.lock().unwrap().push(line);
+            let mut line = Vec::new();
+            write_event(&mut line, event, UNIX_EPOCH + Duration::from_micros(1));
+            self.0
+                .lock()
+                .unwrap()
+                .push(String::from_utf8(line).unwrap());
         }
+    }
+
+    /// A logger whose output is kept, and the `@message` of every line written so far.
+    fn kept_output() -> (LogOutput, impl Fn() -> Vec<String>) {
+        let written = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let sink = written.clone();
+        let output = LogOutput::new(Box::new(move |bytes| {
+            sink.lock().unwrap().extend_from_slice(bytes);
+        }));
+        let messages = move || {
+            let written = written.lock().unwrap();
+            assert!(
+                written.is_empty() || written.ends_with(b"\n"),
+                "whole lines only"
+            );
+            String::from_utf8_lossy(&written)
+                .lines()
+                .map(|line| {
+                    let fields: Value = serde_json::from_str(line).unwrap();
+                    fields["@message"].as_str().unwrap().to_owned()
+                })
+                .collect()
+        };
+        (output, messages)
+    }
+
+    #[test]
+    fn held_lines_wait_for_a_flush_and_warnings_do_not() {
+        let (output, messages) = kept_output();
+        let subscriber = tracing_subscriber::registry().with(HclogLayer::new(output.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!("before holding");
+            assert_eq!(messages(), ["before holding"]);
+
+            output.hold_until_flush();
+            tracing::info!("held");
+            tracing::debug!("held too");
+            assert_eq!(messages(), ["before holding"]);
+            output.flush();
+            assert_eq!(messages(), ["before holding", "held", "held too"]);
+
+            // A warning goes out at once, after the lines logged before it.
+            tracing::info!("waiting");
+            tracing::warn!("a warning");
+            assert_eq!(messages()[3..], ["waiting", "a warning"]);
+            tracing::info!("waiting again");
+            tracing::error!("an error");
+            assert_eq!(messages()[5..], ["waiting again", "an error"]);
+
+            // A runtime too busy to sleep still logs once the buffer is full.
+            let long = "x".repeat(1000);
+            let mut logged = 0;
+            while messages().len() == 7 {
+                tracing::info!("{long}");
+                logged += 1;
+                assert!(logged <= FLUSH_AT / 1000 + 1, "never written");
+            }
+            assert_eq!(messages().len(), 7 + logged);
+
+            tracing::info!("the last");
+            output.stop_holding();
+            assert_eq!(messages().last().unwrap(), "the last");
+            tracing::info!("not held any more");
+            assert_eq!(messages().last().unwrap(), "not held any more");
+        });
     }
 
     #[test]

@@ -28,7 +28,7 @@ fn main() -> ExitCode {
             ));
         }
     };
-    logging::init(args.log_level);
+    let log = logging::init(args.log_level);
 
     let env = match PluginEnv::from_process() {
         Ok(env) => env,
@@ -39,13 +39,16 @@ fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         // Log lines below warn wait until the runtime has nothing left to do.
-        .on_thread_park(logging::flush)
+        .on_thread_park({
+            let log = log.clone();
+            move || log.flush()
+        })
         .build()
     {
         Ok(runtime) => runtime,
         Err(error) => return fail(&format!("cannot start the async runtime: {error}")),
     };
-    logging::hold_until_flush();
+    log.hold_until_flush();
     let outcome = runtime.block_on(server::run(
         MockFactory::from_env(),
         &env,
@@ -54,7 +57,7 @@ fn main() -> ExitCode {
     ));
     // Background tasks (a broker stream, a dial in progress) must not delay the exit.
     runtime.shutdown_background();
-    logging::stop_holding();
+    log.stop_holding();
 
     match outcome {
         Ok(reason) if reason.is_failure() => fail(&reason),

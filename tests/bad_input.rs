@@ -32,7 +32,7 @@ use host::{
     EXIT_TIMEOUT, Host, HostCert, Launch, SetupOptions, StorageMode, TempDir, client_tls, dial,
     for_mount,
 };
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::CertificateDer;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -1453,23 +1453,8 @@ fn impostor_listener(
     socket: &Path,
     plugin_cert: &CertificateDer<'static>,
 ) -> mpsc::Receiver<String> {
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P521_SHA512).unwrap();
-    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-    params.distinguished_name = rcgen::DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::OrganizationName, "HashiCorp");
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "localhost");
-    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let cert = params.self_signed(&key).unwrap();
-    let identity = tls::Identity::from_der(
-        cert.der().clone(),
-        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-    )
-    .unwrap();
-    let config = tls::server_config(&identity, plugin_cert.clone()).unwrap();
+    // A second host certificate: the same recipe as the real one, another key.
+    let config = host::server_tls(&HostCert::generate(), plugin_cert);
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     let listener = tokio::net::UnixListener::bind(socket).unwrap();
     let (report, outcomes) = mpsc::channel(8);

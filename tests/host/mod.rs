@@ -271,7 +271,7 @@ pub fn client_tls(
 
 /// The TLS server of a brokered listener: our certificate, a client certificate required and
 /// pinned to the plugin's, ALPN `h2` (grpc-go's settings).
-fn server_tls(host: &HostCert, plugin: &CertificateDer<'static>) -> Arc<ServerConfig> {
+pub fn server_tls(host: &HostCert, plugin: &CertificateDer<'static>) -> Arc<ServerConfig> {
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .expect("TLS 1.2 and 1.3 with aws-lc-rs")
