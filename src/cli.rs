@@ -78,6 +78,15 @@ fn parse_go_bool(value: &str) -> Result<bool, String> {
     }
 }
 
+/// What `--version` prints: the crate's version and the version the plugin reports to the
+/// server (`reported`), which the catalog's `-version` must match and a test may override.
+pub fn version_line(reported: &str) -> String {
+    format!(
+        "my-mock-plugin {} (reports {reported} to the server)",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
 /// Rewrites Go's single-dash long flags (`-ca-cert`) to clap's form (`--ca-cert`). A lone `-`,
 /// anything after `--`, and values are left alone.
 pub fn normalise_go_flags(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
@@ -184,6 +193,22 @@ mod tests {
         assert!(parse(&["-tls-skip-verify=1"]).unwrap().tls_skip_verify);
         assert!(!parse(&["-tls-skip-verify=false"]).unwrap().tls_skip_verify);
         assert!(parse(&["-tls-skip-verify=maybe"]).is_err());
+    }
+
+    #[test]
+    fn version_is_asked_for_in_every_form_and_names_both_versions() {
+        for flag in ["--version", "-version", "-V"] {
+            let kind = parse(&[flag]).unwrap_err().kind();
+            assert_eq!(kind, clap::error::ErrorKind::DisplayVersion, "{flag}");
+        }
+        assert_eq!(
+            version_line("v9.8.7"),
+            concat!(
+                "my-mock-plugin ",
+                env!("CARGO_PKG_VERSION"),
+                " (reports v9.8.7 to the server)"
+            )
+        );
     }
 
     #[test]

@@ -23,6 +23,7 @@
 pub mod backend;
 pub mod backend_service;
 pub mod broker;
+pub mod by_hand;
 pub mod cli;
 pub mod codec;
 pub mod controller;

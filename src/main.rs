@@ -2,19 +2,28 @@
 //!
 //! Launched by the server, never by hand: it reads the server's environment, prints the
 //! go-plugin handshake line on stdout and serves gRPC over mutual TLS. Every problem before the
-//! handshake is one line on stderr and exit status 1.
+//! handshake is one line on stderr and exit status 1; a person who runs it at a terminal gets
+//! plain text instead, saying what it is and how to register it.
 
+use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
 
+use clap::error::ErrorKind;
+use vault_mock_plugin::backend::BackendFactory as _;
 use vault_mock_plugin::backend::mock::MockFactory;
-use vault_mock_plugin::cli::Args;
-use vault_mock_plugin::handshake::PluginEnv;
-use vault_mock_plugin::{logging, server};
+use vault_mock_plugin::cli::{self, Args};
+use vault_mock_plugin::handshake::{HandshakeError, PluginEnv};
+use vault_mock_plugin::{by_hand, logging, server};
 
 fn main() -> ExitCode {
     let args = match Args::parse_go_style(std::env::args_os()) {
         Ok(args) => args,
         // --help and --version print to stdout and succeed: only a person runs those.
+        Err(error) if error.kind() == ErrorKind::DisplayVersion => {
+            let reported = MockFactory::from_env().version();
+            let _ = writeln!(std::io::stdout(), "{}", cli::version_line(&reported));
+            return ExitCode::SUCCESS;
+        }
         Err(error) if !error.use_stderr() => {
             let _ = error.print();
             return ExitCode::SUCCESS;
@@ -32,6 +41,10 @@ fn main() -> ExitCode {
 
     let env = match PluginEnv::from_process() {
         Ok(env) => env,
+        Err(HandshakeError::NotLaunchedByHost) if std::io::stderr().is_terminal() => {
+            by_hand::explain_to_stderr();
+            return ExitCode::FAILURE;
+        }
         Err(error) => return fail(&error),
     };
     let options = args.serve_options(|name| std::env::var(name).ok());

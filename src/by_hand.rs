@@ -1,0 +1,176 @@
+//! What the binary tells a person who runs it by hand at a terminal: what it is, its SHA-256
+//! and the commands that register and enable it, which is what they need to use it.
+//!
+//! Only when stderr is a terminal: a program that is not a plugin host but reads stderr (a
+//! supervisor, a test) keeps getting the one hclog JSON error line every other failure gives.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::io::{self, Read, Write as _};
+use std::path::Path;
+
+use aws_lc_rs::digest;
+
+/// The running executable's file, as the kernel opened it (still the same file if the path
+/// has been renamed or replaced since).
+const SELF_EXE: &str = "/proc/self/exe";
+
+/// Where the examples mount the engine, as in the tutorial.
+const MOUNT_PATH: &str = "my-secrets-plugin";
+
+/// The name the catalog entry gets when the executable's own name cannot be read.
+const DEFAULT_NAME: &str = "my-mock-plugin";
+
+/// Writes the introduction for the running executable to stderr.
+pub fn explain_to_stderr() {
+    let exe = std::env::current_exe().unwrap_or_else(|_| Path::new(SELF_EXE).to_owned());
+    let text = introduction(&exe, &own_sha256());
+    // A failed write to stderr has nowhere better to be reported.
+    let _ = io::stderr().lock().write_all(text.as_bytes());
+}
+
+/// The SHA-256 of the running executable in lower-case hex, as `sha256sum` prints it and the
+/// catalog expects it.
+pub fn own_sha256() -> io::Result<String> {
+    sha256_hex(std::fs::File::open(SELF_EXE)?)
+}
+
+fn sha256_hex(mut reader: impl Read) -> io::Result<String> {
+    let mut context = digest::Context::new(&digest::SHA256);
+    let mut buffer = vec![0; 64 * 1024];
+    loop {
+        match reader.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(read) => context.update(&buffer[..read]),
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    let mut hex = String::with_capacity(64);
+    for byte in context.finish().as_ref() {
+        let _ = write!(hex, "{byte:02x}");
+    }
+    Ok(hex)
+}
+
+/// The text for the executable at `exe` whose SHA-256 is `sha256`. The catalog name and
+/// `command=` are the file's own name: the server runs `<plugin_directory>/<command>`.
+pub fn introduction(exe: &Path, sha256: &io::Result<String>) -> String {
+    let file_name = exe
+        .file_name()
+        .map(|name| name.to_string_lossy())
+        .unwrap_or(Cow::Borrowed(DEFAULT_NAME));
+    let name = shell_word(&file_name);
+    let path = shell_word(&exe.to_string_lossy()).into_owned();
+    let (sha_line, sha) = match sha256 {
+        Ok(sha) => (format!("SHA-256: {sha}"), sha.as_str()),
+        Err(error) => (
+            format!(
+                "SHA-256: unknown, {SELF_EXE} cannot be read ({error}); use `sha256sum {path}`"
+            ),
+            "<sha256>",
+        ),
+    };
+    let mut text = String::new();
+    let _ = write!(
+        text,
+        "{file_name}: a Vault/OpenBao secrets-engine plugin, the Rust drop-in for the Go mock \
+         plugin. The server launches it; it is not meant to be run by hand.\n\
+         \n\
+         {sha_line}\n\
+         \n\
+         Copy it into the server's plugin_directory, then register and enable it with OpenBao or Vault:\n\
+         \n  cp {path} <plugin_directory>/\n"
+    );
+    for cli in ["bao", "vault"] {
+        let _ = write!(
+            text,
+            "\n  {cli} plugin register -sha256={sha} secret {name}\
+             \n  {cli} secrets enable -path={MOUNT_PATH} {name}\n"
+        );
+    }
+    let _ = write!(
+        text,
+        "\nor, without a type, as in the tutorial:\n\
+         \n  vault write sys/plugins/catalog/{name} sha_256={sha} command={name}\
+         \n  vault secrets enable -path={MOUNT_PATH} -plugin-name={name} plugin\n"
+    );
+    text
+}
+
+/// `text` as one shell word: unchanged when it needs no quoting, else in single quotes.
+fn shell_word(text: &str) -> Cow<'_, str> {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
+    if plain {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(format!("'{}'", text.replace('\'', r"'\''")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn sha256_is_lower_case_hex_of_the_bytes() {
+        // FIPS 180-2's "abc" example.
+        assert_eq!(
+            sha256_hex(&b"abc"[..]).unwrap(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        // Longer than one read buffer.
+        let long = vec![b'a'; 1_000_000];
+        assert_eq!(
+            sha256_hex(&long[..]).unwrap(),
+            "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"
+        );
+    }
+
+    #[test]
+    fn the_commands_use_the_file_name_and_the_sha() {
+        let text = introduction(Path::new("/opt/plugins/mock-2"), &Ok("ab12".to_owned()));
+        for line in [
+            "mock-2: a Vault/OpenBao secrets-engine plugin,",
+            "SHA-256: ab12\n",
+            "  cp /opt/plugins/mock-2 <plugin_directory>/\n",
+            "  bao plugin register -sha256=ab12 secret mock-2\n",
+            "  bao secrets enable -path=my-secrets-plugin mock-2\n",
+            "  vault plugin register -sha256=ab12 secret mock-2\n",
+            "  vault secrets enable -path=my-secrets-plugin mock-2\n",
+            "  vault write sys/plugins/catalog/mock-2 sha_256=ab12 command=mock-2\n",
+            "  vault secrets enable -path=my-secrets-plugin -plugin-name=mock-2 plugin\n",
+        ] {
+            assert!(text.contains(line), "{line:?} missing from:\n{text}");
+        }
+    }
+
+    #[test]
+    fn an_unreadable_executable_still_gets_the_commands() {
+        let error = io::Error::from(io::ErrorKind::NotFound);
+        let text = introduction(Path::new("/p/my-mock-plugin"), &Err(error));
+        assert!(
+            text.contains("SHA-256: unknown, /proc/self/exe cannot be read (")
+                && text.contains("use `sha256sum /p/my-mock-plugin`"),
+            "{text}"
+        );
+        assert!(text.contains("register -sha256=<sha256> secret my-mock-plugin\n"));
+    }
+
+    #[test]
+    fn paths_that_need_quoting_are_quoted() {
+        let text = introduction(Path::new("/my plugins/it's"), &Ok("00".to_owned()));
+        assert!(
+            text.contains(r"  cp '/my plugins/it'\''s' <plugin_directory>/"),
+            "{text}"
+        );
+        assert!(text.contains(r"secret 'it'\''s'"), "{text}");
+        assert_eq!(shell_word("my-mock-plugin"), "my-mock-plugin");
+        assert_eq!(shell_word(""), "''");
+    }
+}
