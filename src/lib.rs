@@ -31,6 +31,7 @@ pub mod grpc_serve;
 pub mod handshake;
 pub mod host_storage;
 pub mod logging;
+pub mod mlock;
 pub mod proto;
 pub mod server;
 pub mod tls;

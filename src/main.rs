@@ -13,6 +13,7 @@ use vault_mock_plugin::backend::BackendFactory as _;
 use vault_mock_plugin::backend::mock::MockFactory;
 use vault_mock_plugin::cli::{self, Args};
 use vault_mock_plugin::handshake::{HandshakeError, PluginEnv};
+use vault_mock_plugin::mlock::MlockRequest;
 use vault_mock_plugin::{by_hand, logging, server};
 
 fn main() -> ExitCode {
@@ -47,6 +48,14 @@ fn main() -> ExitCode {
         }
         Err(error) => return fail(&error),
     };
+    // Before anything is served: no secret is ever in unlocked memory, and a failure comes
+    // before the handshake.
+    if let Some(request) = MlockRequest::from_lookup(|name| std::env::var(name).ok()) {
+        if let Err(error) = request.lock_all_memory() {
+            return fail(&error);
+        }
+        tracing::debug!(variable = request.variable, "memory locked");
+    }
     let options = args.serve_options(|name| std::env::var(name).ok());
 
     let runtime = match tokio::runtime::Builder::new_current_thread()
