@@ -17,7 +17,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, UnixStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OnceCell, mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 use tokio_stream::wrappers::ReceiverStream;
@@ -177,7 +177,10 @@ impl Broker {
         Ok(BrokerChannel {
             shared: Arc::new(ChannelShared {
                 connector,
-                sender: Mutex::new(sender),
+                connection: Mutex::new(Connection {
+                    sender,
+                    redial: None,
+                }),
             }),
         })
     }
@@ -196,7 +199,17 @@ pub struct BrokerChannel {
 
 struct ChannelShared {
     connector: BrokerConnector,
-    sender: Mutex<http2::SendRequest<Body>>,
+    connection: Mutex<Connection>,
+}
+
+/// One dial's outcome, shared by every call that waited for it.
+type Dialed = Result<http2::SendRequest<Body>, BrokerError>;
+
+struct Connection {
+    sender: http2::SendRequest<Body>,
+    /// The dial replacing a closed `sender`. Calls that find the connection closed all wait
+    /// for this one dial instead of each dialing and all but one throwing theirs away.
+    redial: Option<Arc<OnceCell<Dialed>>>,
 }
 
 impl fmt::Debug for BrokerChannel {
@@ -210,28 +223,49 @@ impl fmt::Debug for BrokerChannel {
 }
 
 impl BrokerChannel {
-    /// The sender of the open connection, or of a new one if the server closed it.
-    async fn sender(&self) -> Result<http2::SendRequest<Body>, BrokerError> {
-        let current = self
-            .shared
-            .sender
+    fn connection(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // Every critical section is a clone or an assignment; poisoning cannot corrupt it.
+        self.shared
+            .connection
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The sender of the open connection, or of a new one if the server closed it.
+    async fn sender(&self) -> Dialed {
+        let redial = {
+            let mut connection = self.connection();
+            if !connection.sender.is_closed() {
+                return Ok(connection.sender.clone());
+            }
+            connection.redial.get_or_insert_with(Arc::default).clone()
+        };
+        // The first caller dials; the others wait for its result. Should that caller be
+        // cancelled, the next waiter dials instead.
+        let dialed = redial
+            .get_or_init(|| {
+                tracing::debug!(
+                    id = self.shared.connector.id,
+                    "the broker connection closed; dialing again"
+                );
+                self.shared.connector.open()
+            })
+            .await
             .clone();
-        if !current.is_closed() {
-            return Ok(current);
+        let mut connection = self.connection();
+        if connection
+            .redial
+            .as_ref()
+            .is_some_and(|current| Arc::ptr_eq(current, &redial))
+        {
+            // The first to return settles it. A failed dial is not kept: the next call after
+            // these tries again.
+            connection.redial = None;
+            if let Ok(fresh) = &dialed {
+                connection.sender = fresh.clone();
+            }
         }
-        tracing::debug!(
-            id = self.shared.connector.id,
-            "the broker connection closed; dialing again"
-        );
-        let fresh = self.shared.connector.open().await?;
-        *self
-            .shared
-            .sender
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = fresh.clone();
-        Ok(fresh)
+        dialed
     }
 }
 
@@ -239,11 +273,7 @@ impl BrokerChannel {
 impl BrokerChannel {
     /// Whether the current connection has closed (tests wait for this before the next call).
     fn connection_closed(&self) -> bool {
-        self.shared
-            .sender
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_closed()
+        self.connection().sender.is_closed()
     }
 }
 

@@ -6,6 +6,7 @@ use crate::grpc_serve::{self, GrpcServices};
 use crate::host_storage::HostStorage;
 use crate::proto::pb;
 use crate::tls::Identity;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::net::UnixListener;
 
 fn broker() -> Broker {
@@ -271,5 +272,111 @@ async fn a_broker_connection_the_server_closed_is_dialed_again() {
             && error.contains(socket.to_str().unwrap()),
         "{error}"
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Serves `OneKey` on every connection `listener` accepts from now on, counting them.
+fn serve_all(listener: Arc<UnixListener>) -> (Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counting = accepted.clone();
+    let server = tokio::spawn(async move {
+        let (connections, incoming) = mpsc::channel(64);
+        let services = GrpcServices::new(pb::storage_server::StorageServer::new(OneKey));
+        tokio::spawn(grpc_serve::serve(
+            services,
+            incoming,
+            std::future::pending(),
+        ));
+        while let Ok((socket, _)) = listener.accept().await {
+            counting.fetch_add(1, Ordering::SeqCst);
+            if connections.send(socket).await.is_err() {
+                return;
+            }
+        }
+    });
+    (accepted, server)
+}
+
+#[tokio::test]
+async fn concurrent_calls_on_a_closed_connection_dial_once() {
+    let dir = std::env::temp_dir().join(format!("broker-single-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket = dir.join("broker.sock");
+    let _ = std::fs::remove_file(&socket);
+    let listener = Arc::new(UnixListener::bind(&socket).unwrap());
+    let broker = Broker::with_tls(None);
+    broker.deliver(info(11, socket.to_str().unwrap()));
+
+    let (close_first, first_closed) = oneshot::channel::<()>();
+    let first = serve_next(listener.clone(), async {
+        let _ = first_closed.await;
+    });
+    let channel = broker.connect(11).await.unwrap();
+    close_first.send(()).unwrap();
+    first.await.unwrap();
+    until_closed(&channel).await;
+
+    let (dials, server) = serve_all(listener);
+    let calls: Vec<_> = (0..16)
+        .map(|_| {
+            let storage = HostStorage::new(channel.clone());
+            tokio::spawn(async move { storage.get("key").await })
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(call.await.unwrap().unwrap(), Some(b"value".to_vec()));
+    }
+    assert_eq!(dials.load(Ordering::SeqCst), 1, "one dial for 16 calls");
+
+    // The connection they share serves the next calls too.
+    let storage = HostStorage::new(channel.clone());
+    assert_eq!(storage.get("key").await.unwrap(), Some(b"value".to_vec()));
+    assert_eq!(dials.load(Ordering::SeqCst), 1);
+    server.abort();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn concurrent_calls_share_a_failed_dial_and_the_next_call_dials_again() {
+    let dir = std::env::temp_dir().join(format!("broker-fail-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket = dir.join("broker.sock");
+    let _ = std::fs::remove_file(&socket);
+    let listener = Arc::new(UnixListener::bind(&socket).unwrap());
+    let broker = Broker::with_tls(None);
+    broker.deliver(info(12, socket.to_str().unwrap()));
+    let (close_first, first_closed) = oneshot::channel::<()>();
+    let first = serve_next(listener.clone(), async {
+        let _ = first_closed.await;
+    });
+    let channel = broker.connect(12).await.unwrap();
+    close_first.send(()).unwrap();
+    first.await.unwrap();
+    until_closed(&channel).await;
+
+    // Nobody listens: every concurrent call gets the one dial's error.
+    drop(listener);
+    std::fs::remove_file(&socket).unwrap();
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let storage = HostStorage::new(channel.clone());
+            tokio::spawn(async move { storage.get("key").await })
+        })
+        .collect();
+    for call in calls {
+        let error = call.await.unwrap().unwrap_err().to_string();
+        assert!(
+            error.contains("cannot connect to the server's broker listener 12"),
+            "{error}"
+        );
+    }
+
+    // The listener is back: the next call dials again rather than keeping the old error.
+    let listener = Arc::new(UnixListener::bind(&socket).unwrap());
+    let (dials, server) = serve_all(listener);
+    let storage = HostStorage::new(channel.clone());
+    assert_eq!(storage.get("key").await.unwrap(), Some(b"value".to_vec()));
+    assert_eq!(dials.load(Ordering::SeqCst), 1);
+    server.abort();
     std::fs::remove_dir_all(&dir).unwrap();
 }
