@@ -118,6 +118,8 @@ pub async fn run<F: BackendFactory>(
     options: &ServeOptions,
     stdout: &mut dyn Write,
 ) -> Result<ExitReason, StartError> {
+    // Before anything that can take time: the legacy unwrap may wait up to 30 s for the server.
+    ignore_interrupts();
     let version = handshake::negotiate(&env.protocol_versions, &options.versions())?;
     let security = Security::choose(version, env, options).await?;
     let acceptor = security.server.clone().map(TlsAcceptor::from);
@@ -127,7 +129,6 @@ pub async fn run<F: BackendFactory>(
         metadata_only: version < 5 && env.metadata_mode,
     };
 
-    ignore_interrupts();
     let PluginListener {
         listener,
         addr,
