@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 
+use crate::unwrap_tls::is_go_true;
+
 /// The variable go-plugin hosts set to prove they launched us; the same name in OpenBao.
 pub const MAGIC_COOKIE_KEY: &str = "VAULT_BACKEND_PLUGIN";
 /// Its value for backend (secrets and auth) plugins.
@@ -141,11 +143,22 @@ pub struct PluginEnv {
     pub metadata_mode: bool,
     /// `*_UNWRAP_TOKEN`: a legacy launch whose TLS material must be unwrapped from the server.
     pub unwrap_token: Option<String>,
+    /// `BAO_SKIP_VERIFY` or `VAULT_SKIP_VERIFY`, whichever is read, when it turns off the
+    /// verification of the server's API certificate (the Go API client honours it, and the
+    /// plugin inherits it from the server's environment): named in the warning it earns.
+    pub skip_verify_var: Option<String>,
 }
 
 /// Reads an SDK variable as OpenBao's SDK does: `BAO_X` first (even when empty), else `VAULT_X`.
 pub fn read_sdk_var(get: &impl Fn(&str) -> Option<String>, suffix: &str) -> Option<String> {
-    get(&format!("BAO_{suffix}")).or_else(|| get(&format!("VAULT_{suffix}")))
+    sdk_var_name(get, suffix).and_then(|name| get(&name))
+}
+
+/// The name [`read_sdk_var`] reads `suffix` from, if either is set.
+pub fn sdk_var_name(get: &impl Fn(&str) -> Option<String>, suffix: &str) -> Option<String> {
+    [format!("BAO_{suffix}"), format!("VAULT_{suffix}")]
+        .into_iter()
+        .find(|name| get(name).is_some())
 }
 
 impl PluginEnv {
@@ -194,6 +207,8 @@ impl PluginEnv {
             automtls: read_sdk_var(&get, "PLUGIN_AUTOMTLS_ENABLED").as_deref() == Some("true"),
             metadata_mode: read_sdk_var(&get, "PLUGIN_METADATA_MODE").as_deref() == Some("true"),
             unwrap_token: read_sdk_var(&get, "UNWRAP_TOKEN").filter(|v| !v.is_empty()),
+            skip_verify_var: sdk_var_name(&get, "SKIP_VERIFY")
+                .filter(|name| get(name).is_some_and(|value| is_go_true(&value))),
         })
     }
 

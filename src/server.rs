@@ -258,9 +258,14 @@ impl Security {
             .as_deref()
             .ok_or(HandshakeError::NoTlsMaterial)?;
         // Both sides use the unwrapped certificate: we serve with it, the server presents it.
-        let identity = unwrap_tls::unwrap_identity(token, &options.api_client)
-            .await
-            .map_err(StartError::Unwrap)?;
+        let skip_verify_setting = match &env.skip_verify_var {
+            Some(var) => format!("{var} is set, inherited from the server's environment"),
+            None => "-tls-skip-verify is in the plugin's args".to_owned(),
+        };
+        let identity =
+            unwrap_tls::unwrap_identity(token, &options.api_client, &skip_verify_setting)
+                .await
+                .map_err(StartError::Unwrap)?;
         let peer = identity.cert.clone();
         Ok(Self {
             server: Some(tls::server_config(&identity, peer.clone())?),

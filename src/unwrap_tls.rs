@@ -62,11 +62,16 @@ impl ApiClientFlags {
             .or_else(|| path("CLIENT_KEY").map(PathBuf::from));
         self.tls_server_name = self.tls_server_name.or_else(|| path("TLS_SERVER_NAME"));
         if !self.tls_skip_verify {
-            self.tls_skip_verify = path("SKIP_VERIFY")
-                .is_some_and(|v| matches!(v.as_str(), "1" | "t" | "T" | "true" | "TRUE" | "True"));
+            self.tls_skip_verify = path("SKIP_VERIFY").is_some_and(|v| is_go_true(&v));
         }
         self
     }
+}
+
+/// Whether Go's `strconv.ParseBool` reads `value` as true (as the Go API client reads
+/// `VAULT_SKIP_VERIFY`).
+pub fn is_go_true(value: &str) -> bool {
+    matches!(value, "1" | "t" | "T" | "true" | "TRUE" | "True")
 }
 
 /// Why the bootstrap failed. Every message says what to check.
@@ -221,12 +226,30 @@ impl ApiAddr {
 }
 
 /// Unwraps `token` at its server and returns the certificate and key to serve with.
-pub async fn unwrap_identity(token: &str, flags: &ApiClientFlags) -> Result<Identity, UnwrapError> {
+/// `skip_verify_setting` names what turned verification off, should `flags` say it is off.
+pub async fn unwrap_identity(
+    token: &str,
+    flags: &ApiClientFlags,
+    skip_verify_setting: &str,
+) -> Result<Identity, UnwrapError> {
     let addr_text = token_api_addr(token)?;
     let addr = ApiAddr::parse(&addr_text)?;
+    // Go's plugins do the same without a word; the behaviour stays, but it is said once.
     let tls = if addr.tls {
+        if flags.tls_skip_verify {
+            tracing::warn!(
+                "the server's API certificate at {addr_text} is not verified \
+                 ({skip_verify_setting}): the plugin's TLS private key could come from an \
+                 impostor; pass the server's CA with -ca-cert or -ca-path instead"
+            );
+        }
         Some(api_tls_config(flags)?)
     } else {
+        tracing::warn!(
+            "the server's api_addr {addr_text} is plain HTTP: the wrapping token goes out and \
+             the plugin's TLS private key comes back in clear text; set api_addr to an \
+             https:// address"
+        );
         None
     };
     let body = tokio::time::timeout(UNWRAP_TIMEOUT, unwrap_request(&addr, tls, flags, token))

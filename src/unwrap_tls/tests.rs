@@ -133,7 +133,7 @@ async fn a_refusal_carries_the_servers_errors_and_the_request_is_an_unwrap() {
     )
     .await;
     let token = token_for(&addr);
-    let error = unwrap_identity(&token, &ApiClientFlags::default())
+    let error = unwrap_identity(&token, &ApiClientFlags::default(), "")
         .await
         .unwrap_err();
     assert_eq!(
@@ -158,13 +158,13 @@ async fn a_refusal_carries_the_servers_errors_and_the_request_is_an_unwrap() {
 async fn an_answer_without_the_certificate_is_refused() {
     let (addr, _served) =
         fake_api("HTTP/1.0 200 OK\r\n\r\n{\"data\":{\"ServerKey\":\"AAAA\"}}").await;
-    let error = unwrap_identity(&token_for(&addr), &ApiClientFlags::default())
+    let error = unwrap_identity(&token_for(&addr), &ApiClientFlags::default(), "")
         .await
         .unwrap_err();
     assert!(error.to_string().contains("no ServerCert"), "{error}");
 
     let (addr, _served) = fake_api("HTTP/1.0 200 OK\r\n\r\n").await;
-    let error = unwrap_identity(&token_for(&addr), &ApiClientFlags::default())
+    let error = unwrap_identity(&token_for(&addr), &ApiClientFlags::default(), "")
         .await
         .unwrap_err();
     assert!(error.to_string().contains("secret is nil"), "{error}");
@@ -180,7 +180,7 @@ async fn an_unreachable_server_is_named() {
         .unwrap()
         .port();
     let addr = format!("http://127.0.0.1:{port}");
-    let error = unwrap_identity(&token_for(&addr), &ApiClientFlags::default())
+    let error = unwrap_identity(&token_for(&addr), &ApiClientFlags::default(), "")
         .await
         .unwrap_err();
     assert!(matches!(error, UnwrapError::Connect { .. }), "{error}");
@@ -206,7 +206,7 @@ async fn a_tls_server_with_an_untrusted_certificate_asks_for_its_ca() {
         }
     });
     let token = token_for(&format!("https://localhost:{port}"));
-    let error = unwrap_identity(&token, &ApiClientFlags::default())
+    let error = unwrap_identity(&token, &ApiClientFlags::default(), "")
         .await
         .unwrap_err();
     assert!(matches!(error, UnwrapError::Tls { .. }), "{error}");
@@ -220,7 +220,7 @@ async fn a_tls_server_with_an_untrusted_certificate_asks_for_its_ca() {
         ca_cert: Some(ca.clone()),
         ..ApiClientFlags::default()
     };
-    let error = unwrap_identity(&token, &flags).await.unwrap_err();
+    let error = unwrap_identity(&token, &flags, "").await.unwrap_err();
     std::fs::remove_file(&ca).unwrap();
     assert!(!matches!(error, UnwrapError::Tls { .. }), "{error}");
 }
