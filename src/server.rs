@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
 
 use crate::backend::BackendFactory;
@@ -144,11 +144,12 @@ pub async fn run<F: BackendFactory>(
         .await;
 
     let (connections, incoming) = mpsc::channel(4);
+    let connection_state = Arc::new(ConnectionState::new(lifecycle.clone(), options.transport));
     let accept = tokio::spawn(accept_loop(
         listener,
         acceptor,
         connections,
-        lifecycle.clone(),
+        connection_state.clone(),
         options.clone(),
     ));
 
@@ -209,6 +210,7 @@ pub async fn run<F: BackendFactory>(
         }
     };
     accept.abort();
+    connection_state.refusals.report_held();
     drop(socket_dir);
     Ok(reason)
 }
@@ -291,21 +293,37 @@ fn ignore_interrupts() {
     }
 }
 
+/// How many accepted connections may be in their TLS handshake at once. The server opens one
+/// connection and keeps it, so this is only reached by strangers (any local process can
+/// connect to the TCP listener); each pending handshake holds a socket and a rustls state of a
+/// few tens of KiB, so 64 bound them to a few MiB and well below the usual 1024 descriptors.
+/// Beyond it the listener is not read: further connections wait in the kernel's backlog until
+/// a handshake ends or times out, rather than being dropped, so the server's own connection is
+/// delayed at most one handshake timeout, never refused.
+const MAX_PENDING_HANDSHAKES: usize = 64;
+
+/// The first wait after a failed accept, doubled on each further failure up to
+/// [`ACCEPT_BACKOFF_MAX`]. Accept fails when the process or the system is out of file
+/// descriptors (EMFILE, ENFILE) or memory: retrying at once only spins and floods the log, and
+/// the condition clears when connections close. A plugin has one real client, so a second's
+/// delay at worst costs little.
+const ACCEPT_BACKOFF_START: Duration = Duration::from_millis(5);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// Refused connections are logged with their reason once per interval; the rest of the
+/// interval's refusals become one line with their count.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
 /// Accepts connections, completes mutual TLS with ALPN `h2`, and hands them to tonic. Stops the
-/// process when the start failed (a first handshake failed, or nothing came in time) and when
-/// the server's last connection closes.
+/// process when the start failed (nothing came in time, or on a unix socket a first handshake
+/// failed) and when the server's last connection closes.
 async fn accept_loop(
     listener: Listener,
     acceptor: Option<TlsAcceptor>,
     connections: mpsc::Sender<ServerIo>,
-    lifecycle: Lifecycle,
+    state: Arc<ConnectionState>,
     options: ServeOptions,
 ) {
-    let state = Arc::new(ConnectionState {
-        established: AtomicBool::new(false),
-        open: AtomicUsize::new(0),
-        lifecycle: lifecycle.clone(),
-    });
     tokio::spawn({
         let state = state.clone();
         async move {
@@ -319,7 +337,13 @@ async fn accept_loop(
             }
         }
     });
+    let pending = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
+    let mut backoff = AcceptBackoff::default();
     loop {
+        // The semaphore is never closed.
+        let Ok(permit) = pending.clone().acquire_owned().await else {
+            return;
+        };
         let accepted = match &listener {
             Listener::Unix(l) => l.accept().await.map(|(s, _)| Box::new(s) as Box<dyn Io>),
             Listener::Tcp(l) => l.accept().await.map(|(s, _)| {
@@ -328,10 +352,13 @@ async fn accept_loop(
             }),
         };
         let socket = match accepted {
-            Ok(socket) => socket,
+            Ok(socket) => {
+                backoff.recovered();
+                socket
+            }
             Err(e) => {
-                // Out of file descriptors and the like: keep serving what is open.
-                tracing::warn!(error = %e, "accept failed");
+                // Keep serving what is open; try again later.
+                tokio::time::sleep(backoff.failed(&e)).await;
                 continue;
             }
         };
@@ -346,7 +373,9 @@ async fn accept_loop(
                     None => Ok(socket),
                 }
             };
-            match tokio::time::timeout(timeout, secured).await {
+            let outcome = tokio::time::timeout(timeout, secured).await;
+            drop(permit);
+            match outcome {
                 Ok(Ok(stream)) => {
                     let io = ServerIo {
                         stream,
@@ -372,22 +401,142 @@ async fn accept_tls(acceptor: &TlsAcceptor, socket: Box<dyn Io>) -> io::Result<B
     Ok(Box::new(stream))
 }
 
+/// The accept loop's waits after failures, and their log: one warning when a burst of
+/// failures starts, one line with its count when accept works again.
+#[derive(Debug, Default)]
+struct AcceptBackoff {
+    errors: u64,
+    delay: Duration,
+}
+
+impl AcceptBackoff {
+    /// Records a failure and returns how long to wait before the next accept.
+    fn failed(&mut self, error: &io::Error) -> Duration {
+        if self.errors == 0 {
+            tracing::warn!(
+                error = %error,
+                "accept failed; retrying with backoff (up to {}s) until it recovers",
+                ACCEPT_BACKOFF_MAX.as_secs_f32()
+            );
+            self.delay = ACCEPT_BACKOFF_START;
+        } else {
+            self.delay = (self.delay * 2).min(ACCEPT_BACKOFF_MAX);
+        }
+        self.errors += 1;
+        self.delay
+    }
+
+    /// Records a successful accept, reporting the burst it ends.
+    fn recovered(&mut self) {
+        if self.errors > 0 {
+            tracing::info!(
+                errors = self.errors,
+                "accept recovered after {} errors",
+                self.errors
+            );
+            *self = Self::default();
+        }
+    }
+}
+
 /// What the accept loop knows about the server's connections.
 struct ConnectionState {
     established: AtomicBool,
     open: AtomicUsize,
     lifecycle: Lifecycle,
+    transport: Transport,
+    refusals: Arc<RefusalLog>,
 }
 
 impl ConnectionState {
+    fn new(lifecycle: Lifecycle, transport: Transport) -> Self {
+        Self {
+            established: AtomicBool::new(false),
+            open: AtomicUsize::new(0),
+            lifecycle,
+            transport,
+            refusals: Arc::new(RefusalLog::default()),
+        }
+    }
+
     fn handshake_failed(&self, detail: &str) {
-        tracing::warn!(error = detail, "refused a connection");
-        if !self.established.load(Ordering::SeqCst) {
-            // The server connects once; if that fails it never retries and never kills us.
+        self.refusals.refused(detail);
+        // On a unix socket in our private directory only our user can connect: a failed first
+        // handshake is the server's, and it never retries and never kills us. Any local process
+        // can connect over TCP, so there only the connect timeout says the server gave up.
+        if self.transport == Transport::Unix && !self.established.load(Ordering::SeqCst) {
             self.lifecycle.exit(ExitReason::StartFailed(format!(
                 "the server's connection failed its TLS handshake: {detail}"
             )));
         }
+    }
+}
+
+/// The log of refused connections: the first of an interval with its reason, the others of
+/// that interval as one line with their count when it ends (or when the plugin stops). A
+/// stranger cannot flood the server's log, and an operator still sees that it happens.
+#[derive(Debug, Default)]
+struct RefusalLog {
+    window: std::sync::Mutex<RefusalWindow>,
+}
+
+#[derive(Debug, Default)]
+struct RefusalWindow {
+    /// While set, refusals are counted rather than logged.
+    open: bool,
+    held: u64,
+    last: String,
+}
+
+impl RefusalLog {
+    fn window(&self) -> std::sync::MutexGuard<'_, RefusalWindow> {
+        // Every critical section is a few assignments; poisoning cannot corrupt it.
+        self.window
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn refused(self: &Arc<Self>, detail: &str) {
+        let mut window = self.window();
+        if window.open {
+            window.held += 1;
+            detail.clone_into(&mut window.last);
+            return;
+        }
+        window.open = true;
+        drop(window);
+        tracing::warn!(error = detail, "refused a connection");
+        let log = self.clone();
+        tokio::spawn(async move {
+            // Each interval that held refusals reports them and starts another; the first
+            // quiet one closes the window.
+            loop {
+                tokio::time::sleep(REFUSAL_LOG_INTERVAL).await;
+                if !log.report_held() {
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Logs the refusals held back, if any, and says whether there were some. Without any,
+    /// the window closes, in the same critical section, so no refusal falls between.
+    fn report_held(&self) -> bool {
+        let mut window = self.window();
+        if window.held == 0 {
+            window.open = false;
+            return false;
+        }
+        let (held, last) = (window.held, std::mem::take(&mut window.last));
+        window.held = 0;
+        drop(window);
+        tracing::warn!(
+            refused = held,
+            last_error = last,
+            "refused {held} more connection(s); refusals are logged once per {}s",
+            REFUSAL_LOG_INTERVAL.as_secs()
+        );
+        true
     }
 }
 
@@ -459,5 +608,106 @@ impl AsyncWrite for ServerIo {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::Mutex;
+
+    use tracing_subscriber::layer::{Context as LayerContext, SubscriberExt};
+
+    use super::*;
+
+    /// The messages logged on this thread, in order.
+    #[derive(Clone, Default)]
+    struct Messages(Arc<Mutex<Vec<String>>>);
+
+    impl Messages {
+        fn taken(&self) -> Vec<String> {
+            std::mem::take(&mut *self.0.lock().unwrap())
+        }
+    }
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Messages {
+        fn on_event(&self, event: &tracing::Event<'_>, _: LayerContext<'_, S>) {
+            struct Message<'a>(&'a mut String);
+            impl tracing::field::Visit for Message<'_> {
+                fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
+                    if field.name() == "message" {
+                        *self.0 = format!("{value:?}");
+                    }
+                }
+            }
+            let mut text = String::new();
+            event.record(&mut Message(&mut text));
+            self.0.lock().unwrap().push(text);
+        }
+    }
+
+    fn capture() -> (Messages, tracing::subscriber::DefaultGuard) {
+        let messages = Messages::default();
+        let subscriber = tracing_subscriber::registry().with(messages.clone());
+        (messages, tracing::subscriber::set_default(subscriber))
+    }
+
+    #[test]
+    fn accept_backs_off_doubling_to_a_second_and_logs_each_burst_twice() {
+        let (messages, _guard) = capture();
+        let mut backoff = AcceptBackoff::default();
+        let emfile = io::Error::from_raw_os_error(24);
+        let delays: Vec<u128> = (0..10)
+            .map(|_| backoff.failed(&emfile).as_millis())
+            .collect();
+        assert_eq!(delays, [5, 10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
+        assert_eq!(
+            messages.taken(),
+            ["accept failed; retrying with backoff (up to 1s) until it recovers"]
+        );
+        backoff.recovered();
+        backoff.recovered();
+        assert_eq!(messages.taken(), ["accept recovered after 10 errors"]);
+        // The next burst starts over.
+        assert_eq!(backoff.failed(&emfile), ACCEPT_BACKOFF_START);
+        assert_eq!(messages.taken().len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refusals_are_logged_once_per_interval_and_counted_in_between() {
+        let (messages, _guard) = capture();
+        let log = Arc::new(RefusalLog::default());
+        for detail in ["first", "second", "third"] {
+            log.refused(detail);
+        }
+        assert_eq!(messages.taken(), ["refused a connection"]);
+
+        tokio::time::sleep(REFUSAL_LOG_INTERVAL + Duration::from_millis(1)).await;
+        assert_eq!(
+            messages.taken(),
+            ["refused 2 more connection(s); refusals are logged once per 10s"]
+        );
+        // The summary started another interval: refusals in it are counted too.
+        log.refused("fourth");
+        assert_eq!(messages.taken(), Vec::<String>::new());
+        tokio::time::sleep(REFUSAL_LOG_INTERVAL).await;
+        assert_eq!(
+            messages.taken(),
+            ["refused 1 more connection(s); refusals are logged once per 10s"]
+        );
+        // A quiet interval closes the window: the next refusal is logged in full.
+        tokio::time::sleep(REFUSAL_LOG_INTERVAL).await;
+        assert_eq!(messages.taken(), Vec::<String>::new());
+        log.refused("fifth");
+        assert_eq!(messages.taken(), ["refused a connection"]);
+        // What is held when the plugin stops is reported then.
+        log.refused("sixth");
+        assert!(log.report_held());
+        assert!(!log.report_held());
+        assert_eq!(
+            messages.taken(),
+            ["refused 1 more connection(s); refusals are logged once per 10s"]
+        );
     }
 }
