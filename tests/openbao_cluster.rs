@@ -45,7 +45,7 @@ fn cluster_with_mount() -> (Cluster, usize) {
     let active = c.wait_active(Duration::from_secs(10));
     let sha = c.install_plugin(PLUGIN);
 
-    let out = c.bao_ok(
+    let out = c.cli_ok(
         active,
         &[
             "plugin",
@@ -59,7 +59,7 @@ fn cluster_with_mount() -> (Cluster, usize) {
         out.contains("Success! Registered plugin: my-mock-plugin"),
         "{out}"
     );
-    let out = c.bao_ok(
+    let out = c.cli_ok(
         active,
         &["secrets", "enable", &format!("-path={MOUNT}"), PLUGIN],
     );
@@ -399,7 +399,7 @@ fn a_reload_through_the_active_node_reaches_every_node(
     // status endpoint.
     let before = plugin_per_node(c);
     let started = Instant::now();
-    let out = c.bao_ok(
+    let out = c.cli_ok(
         active,
         &[
             "plugin",

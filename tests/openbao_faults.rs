@@ -377,7 +377,7 @@ fn a_restarted_server_on_raft_storage_has_every_key_back() {
     let _serial = serial();
     let mut server = DevServer::start_persistent();
     server.register_and_enable(PLUGIN, &["mock"]);
-    server.bao_ok(&["secrets", "enable", "-path=second", PLUGIN]);
+    server.cli_ok(&["secrets", "enable", "-path=second", PLUGIN]);
 
     // 600 keys in one mount, with the odd ones, and 100 in a second mount of the same process.
     let mut first: BTreeMap<String, String> = (0..600)
@@ -448,8 +448,8 @@ fn a_sigkilled_server_leaves_no_plugin_behind() {
     let _serial = serial();
     let mut server = DevServer::start();
     server.register_and_enable(PLUGIN, &["mock"]);
-    server.bao_ok(&["secrets", "enable", "-path=second", PLUGIN]);
-    server.bao_ok(&["write", "mock/kv/foo", "value=bar"]);
+    server.cli_ok(&["secrets", "enable", "-path=second", PLUGIN]);
+    server.cli_ok(&["write", "mock/kv/foo", "value=bar"]);
     let plugin = the_plugin(&server);
 
     server.signal("KILL");
@@ -474,7 +474,7 @@ fn sigint_to_the_plugin_is_ignored() {
     let server = DevServer::start();
     // At debug level the plugin logs each SIGINT it ignores, which tells us it arrived.
     server.register_and_enable_with_args(PLUGIN, &["--log-level=debug"], &["mock"]);
-    server.bao_ok(&["write", "mock/kv/before", "value=1"]);
+    server.cli_ok(&["write", "mock/kv/before", "value=1"]);
     let plugin = the_plugin(&server);
 
     for n in 1..=3 {
@@ -492,7 +492,7 @@ fn sigint_to_the_plugin_is_ignored() {
         );
     }
     assert!(pid_alive(plugin), "SIGINT killed the plugin");
-    server.bao_ok(&["write", "mock/kv/after", "value=2"]);
+    server.cli_ok(&["write", "mock/kv/after", "value=2"]);
     assert_eq!(read_value(&server, "before"), (200, json!("1")));
     assert_eq!(read_value(&server, "after"), (200, json!("2")));
     assert_eq!(plugin_pids(&server), [plugin], "the same process serves");

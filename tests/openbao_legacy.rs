@@ -24,7 +24,7 @@ fn position_after(log: &str, from: usize, needle: &str) -> usize {
 fn legacy_server() -> DevServer {
     let server = DevServer::start();
     let sha = server.install_plugin(PLUGIN);
-    server.bao_ok(&[
+    server.cli_ok(&[
         "plugin",
         "register",
         &format!("-sha256={sha}"),
@@ -39,9 +39,9 @@ fn legacy_server() -> DevServer {
 #[test]
 fn kv_works_through_metadata_mode_and_the_unwrap_token_bootstrap() {
     let server = legacy_server();
-    server.bao_ok(&["secrets", "enable", "-path=old", "legacy"]);
+    server.cli_ok(&["secrets", "enable", "-path=old", "legacy"]);
 
-    let out = server.bao_ok(&["write", "old/kv/foo", "value=bar"]);
+    let out = server.cli_ok(&["write", "old/kv/foo", "value=bar"]);
     assert!(out.contains("value    bar"), "{out}");
     let (status, body) = server.http("GET", "old/kv/foo?version=3", None);
     assert_eq!(status, 200, "{body}");
@@ -49,7 +49,7 @@ fn kv_works_through_metadata_mode_and_the_unwrap_token_bootstrap() {
         body["data"],
         serde_json::json!({"value": "bar", "version": 3})
     );
-    server.bao_ok(&["write", "old/kv/zoo", "value=baz"]);
+    server.cli_ok(&["write", "old/kv/zoo", "value=baz"]);
     let (_, body) = server.http("LIST", "old/kv", None);
     assert_eq!(body["data"]["keys"], serde_json::json!(["foo", "zoo"]));
     assert_eq!(server.http("DELETE", "old/kv/foo", None).0, 204);
@@ -79,10 +79,10 @@ fn kv_works_through_metadata_mode_and_the_unwrap_token_bootstrap() {
 #[test]
 fn legacy_mounts_are_not_multiplexed() {
     let server = legacy_server();
-    server.bao_ok(&["secrets", "enable", "-path=one", "legacy"]);
-    server.bao_ok(&["secrets", "enable", "-path=two", "legacy"]);
-    server.bao_ok(&["write", "one/kv/a", "value=1"]);
-    server.bao_ok(&["write", "two/kv/b", "value=2"]);
+    server.cli_ok(&["secrets", "enable", "-path=one", "legacy"]);
+    server.cli_ok(&["secrets", "enable", "-path=two", "legacy"]);
+    server.cli_ok(&["write", "one/kv/a", "value=1"]);
+    server.cli_ok(&["write", "two/kv/b", "value=2"]);
     assert_eq!(server.http("GET", "one/kv/b", None).0, 404);
     assert_eq!(server.http("GET", "two/kv/b", None).1["data"]["value"], "2");
 
@@ -90,8 +90,8 @@ fn legacy_mounts_are_not_multiplexed() {
     let plugins = server.plugin_pids(PLUGIN);
     assert_eq!(plugins.len(), 2, "{plugins:?}");
 
-    server.bao_ok(&["secrets", "disable", "one"]);
-    server.bao_ok(&["secrets", "disable", "two"]);
+    server.cli_ok(&["secrets", "disable", "one"]);
+    server.cli_ok(&["secrets", "disable", "two"]);
     common::wait_until(
         "the legacy plugin processes to exit",
         Duration::from_secs(5),

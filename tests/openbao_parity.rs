@@ -68,15 +68,15 @@ fn every_path_of_the_mock_answers_as_in_go() {
         assert_eq!(status, 404, "{key}: {body}");
         assert!(error_text(&body).contains("unsupported path"), "{body}");
     }
-    server.bao_ok(&["write", "mock/kv/a-b.c_d", "value=ok"]);
+    server.cli_ok(&["write", "mock/kv/a-b.c_d", "value=ok"]);
     assert_eq!(
         server.http("GET", "mock/kv/a-b.c_d", None).1["data"]["value"],
         "ok"
     );
 
     // Lists are sorted, as storage returns them.
-    server.bao_ok(&["write", "mock/kv/zoo", "value=1"]);
-    server.bao_ok(&["write", "mock/kv/foo", "value=2"]);
+    server.cli_ok(&["write", "mock/kv/zoo", "value=1"]);
+    server.cli_ok(&["write", "mock/kv/foo", "value=2"]);
     let (_, body) = server.http("LIST", "mock/kv", None);
     assert_eq!(body["data"]["keys"], json!(["a-b.c_d", "foo", "zoo"]));
 }
@@ -104,7 +104,7 @@ fn framework_behaviours_match_the_go_sdk() {
         body["warnings"],
         json!(["Endpoint ignored these unrecognized parameters: [b hello]"])
     );
-    let out = server.bao(&["write", "mock/kv/empty", "hello=world"]);
+    let out = server.cli(&["write", "mock/kv/empty", "hello=world"]);
     assert!(out.status.success());
     // The CLI prints warnings on stderr.
     let warned = String::from_utf8_lossy(&out.stderr);
@@ -151,7 +151,7 @@ fn framework_behaviours_match_the_go_sdk() {
     assert!(error_text(&body).contains("invalid syntax"), "{body}");
 
     // Help on a path and on the root.
-    let help = server.bao_ok(&["path-help", "mock/kv/foo"]);
+    let help = server.cli_ok(&["path-help", "mock/kv/foo"]);
     assert!(
         help.contains("Matching Route: ^kv/(?P<key>\\w(([\\w-.]+)?\\w)?)$"),
         "{help}"
@@ -160,7 +160,7 @@ fn framework_behaviours_match_the_go_sdk() {
         help.contains("## PARAMETERS") && help.contains("version (int)"),
         "{help}"
     );
-    let help = server.bao_ok(&["path-help", "mock/"]);
+    let help = server.cli_ok(&["path-help", "mock/"]);
     assert!(
         help.contains("## PATHS") && help.contains("^errors/rpc$"),
         "{help}"
@@ -215,7 +215,7 @@ fn errors_type_maps_every_wire_error_to_its_http_status() {
 #[test]
 fn a_shut_down_connection_error_makes_the_server_reload_the_plugin() {
     let server = server_with_mount();
-    server.bao_ok(&["write", "mock/kv/kept", "value=safe"]);
+    server.cli_ok(&["write", "mock/kv/kept", "value=safe"]);
     server.http("PUT", "mock/internal", Some(&json!({"value": "baz"})));
     let before = server.plugin_pids(PLUGIN);
     assert_eq!(before.len(), 1);
@@ -244,8 +244,8 @@ fn a_shut_down_connection_error_makes_the_server_reload_the_plugin() {
 #[test]
 fn reload_by_plugin_and_by_mount_restarts_every_mount() {
     let server = server_with_mount();
-    server.bao_ok(&["secrets", "enable", "-path=mock2", PLUGIN]);
-    server.bao_ok(&["write", "mock/kv/kept", "value=safe"]);
+    server.cli_ok(&["secrets", "enable", "-path=mock2", PLUGIN]);
+    server.cli_ok(&["write", "mock/kv/kept", "value=safe"]);
 
     for mount in ["mock", "mock2"] {
         server.http(
@@ -254,7 +254,7 @@ fn reload_by_plugin_and_by_mount_restarts_every_mount() {
             Some(&json!({"value": "baz"})),
         );
     }
-    let out = server.bao_ok(&["plugin", "reload", &format!("-plugin={PLUGIN}")]);
+    let out = server.cli_ok(&["plugin", "reload", &format!("-plugin={PLUGIN}")]);
     assert!(out.contains("Success! Reloaded plugin"), "{out}");
     for mount in ["mock", "mock2"] {
         assert_eq!(
@@ -265,7 +265,7 @@ fn reload_by_plugin_and_by_mount_restarts_every_mount() {
     }
 
     server.http("PUT", "mock2/internal", Some(&json!({"value": "baz"})));
-    let out = server.bao_ok(&["plugin", "reload", "-mounts=mock2/"]);
+    let out = server.cli_ok(&["plugin", "reload", "-mounts=mock2/"]);
     assert!(out.contains("Success! Reloaded mounts"), "{out}");
     assert_eq!(internal(&server, "mock2"), "bar");
     assert_eq!(
@@ -305,21 +305,21 @@ fn catalog_env_reaches_the_plugin_and_versions_split_processes() {
         );
         assert_eq!(status, 204, "{body}");
     }
-    server.bao_ok(&[
+    server.cli_ok(&[
         "secrets",
         "enable",
         "-path=a",
         "-plugin-version=v1.2.3",
         PLUGIN,
     ]);
-    server.bao_ok(&[
+    server.cli_ok(&[
         "secrets",
         "enable",
         "-path=b",
         "-plugin-version=v1.2.4",
         PLUGIN,
     ]);
-    server.bao_ok(&[
+    server.cli_ok(&[
         "secrets",
         "enable",
         "-path=a2",
@@ -348,7 +348,7 @@ fn catalog_env_reaches_the_plugin_and_versions_split_processes() {
 #[test]
 fn seal_and_unseal_bring_the_mount_back_with_its_data() {
     let server = server_with_mount();
-    server.bao_ok(&["write", "mock/kv/kept", "value=safe"]);
+    server.cli_ok(&["write", "mock/kv/kept", "value=safe"]);
     let log = server.log_text();
     let key = log
         .lines()
@@ -357,13 +357,13 @@ fn seal_and_unseal_bring_the_mount_back_with_its_data() {
         .trim()
         .to_owned();
 
-    server.bao_ok(&["operator", "seal"]);
+    server.cli_ok(&["operator", "seal"]);
     common::wait_until(
         "the plugin to stop after seal",
         Duration::from_secs(5),
         || server.plugin_pids(PLUGIN).is_empty(),
     );
-    server.bao_ok(&["operator", "unseal", &key]);
+    server.cli_ok(&["operator", "unseal", &key]);
     assert_eq!(
         server.http("GET", "mock/kv/kept", None).1["data"]["value"],
         "safe"
@@ -374,14 +374,14 @@ fn seal_and_unseal_bring_the_mount_back_with_its_data() {
 #[test]
 fn a_create_only_token_can_write_new_keys_but_not_overwrite_them() {
     let server = server_with_mount();
-    server.bao_ok(&["write", "mock/kv/existing", "value=old"]);
+    server.cli_ok(&["write", "mock/kv/existing", "value=old"]);
     let (status, body) = server.http(
         "PUT",
         "sys/policies/acl/create-only",
         Some(&json!({"policy": "path \"mock/kv/*\" { capabilities = [\"create\"] }"})),
     );
     assert_eq!(status, 204, "{body}");
-    let out = server.bao_ok(&["token", "create", "-policy=create-only", "-field=token"]);
+    let out = server.cli_ok(&["token", "create", "-policy=create-only", "-field=token"]);
     let token = out.trim();
 
     let put = |path: &str| {
@@ -411,7 +411,7 @@ fn a_restarted_server_with_persistent_storage_brings_mounts_and_data_back() {
     let mut server = DevServer::start_persistent();
     server.register_and_enable(PLUGIN, &["mock"]);
     for i in 0..20 {
-        server.bao_ok(&["write", &format!("mock/kv/key{i}"), &format!("value=v{i}")]);
+        server.cli_ok(&["write", &format!("mock/kv/key{i}"), &format!("value=v{i}")]);
     }
     let old = server.plugin_pids(PLUGIN);
 

@@ -23,7 +23,7 @@ fn dev_server_starts_and_answers() {
         cfg["data"]["plugin_directory"],
         json!(srv.plugin_dir().to_str())
     );
-    let field = srv.bao_ok(&[
+    let field = srv.cli_ok(&[
         "read",
         "-field=plugin_directory",
         "sys/config/state/sanitized",
@@ -61,7 +61,7 @@ fn registration_with_wrong_sha256_fails_at_mount() {
     // Typed registration only probes the version (best effort), so a wrong checksum is accepted
     // here and rejected when the plugin is about to be executed.
     let wrong = "0".repeat(64);
-    srv.bao_ok(&[
+    srv.cli_ok(&[
         "plugin",
         "register",
         &format!("-sha256={wrong}"),
@@ -69,7 +69,7 @@ fn registration_with_wrong_sha256_fails_at_mount() {
         "secret",
         "bad-sum",
     ]);
-    let out = srv.bao(&["secrets", "enable", "-path=bad", "bad-sum"]);
+    let out = srv.cli(&["secrets", "enable", "-path=bad", "bad-sum"]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("checksums did not match"), "{stderr}");
@@ -84,7 +84,7 @@ fn registration_with_wrong_sha256_fails_at_mount() {
     assert!(body.to_string().contains("parent references"), "{body}");
 
     // A missing file is reported with its resolved path.
-    let out = srv.bao(&[
+    let out = srv.cli(&[
         "plugin",
         "register",
         &format!("-sha256={sha}"),
@@ -105,7 +105,7 @@ fn plugin_processes_are_children_and_orphans_are_cleaned_up() {
     std::fs::write(&script, "#!/bin/sh\nexec sleep 60\n").expect("write script");
     let sha = srv.install_file("sleeper", &script);
     let mut register = srv
-        .bao_cmd(&[
+        .cli_cmd(&[
             "plugin",
             "register",
             &format!("-sha256={sha}"),

@@ -30,7 +30,7 @@ fn tutorial_commands_work_as_written() {
     let sha = server.install_plugin(PLUGIN);
 
     // The tutorial registers without a type (so the server probes database, then backend).
-    let out = server.bao_ok(&[
+    let out = server.cli_ok(&[
         "write",
         &format!("sys/plugins/catalog/{PLUGIN}"),
         &format!("sha_256={sha}"),
@@ -40,7 +40,7 @@ fn tutorial_commands_work_as_written() {
         "Success! Data written to: sys/plugins/catalog/{PLUGIN}"
     )));
 
-    let out = server.bao_ok(&[
+    let out = server.cli_ok(&[
         "secrets",
         "enable",
         "-path=my-secrets-plugin",
@@ -53,7 +53,7 @@ fn tutorial_commands_work_as_written() {
     );
 
     // A secrets engine cannot be mounted as an auth method.
-    let out = server.bao(&[
+    let out = server.cli(&[
         "auth",
         "enable",
         &format!("-plugin-name={PLUGIN}"),
@@ -66,31 +66,31 @@ fn tutorial_commands_work_as_written() {
         stderr(&out)
     );
 
-    let out = server.bao_ok(&["write", "my-secrets-plugin/kv/foo", "value=bar"]);
+    let out = server.cli_ok(&["write", "my-secrets-plugin/kv/foo", "value=bar"]);
     assert_eq!(table_rows(&out), ["Key Value", "--- -----", "value bar"]);
 
-    let out = server.bao_ok(&["read", "my-secrets-plugin/kv/foo"]);
+    let out = server.cli_ok(&["read", "my-secrets-plugin/kv/foo"]);
     assert_eq!(
         table_rows(&out),
         ["Key Value", "--- -----", "value bar", "version 0"]
     );
 
-    server.bao_ok(&["write", "my-secrets-plugin/kv/zoo", "value=baz"]);
-    let out = server.bao_ok(&["list", "my-secrets-plugin/kv"]);
+    server.cli_ok(&["write", "my-secrets-plugin/kv/zoo", "value=baz"]);
+    let out = server.cli_ok(&["list", "my-secrets-plugin/kv"]);
     assert_eq!(table_rows(&out), ["Keys", "----", "foo", "zoo"]);
 
-    let out = server.bao_ok(&["delete", "my-secrets-plugin/kv/foo"]);
+    let out = server.cli_ok(&["delete", "my-secrets-plugin/kv/foo"]);
     assert!(out.contains("Success! Data deleted (if it existed) at: my-secrets-plugin/kv/foo"));
-    let out = server.bao(&["read", "my-secrets-plugin/kv/foo"]);
+    let out = server.cli(&["read", "my-secrets-plugin/kv/foo"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("No value found at my-secrets-plugin/kv/foo")
             || stderr(&out).contains("No value found at my-secrets-plugin/kv/foo")
     );
 
-    let out = server.bao_ok(&["secrets", "disable", "my-secrets-plugin"]);
+    let out = server.cli_ok(&["secrets", "disable", "my-secrets-plugin"]);
     assert!(out.contains("Success! Disabled the secrets engine"));
-    server.bao(&["read", "my-secrets-plugin/kv/zoo"]);
+    server.cli(&["read", "my-secrets-plugin/kv/zoo"]);
     common::wait_until(
         "the plugin process to exit after disable",
         Duration::from_secs(5),
@@ -158,8 +158,8 @@ fn typed_registration_reports_and_checks_the_version() {
     let sha_arg = format!("-sha256={sha}");
 
     // Without -version the reported version is recorded (and lookups need it).
-    server.bao_ok(&["plugin", "register", &sha_arg, "secret", PLUGIN]);
-    let info = server.bao_ok(&[
+    server.cli_ok(&["plugin", "register", &sha_arg, "secret", PLUGIN]);
+    let info = server.cli_ok(&[
         "plugin",
         "info",
         &format!("-version={CRATE_VERSION}"),
@@ -173,7 +173,7 @@ fn typed_registration_reports_and_checks_the_version() {
     assert_eq!(info["sha256"], sha, "{info}");
 
     // With the right -version it registers; with another one the server refuses.
-    server.bao_ok(&[
+    server.cli_ok(&[
         "plugin",
         "register",
         &sha_arg,
@@ -181,7 +181,7 @@ fn typed_registration_reports_and_checks_the_version() {
         "secret",
         PLUGIN,
     ]);
-    let out = server.bao(&[
+    let out = server.cli(&[
         "plugin",
         "register",
         &sha_arg,
@@ -197,14 +197,14 @@ fn typed_registration_reports_and_checks_the_version() {
     );
 
     // The registered version mounts and reports its running version.
-    server.bao_ok(&["secrets", "enable", "-path=versioned", PLUGIN]);
+    server.cli_ok(&["secrets", "enable", "-path=versioned", PLUGIN]);
     let (status, mounts) = server.http("GET", "sys/mounts", None);
     assert_eq!(status, 200, "{mounts}");
     assert_eq!(
         mounts["data"]["versioned/"]["running_plugin_version"], CRATE_VERSION,
         "{mounts}"
     );
-    server.bao_ok(&["write", "versioned/kv/a", "value=1"]);
+    server.cli_ok(&["write", "versioned/kv/a", "value=1"]);
 }
 
 #[test]
@@ -212,12 +212,12 @@ fn two_mounts_share_one_process_which_exits_when_both_are_gone() {
     let server = DevServer::start();
     server.register_and_enable(PLUGIN, &["one", "two"]);
 
-    server.bao_ok(&["write", "one/kv/only-in-one", "value=1"]);
-    server.bao_ok(&["write", "two/kv/only-in-two", "value=2"]);
+    server.cli_ok(&["write", "one/kv/only-in-one", "value=1"]);
+    server.cli_ok(&["write", "two/kv/only-in-two", "value=2"]);
     assert_eq!(server.http("GET", "one/kv/only-in-two", None).0, 404);
     assert_eq!(server.http("GET", "two/kv/only-in-one", None).0, 404);
     // Each mount has its own in-memory state too.
-    server.bao_ok(&["write", "one/internal", "value=changed"]);
+    server.cli_ok(&["write", "one/internal", "value=changed"]);
     assert_eq!(
         server.http("GET", "two/internal", None).1["data"]["value"],
         "bar"
@@ -227,14 +227,14 @@ fn two_mounts_share_one_process_which_exits_when_both_are_gone() {
     assert_eq!(pids.len(), 1, "one process serves both mounts: {pids:?}");
     let pid = pids[0];
 
-    server.bao_ok(&["secrets", "disable", "one"]);
+    server.cli_ok(&["secrets", "disable", "one"]);
     assert!(pid_alive(pid), "the process still serves mount two");
     assert_eq!(
         server.http("GET", "two/kv/only-in-two", None).1["data"]["value"],
         "2"
     );
 
-    server.bao_ok(&["secrets", "disable", "two"]);
+    server.cli_ok(&["secrets", "disable", "two"]);
     common::wait_until(
         "the shared plugin process to exit",
         Duration::from_secs(5),
@@ -247,7 +247,7 @@ fn two_mounts_share_one_process_which_exits_when_both_are_gone() {
 fn plugin_log_lines_reach_the_server_log_at_their_level() {
     let server = DevServer::start();
     server.register_and_enable(PLUGIN, &["logged"]);
-    server.bao_ok(&["write", "logged/kv/foo", "value=secret-value"]);
+    server.cli_ok(&["write", "logged/kv/foo", "value=secret-value"]);
 
     server.wait_for_log("storing value", Duration::from_secs(5));
     let log = server.log_text();

@@ -527,7 +527,7 @@ impl Cluster {
 
     /// A `bao` command aimed at one node: BAO_ADDR, BAO_TOKEN, HOME (a temp dir) set, inherited
     /// `BAO_*`/`VAULT_*` removed, stdin closed.
-    pub fn bao_cmd(&self, index: usize, args: &[&str]) -> Command {
+    pub fn cli_cmd(&self, index: usize, args: &[&str]) -> Command {
         let mut cmd = Command::new(bao_bin());
         scrub_env(&mut cmd);
         cmd.args(args)
@@ -538,13 +538,13 @@ impl Cluster {
         cmd
     }
 
-    pub fn bao(&self, index: usize, args: &[&str]) -> Output {
-        self.bao_cmd(index, args).output().expect("run bao CLI")
+    pub fn cli(&self, index: usize, args: &[&str]) -> Output {
+        self.cli_cmd(index, args).output().expect("run bao CLI")
     }
 
     /// Runs the CLI against a node, asserts success, returns stdout.
-    pub fn bao_ok(&self, index: usize, args: &[&str]) -> String {
-        let out = self.bao(index, args);
+    pub fn cli_ok(&self, index: usize, args: &[&str]) -> String {
+        let out = self.cli(index, args);
         assert!(
             out.status.success(),
             "node{index}: `bao {}` failed ({}):\n--- stdout\n{}\n--- stderr\n{}",

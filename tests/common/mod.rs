@@ -59,6 +59,57 @@ pub fn bao_bin() -> PathBuf {
     path
 }
 
+/// Which server a [`DevServer`] runs. The suites are written once and run against either:
+/// `TEST_SERVER=vault` picks HashiCorp Vault (the v1.14.8 that `make peers` builds), anything
+/// else OpenBao (the `.venv`'s, or `$BAO_BIN`, so older OpenBao releases run the same tests).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    OpenBao,
+    Vault,
+}
+
+impl Flavor {
+    /// The flavour `TEST_SERVER` names; OpenBao when unset.
+    pub fn from_env() -> Self {
+        match std::env::var("TEST_SERVER").as_deref() {
+            Ok("vault") => Self::Vault,
+            _ => Self::OpenBao,
+        }
+    }
+
+    /// The server's binary, which is also its CLI.
+    pub fn bin(self) -> PathBuf {
+        match self {
+            Self::OpenBao => bao_bin(),
+            Self::Vault => match std::env::var_os("VAULT_BIN") {
+                Some(path) if !path.is_empty() => PathBuf::from(path),
+                _ => peer_bin("vault"),
+            },
+        }
+    }
+
+    /// The CLI's environment prefix: `BAO_ADDR` or `VAULT_ADDR`, and so on.
+    pub fn env_prefix(self) -> &'static str {
+        match self {
+            Self::OpenBao => "BAO",
+            Self::Vault => "VAULT",
+        }
+    }
+}
+
+/// A binary that `make peers` builds into `target/peers/`: the Go mocks and Vault 1.14.8.
+pub fn peer_bin(name: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/peers")
+        .join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run `make peers` (it builds the Go peers with Go 1.25 or newer)",
+        path.display()
+    );
+    path
+}
+
 /// The plugin binary under test, built by cargo for integration tests.
 pub fn plugin_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_my-mock-plugin"))
@@ -168,6 +219,8 @@ pub struct DevOptions {
     /// Integrated (raft) storage on disk instead of `-dev`'s memory: the server is initialised
     /// with one unseal key, and [`DevServer::restart`] brings it back with its data.
     pub persistent: bool,
+    /// OpenBao or Vault; [`Flavor::from_env`] by default.
+    pub flavor: Flavor,
 }
 
 impl Default for DevOptions {
@@ -177,6 +230,7 @@ impl Default for DevOptions {
             extra_config: String::new(),
             log_level: "trace".into(),
             persistent: false,
+            flavor: Flavor::from_env(),
         }
     }
 }
@@ -400,30 +454,37 @@ impl DevServer {
         sha256_file(&dest)
     }
 
-    /// A `bao` CLI command aimed at this server: BAO_ADDR/BAO_TOKEN/HOME set, no inherited
-    /// BAO_*/VAULT_*, stdin closed (so nothing can prompt).
-    pub fn bao_cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(bao_bin());
+    /// Which server this is.
+    pub fn flavor(&self) -> Flavor {
+        self.opts.flavor
+    }
+
+    /// A CLI command (`bao` or `vault`) aimed at this server: its ADDR/TOKEN and HOME set, no
+    /// inherited BAO_*/VAULT_*, stdin closed (so nothing can prompt).
+    pub fn cli_cmd(&self, args: &[&str]) -> Command {
+        let flavor = self.opts.flavor;
+        let mut cmd = Command::new(flavor.bin());
         scrub_env(&mut cmd);
         cmd.args(args)
-            .env("BAO_ADDR", &self.addr)
-            .env("BAO_TOKEN", &self.token)
+            .env(format!("{}_ADDR", flavor.env_prefix()), &self.addr)
+            .env(format!("{}_TOKEN", flavor.env_prefix()), &self.token)
             .env("HOME", self.dir.join("home"))
             .stdin(Stdio::null());
         cmd
     }
 
     /// Runs the CLI and returns its output, whatever the exit status.
-    pub fn bao(&self, args: &[&str]) -> Output {
-        self.bao_cmd(args).output().expect("run bao CLI")
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_cmd(args).output().expect("run bao CLI")
     }
 
     /// Runs the CLI, asserts success and returns stdout.
-    pub fn bao_ok(&self, args: &[&str]) -> String {
-        let out = self.bao(args);
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
         assert!(
             out.status.success(),
-            "`bao {}` failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
+            "`{:?} {}` failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
+            self.opts.flavor,
             args.join(" "),
             out.status,
             lossy(&out.stdout),
@@ -547,9 +608,9 @@ impl DevServer {
             register.push(&args);
         }
         register.extend(["secret", plugin]);
-        self.bao_ok(&register);
+        self.cli_ok(&register);
         for mount in mounts {
-            self.bao_ok(&["secrets", "enable", &format!("-path={mount}"), plugin]);
+            self.cli_ok(&["secrets", "enable", &format!("-path={mount}"), plugin]);
         }
     }
 
@@ -624,7 +685,7 @@ fn spawn_server(dir: &Path, port: u16, opts: &DevOptions, log_path: &Path) -> Ch
         .open(log_path)
         .expect("open server log");
     let log_err = log.try_clone().expect("clone log handle");
-    let mut cmd = Command::new(bao_bin());
+    let mut cmd = Command::new(opts.flavor.bin());
     scrub_env(&mut cmd);
     cmd.arg("server");
     if !opts.persistent {
