@@ -487,16 +487,15 @@ const NOT_JSON: &str = "request data is not valid JSON: EOF while parsing an obj
 const TRAILING: &str = "request data is not valid JSON: trailing characters at line 1 column 4";
 const OUT_OF_RANGE: &str =
     "request data is not valid JSON: number out of range at line 1 column 15";
-const OBJECT_VALUE: &str = "error converting input for field \"value\": expected type 'string', \
-                            got unconvertible type an object";
-const ARRAY_VALUE: &str = "error converting input for field \"value\": expected type 'string', \
-                           got unconvertible type an array";
+const OBJECT_VALUE: &str = "error converting input for field \"value\": '' expected type \
+                            'string', got unconvertible type 'map[string]interface {}'";
+const ARRAY_VALUE: &str = "error converting input for field \"value\": '' expected type \
+                           'string', got unconvertible type '[]interface {}'";
 const BIG: &str = "12345678901234567890";
-const VERSION_SYNTAX: &str = "error converting input for field \"version\": cannot parse '' as \
-                              int: strconv.ParseInt: parsing \"abc\": invalid syntax";
-const VERSION_RANGE: &str = "error converting input for field \"version\": cannot parse '' as \
-                             int: strconv.ParseInt: parsing \"123456789012345678900\": value out \
-                             of range";
+const VERSION_SYNTAX: &str = "error converting input for field \"version\": '' cannot parse \
+                              value as 'int': strconv.ParseInt: invalid syntax";
+const VERSION_RANGE: &str = "error converting input for field \"version\": '' cannot parse \
+                             value as 'int': strconv.ParseInt: value out of range";
 const IGNORED: &str = "Endpoint ignored these unrecognized parameters: [extra]";
 const REPLACED: &str = "Endpoint replaced the value of these parameters with the values \
                         captured from the endpoint's path: [key]";

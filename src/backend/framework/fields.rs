@@ -22,6 +22,15 @@ impl FieldType {
             Self::Bool => "boolean",
         }
     }
+
+    /// The Go type the field decodes into, as mapstructure's errors name it.
+    fn go_type(self) -> &'static str {
+        match self {
+            Self::String => "string",
+            Self::Int => "int",
+            Self::Bool => "bool",
+        }
+    }
 }
 
 /// One field a path accepts.
@@ -136,24 +145,27 @@ impl<'a> FieldData<'a> {
     }
 }
 
-fn describe(value: &Value) -> &'static str {
+/// The Go type a JSON value decodes to, as mapstructure names it in errors.
+fn go_type(value: &Value) -> &'static str {
     match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+        Value::Null => "<nil>",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "json.Number",
+        Value::String(_) => "string",
+        Value::Array(_) => "[]interface {}",
+        Value::Object(_) => "map[string]interface {}",
     }
 }
 
-/// Converts a JSON value to a field type with mapstructure's weak rules.
+/// Converts a JSON value to a field type with mapstructure's weak rules, and its error texts
+/// as OpenBao's SDK (go-viper/mapstructure v2) words them: the field's name inside mapstructure
+/// is empty, hence the leading `''`.
 fn convert(kind: FieldType, raw: &Value) -> Result<Value, String> {
     let unconvertible = || {
         Err(format!(
-            "expected type '{}', got unconvertible type {}",
-            kind.openapi_type(),
-            describe(raw)
+            "'' expected type '{}', got unconvertible type '{}'",
+            kind.go_type(),
+            go_type(raw)
         ))
     };
     match (kind, raw) {
@@ -200,8 +212,7 @@ fn parse_go_int(s: &str) -> Result<i64, String> {
     if s.is_empty() {
         return Ok(0);
     }
-    let invalid =
-        || format!("cannot parse '' as int: strconv.ParseInt: parsing {s:?}: invalid syntax");
+    let invalid = || "'' cannot parse value as 'int': strconv.ParseInt: invalid syntax".to_owned();
     let (negative, digits) = match s.as_bytes()[0] {
         b'-' => (true, &s[1..]),
         b'+' => (false, &s[1..]),
@@ -226,7 +237,7 @@ fn parse_go_int(s: &str) -> Result<i64, String> {
     let magnitude = i128::from_str_radix(&body, radix).map_err(|_| invalid())?;
     let value = if negative { -magnitude } else { magnitude };
     i64::try_from(value).map_err(|_| {
-        format!("cannot parse '' as int: strconv.ParseInt: parsing {s:?}: value out of range")
+        "'' cannot parse value as 'int': strconv.ParseInt: value out of range".to_owned()
     })
 }
 
@@ -235,9 +246,7 @@ fn parse_go_bool(s: &str) -> Result<bool, String> {
     match s {
         "" | "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
         "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
-        _ => Err(format!(
-            "cannot parse '' as bool: strconv.ParseBool: parsing {s:?}: invalid syntax"
-        )),
+        _ => Err("'' cannot parse value as 'bool': strconv.ParseBool: invalid syntax".to_owned()),
     }
 }
 
@@ -289,9 +298,12 @@ mod tests {
             (json!({"version": "99999999999999999999"}), "out of range"),
             (
                 json!({"value": {"a": 1}}),
-                "got unconvertible type an object",
+                "'' expected type 'string', got unconvertible type 'map[string]interface {}'",
             ),
-            (json!({"value": [1, 2]}), "an array"),
+            (
+                json!({"value": [1, 2]}),
+                "unconvertible type '[]interface {}'",
+            ),
             (json!({"flag": "maybe"}), "ParseBool"),
         ] {
             let body_data = data(body.clone());

@@ -493,8 +493,8 @@ async fn the_full_validation_message_follows_mapstructure() {
     assert_eq!(
         result.unwrap().unwrap().data["error"],
         json!(
-            "Field validation failed: error converting input for field \"count\": cannot parse \
-             '' as int: strconv.ParseInt: parsing \"abc\": invalid syntax"
+            "Field validation failed: error converting input for field \"count\": '' cannot \
+             parse value as 'int': strconv.ParseInt: invalid syntax"
         )
     );
 }
