@@ -22,15 +22,6 @@ impl FieldType {
             Self::Bool => "boolean",
         }
     }
-
-    /// The Go type the field decodes into, as mapstructure's errors name it.
-    fn go_type(self) -> &'static str {
-        match self {
-            Self::String => "string",
-            Self::Int => "int",
-            Self::Bool => "bool",
-        }
-    }
 }
 
 /// One field a path accepts.
@@ -164,7 +155,7 @@ fn convert(kind: FieldType, raw: &Value) -> Result<Value, String> {
     let unconvertible = || {
         Err(format!(
             "'' expected type '{}', got unconvertible type '{}'",
-            kind.go_type(),
+            kind.go_name(),
             go_type(raw)
         ))
     };

@@ -10,7 +10,7 @@ mod pattern;
 pub use fields::{FieldData, FieldSchema, FieldType};
 pub use pattern::{Captures, PathPattern};
 
-use super::{BoxFuture, Error, Operation, Request, Response, SpecialPaths};
+use super::{BackendType, BoxFuture, Error, Operation, Request, Response, SpecialPaths};
 
 /// Handles one operation on a path.
 pub type OperationHandler<B> = for<'a> fn(
@@ -84,6 +84,7 @@ pub struct Router<B> {
     paths: Vec<PathSpec<B>>,
     backend_help: &'static str,
     special_paths: SpecialPaths,
+    backend_type: BackendType,
 }
 
 impl<B> Router<B> {
@@ -92,7 +93,19 @@ impl<B> Router<B> {
             paths,
             backend_help,
             special_paths: SpecialPaths::default(),
+            backend_type: BackendType::Logical,
         }
+    }
+
+    /// Declares an auth method's router (a secrets engine's is the default), which OpenAPI
+    /// tags by kind.
+    pub fn with_backend_type(mut self, backend_type: BackendType) -> Self {
+        self.backend_type = backend_type;
+        self
+    }
+
+    pub fn backend_type(&self) -> BackendType {
+        self.backend_type
     }
 
     /// Declares the backend's special paths, which help and OpenAPI document too.
@@ -132,9 +145,6 @@ impl<B> Router<B> {
             }
             // No periodic function and no write-ahead log: nothing to roll back.
             Operation::Rollback => return Ok(None),
-            // Asked before every request; no path has a handler for it, so answering without
-            // routing spares the work and lets the request go ahead.
-            Operation::ResolvePath => return Err(Error::UnsupportedOperation),
             Operation::Help if request.path.is_empty() => {
                 return Ok(Some(help::root_help(self, request)));
             }

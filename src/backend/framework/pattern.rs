@@ -120,9 +120,7 @@ impl PathPattern {
                 }
             }
         }
-        if self.optional_trailing_slash {
-            path.push('/');
-        }
+        // The Go SDK documents `kv/?` as `kv` alone.
         path
     }
 
@@ -198,6 +196,6 @@ mod tests {
             r"^kv/(?P<key>\w(([\w-.]+)?\w)?)$"
         );
         assert_eq!(PathPattern::parse("kv/{key}").to_openapi(), "kv/{key}");
-        assert_eq!(PathPattern::parse("kv/?").to_openapi(), "kv/");
+        assert_eq!(PathPattern::parse("kv/?").to_openapi(), "kv");
     }
 }

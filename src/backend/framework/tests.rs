@@ -354,11 +354,17 @@ async fn renew_and_revoke_with_a_secret_say_it_is_unsupported() {
     }
 }
 
+/// Routed first, as in the Go SDK: the server's log shows "unsupported path" for a path no
+/// pattern matches, "unsupported operation" otherwise.
 #[tokio::test]
-async fn resolve_path_is_an_unsupported_operation() {
-    for path in ["items/foo", "plain", "nope"] {
+async fn resolve_path_is_an_unsupported_operation_on_a_known_path() {
+    for (path, expected) in [
+        ("items/foo", Error::UnsupportedOperation),
+        ("plain", Error::UnsupportedOperation),
+        ("nope", Error::UnsupportedPath),
+    ] {
         let (result, calls) = handle(Request::new(Operation::ResolvePath, path)).await;
-        assert_eq!(result, Err(Error::UnsupportedOperation), "{path:?}");
+        assert_eq!(result, Err(expected), "{path:?}");
         assert!(calls.is_empty());
     }
 }

@@ -9,9 +9,15 @@ use crate::backend::{BoxFuture, Error, Operation, Request, Response};
 
 pub(super) fn path() -> PathSpec<MockBackend> {
     PathSpec::new("env/{key}")
-        .field(FieldSchema::new("key", FieldType::String, "The variable's name.").required())
+        .field(
+            FieldSchema::new(
+                "key",
+                FieldType::String,
+                "The name of the environment variable to read.",
+            )
+            .required(),
+        )
         .operation(Operation::Read, read)
-        .help("Reads a variable of the plugin process's environment.", "")
 }
 
 fn read<'a>(

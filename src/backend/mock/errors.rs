@@ -11,21 +11,12 @@ pub(super) const CONNECTION_SHUT_DOWN: &str = "connection is shut down";
 
 pub(super) fn paths() -> Vec<PathSpec<MockBackend>> {
     vec![
-        PathSpec::new("errors/rpc")
-            .operation(Operation::Read, fail)
-            .help("Fails as a shut-down plugin connection does.", ""),
-        PathSpec::new("errors/kill")
-            .operation(Operation::Read, fail)
-            .help("Same as errors/rpc.", ""),
+        PathSpec::new("errors/rpc").operation(Operation::Read, fail),
+        PathSpec::new("errors/kill").operation(Operation::Read, fail),
         PathSpec::new("errors/type")
-            .field(FieldSchema::new(
-                "err_type",
-                FieldType::Int,
-                "The wire error type to return (0-9).",
-            ))
+            .field(FieldSchema::new("err_type", FieldType::Int, ""))
             .operation(Operation::Create, fail)
-            .operation(Operation::Update, fail)
-            .help("Fails with the error type given in err_type.", ""),
+            .operation(Operation::Update, fail),
     ]
 }
 

@@ -8,12 +8,8 @@ use crate::backend::{BoxFuture, Error, Operation, Request, Response};
 
 pub(super) fn paths() -> Vec<PathSpec<MockBackend>> {
     vec![
-        PathSpec::new("special")
-            .operation(Operation::Read, special)
-            .help("Readable without a token.", ""),
-        PathSpec::new("raw")
-            .operation(Operation::Read, raw)
-            .help("Answers with a raw text/plain HTTP body.", ""),
+        PathSpec::new("special").operation(Operation::Read, special),
+        PathSpec::new("raw").operation(Operation::Read, raw),
     ]
 }
 

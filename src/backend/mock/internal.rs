@@ -9,17 +9,9 @@ use crate::backend::{BoxFuture, Error, Operation, Request, Response};
 
 pub(super) fn path() -> PathSpec<MockBackend> {
     PathSpec::new("internal")
-        .field(FieldSchema::new(
-            "value",
-            FieldType::String,
-            "The new value.",
-        ))
+        .field(FieldSchema::new("value", FieldType::String, ""))
         .operation(Operation::Update, update)
         .operation(Operation::Read, read)
-        .help(
-            "An in-memory value: \"bar\" in a fresh backend, cleared by invalidation.",
-            "",
-        )
 }
 
 fn update<'a>(

@@ -8,27 +8,16 @@ use crate::backend::{BoxFuture, Error, Operation, Request, Response};
 
 pub(super) fn paths() -> Vec<PathSpec<MockBackend>> {
     vec![
-        PathSpec::new("kv/?")
-            .operation(Operation::List, list)
-            .help("List the keys stored under kv/.", ""),
+        PathSpec::new("kv/?").operation(Operation::List, list),
         PathSpec::new("kv/{key}")
-            .field(FieldSchema::new("key", FieldType::String, "The key."))
-            .field(FieldSchema::new(
-                "value",
-                FieldType::String,
-                "The value to store.",
-            ))
-            .field(FieldSchema::new(
-                "version",
-                FieldType::Int,
-                "Echoed back by read; not stored.",
-            ))
+            .field(FieldSchema::new("key", FieldType::String, ""))
+            .field(FieldSchema::new("value", FieldType::String, ""))
+            .field(FieldSchema::new("version", FieldType::Int, ""))
             .existence_check(exists)
             .operation(Operation::Read, read)
             .operation(Operation::Create, write)
             .operation(Operation::Update, write)
-            .operation(Operation::Delete, delete)
-            .help("Read, write and delete a string value at kv/<key>.", ""),
+            .operation(Operation::Delete, delete),
     ]
 }
 

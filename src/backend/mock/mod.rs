@@ -21,6 +21,8 @@ pub const VERSION_OVERRIDE_ENV: &str = "TESTING_MOCK_VAULT_PLUGIN_VERSION";
 /// The value of `internal` when a backend starts, as in the Go mock.
 pub const DEFAULT_INTERNAL_VALUE: &str = "bar";
 
+// The paths carry no synopses or field descriptions because the Go mock's have none: help and
+// OpenAPI answers are compared whole with it (`tests/differential.rs`).
 static ROUTER: LazyLock<Router<MockBackend>> = LazyLock::new(|| {
     let mut paths = errors::paths();
     paths.extend(kv::paths());

@@ -877,7 +877,7 @@ async fn root_help_carries_an_openapi_document_of_every_path() {
             "/errors/rpc",
             "/errors/type",
             "/internal",
-            "/kv/",
+            "/kv",
             "/kv/{key}",
             "/raw",
             "/special",
@@ -892,13 +892,19 @@ async fn root_help_carries_an_openapi_document_of_every_path() {
         "empty body"
     );
     let body = &kv["post"]["requestBody"]["content"]["application/json"]["schema"];
+    assert_eq!(
+        body["$ref"],
+        "#/components/schemas/MyMockPluginWriteKvKeyRequest"
+    );
+    let body = &doc["components"]["schemas"]["MyMockPluginWriteKvKeyRequest"];
     assert_eq!(body["properties"]["value"]["type"], "string");
     assert_eq!(body["properties"]["version"]["type"], "integer");
     assert!(
         body["properties"].get("key").is_none(),
         "captures are path parameters"
     );
-    assert_eq!(paths["/kv/"]["get"]["parameters"][0]["name"], "list");
+    assert_eq!(paths["/kv"]["get"]["parameters"][0]["name"], "list");
+    assert_eq!(kv["get"]["tags"], json!(["secrets"]));
     assert_eq!(paths["/special"]["x-vault-unauthenticated"], true);
     assert!(paths["/internal"].get("x-vault-unauthenticated").is_none());
 }
@@ -913,5 +919,6 @@ async fn path_help_documents_only_that_path() {
         .unwrap();
     let paths = help.data["openapi"]["paths"].as_object().unwrap();
     assert_eq!(paths.keys().collect::<Vec<_>>(), ["/special"]);
-    assert_eq!(paths["/special"]["get"]["operationId"], "mock-read-special");
+    // No prefix asked for, none given.
+    assert_eq!(paths["/special"]["get"]["operationId"], "read-special");
 }
