@@ -247,6 +247,16 @@ pub enum ListenAddr {
     Tcp(SocketAddr),
 }
 
+impl ListenAddr {
+    /// The network (`unix` or `tcp`) and the address, as Go's `net.Addr` names them.
+    pub fn network_and_address(&self) -> (&'static str, String) {
+        match self {
+            Self::Unix(path) => ("unix", path.display().to_string()),
+            Self::Tcp(socket) => ("tcp", socket.to_string()),
+        }
+    }
+}
+
 /// The handshake line, without its newline:
 /// `CORE|APP|NETWORK|ADDRESS|grpc|CERT` with the certificate as unpadded standard base64 DER.
 /// The certificate field stays empty when the server did not ask for AutoMTLS: a certificate
@@ -257,10 +267,7 @@ pub fn handshake_line(
     cert_der: Option<&[u8]>,
     multiplex_grpc: bool,
 ) -> String {
-    let (network, address) = match addr {
-        ListenAddr::Unix(path) => ("unix", path.display().to_string()),
-        ListenAddr::Tcp(socket) => ("tcp", socket.to_string()),
-    };
+    let (network, address) = addr.network_and_address();
     let cert = cert_der
         .map(|der| STANDARD_NO_PAD.encode(der))
         .unwrap_or_default();

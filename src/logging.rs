@@ -176,8 +176,8 @@ fn write_event(out: &mut Vec<u8>, event: &Event<'_>, now: SystemTime) {
     out.extend_from_slice(level_name(metadata.level()).as_bytes());
     out.extend_from_slice(b"\",\"@timestamp\":\"");
     out.extend_from_slice(hclog_timestamp(now).as_bytes());
-    out.extend_from_slice(b"\",\"@module\":");
-    write_json_str(out, metadata.target());
+    // No `@module`: a Go plugin's logger has no name, and go-plugin would show ours as a field.
+    out.extend_from_slice(b"\"");
     let mut fields = JsonFields {
         out,
         saw_message: false,

@@ -162,7 +162,14 @@ pub async fn run<F: BackendFactory>(
     writeln!(stdout, "{line}")
         .and_then(|()| stdout.flush())
         .map_err(StartError::Stdout)?;
-    tracing::info!(
+    // go-plugin's own start-up lines, at its levels, so the server's log reads as with a Go
+    // plugin; then one line of ours, also below info.
+    if security.handshake_cert.is_some() {
+        tracing::debug!("configuring server automatic mTLS");
+    }
+    let (network, address) = addr.network_and_address();
+    tracing::debug!(address = %address, network, "plugin address");
+    tracing::debug!(
         protocol = version,
         security = security.name,
         version = %plugin_version,

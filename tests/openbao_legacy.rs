@@ -29,7 +29,7 @@ fn legacy_server() -> DevServer {
         "register",
         &format!("-sha256={sha}"),
         &format!("-command={PLUGIN}"),
-        "-args=-no-protocol-5",
+        "-args=-no-protocol-5,--log-level=debug",
         "secret",
         "legacy",
     ]);

@@ -827,7 +827,8 @@ fn the_timestamp_matcher_is_strict() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_stderr_line_is_hclog_json() {
-    let mut host = Host::start().await;
+    // At debug, so the start-up lines (below info since they match go-plugin's) are there too.
+    let mut host = Host::start_with(|launch| launch.arg("--log-level=debug")).await;
     host.mount(MOUNT_A).await;
     host.write(MOUNT_A, "kv/foo", &json!({"value": "bar"}))
         .await;
