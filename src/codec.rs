@@ -16,7 +16,7 @@ const BUFFER_SIZE: usize = 1024;
 /// How much a server-streaming call may batch before it yields (tonic's default).
 const YIELD_THRESHOLD: usize = 32 * 1024;
 
-/// prost encoding with [`BUFFER_SIZE`] buffers; named by `build.rs` as the generated code's codec.
+/// prost encoding with 1 KiB buffers; named by `build.rs` as the generated code's codec.
 #[derive(Debug, Clone, Copy)]
 pub struct SmallBufferCodec<T, U>(std::marker::PhantomData<(T, U)>);
 
