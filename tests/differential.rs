@@ -4,7 +4,7 @@
 //! processes: the handshake line, the server's log lines for each, reported versions,
 //! multiplexing, auto-reload, reloads and seal/unseal.
 //!
-//! `TEST_SERVER=vault` runs the same against HashiCorp Vault 1.14.8, with Vault's mock as the
+//! `TEST_SERVER=vault` runs the same against HashiCorp Vault 1.14.1, with Vault's mock as the
 //! oracle. The peers come from `make peers`.
 // The case-by-case table is this suite's report: it goes to stdout (`--nocapture` shows it).
 #![allow(clippy::print_stdout)]

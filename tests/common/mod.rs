@@ -60,7 +60,7 @@ pub fn bao_bin() -> PathBuf {
 }
 
 /// Which server a [`DevServer`] runs. The suites are written once and run against either:
-/// `TEST_SERVER=vault` picks HashiCorp Vault (the v1.14.8 that `make peers` builds), anything
+/// `TEST_SERVER=vault` picks HashiCorp Vault (the v1.14.1 that `make peers` builds), anything
 /// else OpenBao (the `.venv`'s, or `$BAO_BIN`, so older OpenBao releases run the same tests).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flavor {
@@ -97,7 +97,7 @@ impl Flavor {
     }
 }
 
-/// A binary that `make peers` builds into `target/peers/`: the Go mocks and Vault 1.14.8.
+/// A binary that `make peers` builds into `target/peers/`: the Go mocks and Vault 1.14.1.
 pub fn peer_bin(name: &str) -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("target/peers")
