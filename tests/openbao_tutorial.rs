@@ -11,15 +11,6 @@ use common::{DevServer, pid_alive};
 const PLUGIN: &str = "my-mock-plugin";
 const CRATE_VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"));
 
-/// The rows of a `bao` key/value table, whitespace-normalised: `value    bar` → `value bar`.
-fn table_rows(output: &str) -> Vec<String> {
-    output
-        .lines()
-        .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
-        .filter(|line| !line.is_empty())
-        .collect()
-}
-
 fn stderr(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
@@ -66,21 +57,7 @@ fn tutorial_commands_work_as_written() {
         stderr(&out)
     );
 
-    let out = server.cli_ok(&["write", "my-secrets-plugin/kv/foo", "value=bar"]);
-    assert_eq!(table_rows(&out), ["Key Value", "--- -----", "value bar"]);
-
-    let out = server.cli_ok(&["read", "my-secrets-plugin/kv/foo"]);
-    assert_eq!(
-        table_rows(&out),
-        ["Key Value", "--- -----", "value bar", "version 0"]
-    );
-
-    server.cli_ok(&["write", "my-secrets-plugin/kv/zoo", "value=baz"]);
-    let out = server.cli_ok(&["list", "my-secrets-plugin/kv"]);
-    assert_eq!(table_rows(&out), ["Keys", "----", "foo", "zoo"]);
-
-    let out = server.cli_ok(&["delete", "my-secrets-plugin/kv/foo"]);
-    assert!(out.contains("Success! Data deleted (if it existed) at: my-secrets-plugin/kv/foo"));
+    common::tutorial_kv_table(&server, "my-secrets-plugin");
     let out = server.cli(&["read", "my-secrets-plugin/kv/foo"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(

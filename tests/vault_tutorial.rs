@@ -19,15 +19,6 @@ fn vault() -> DevServer {
     })
 }
 
-/// The rows of a `vault` table, whitespace-normalised: `value    bar` → `value bar`.
-fn rows(output: &str) -> Vec<String> {
-    output
-        .lines()
-        .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
-        .filter(|line| !line.is_empty())
-        .collect()
-}
-
 #[test]
 fn the_tutorial_runs_word_for_word_on_vault() {
     let server = vault();
@@ -68,21 +59,7 @@ fn the_tutorial_runs_word_for_word_on_vault() {
         "{refused}"
     );
 
-    let out = server.cli_ok(&["write", "my-secrets-plugin/kv/foo", "value=bar"]);
-    assert_eq!(rows(&out), ["Key Value", "--- -----", "value bar"]);
-    let out = server.cli_ok(&["read", "my-secrets-plugin/kv/foo"]);
-    assert_eq!(
-        rows(&out),
-        ["Key Value", "--- -----", "value bar", "version 0"]
-    );
-    server.cli_ok(&["write", "my-secrets-plugin/kv/zoo", "value=baz"]);
-    let out = server.cli_ok(&["list", "my-secrets-plugin/kv"]);
-    assert_eq!(rows(&out), ["Keys", "----", "foo", "zoo"]);
-    let out = server.cli_ok(&["delete", "my-secrets-plugin/kv/foo"]);
-    assert_eq!(
-        out.trim(),
-        "Success! Data deleted (if it existed) at: my-secrets-plugin/kv/foo"
-    );
+    common::tutorial_kv_table(&server, "my-secrets-plugin");
 
     let out = server.cli_ok(&["secrets", "disable", "my-secrets-plugin"]);
     assert_eq!(

@@ -199,6 +199,33 @@ fn free_port() -> u16 {
     last
 }
 
+/// The tutorial's kv table at `mount`, through the CLI: write, read, list and delete, with the
+/// tables the tutorial shows (rows whitespace-normalised, as the CLI pads them).
+pub fn tutorial_kv_table(server: &DevServer, mount: &str) {
+    let rows = |output: String| -> Vec<String> {
+        output
+            .lines()
+            .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
+            .filter(|line| !line.is_empty())
+            .collect()
+    };
+    let out = server.cli_ok(&["write", &format!("{mount}/kv/foo"), "value=bar"]);
+    assert_eq!(rows(out), ["Key Value", "--- -----", "value bar"]);
+    let out = server.cli_ok(&["read", &format!("{mount}/kv/foo")]);
+    assert_eq!(
+        rows(out),
+        ["Key Value", "--- -----", "value bar", "version 0"]
+    );
+    server.cli_ok(&["write", &format!("{mount}/kv/zoo"), "value=baz"]);
+    let out = server.cli_ok(&["list", &format!("{mount}/kv")]);
+    assert_eq!(rows(out), ["Keys", "----", "foo", "zoo"]);
+    let out = server.cli_ok(&["delete", &format!("{mount}/kv/foo")]);
+    assert_eq!(
+        out.trim(),
+        format!("Success! Data deleted (if it existed) at: {mount}/kv/foo")
+    );
+}
+
 pub fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
