@@ -821,6 +821,28 @@ impl Cluster {
         plugins
     }
 
+    /// Sends a signal by name (`STOP`, `CONT`, ...) to a node's server, through `kill(1)`. A
+    /// SIGSTOPped node is still SIGKILLed at drop: SIGKILL ends a stopped process too.
+    pub fn signal(&self, index: usize, sig: &str) {
+        let pid = self
+            .node(index)
+            .pid()
+            .unwrap_or_else(|| panic!("node{index} is not running"));
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{sig} {pid} (node{index}) failed");
+    }
+
+    /// The scheduler state of a node's server (`T` when stopped), from `/proc/PID/stat`.
+    pub fn state(&self, index: usize) -> Option<char> {
+        let pid = self.node(index).pid()?;
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat[stat.rfind(')')? + 1..].trim_start().chars().next()
+    }
+
     /// Starts a stopped node again with its config and data (it comes back sealed).
     pub fn restart(&mut self, index: usize) {
         assert!(
