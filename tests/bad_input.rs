@@ -22,6 +22,7 @@
 
 mod common;
 mod host;
+mod table;
 
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
@@ -34,6 +35,7 @@ use host::{
 };
 use rustls::pki_types::CertificateDer;
 use serde_json::{Value, json};
+use table::{Table, expect, expect_eq};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
@@ -59,13 +61,14 @@ enum Message {
 }
 
 impl Message {
-    fn check(&self, case: &str, message: &str) {
+    fn check(&self, message: &str) -> Result<(), String> {
         match self {
-            Self::Exact(expected) => assert_eq!(message, expected, "{case}"),
-            Self::Around(start, end) => assert!(
-                message.starts_with(start) && message.ends_with(end),
-                "{case}: {message:?} is not {start:?}…{end:?}"
-            ),
+            Self::Exact(expected) => expect_eq(message, expected.as_str()),
+            Self::Around(start, end) => {
+                expect(message.starts_with(start) && message.ends_with(end), || {
+                    format!("{message:?} is not {start:?}…{end:?}")
+                })
+            }
         }
     }
 }
@@ -423,35 +426,46 @@ fn env_cases(scratch: &Path) -> (Vec<EnvCase>, TcpListener) {
 async fn environment_table_every_case_exits_1_with_one_clear_line() {
     let scratch = TempDir::new("env");
     let (cases, _busy_port) = env_cases(scratch.path());
-    let count = cases.len();
     let cert = HostCert::generate();
+    let mut table = Table::new("environment");
     for case in cases {
         let launch = (case.launch)(Launch::new(&cert));
         let mut plugin = launch.spawn();
         let status = plugin.wait_exit(EXIT_TIMEOUT).await;
         let stdout = plugin.stdout_until_closed(EXIT_TIMEOUT).await;
         let stderr = plugin.stderr_until_closed(EXIT_TIMEOUT).await;
-        let name = case.name;
-        assert_eq!(status.code(), Some(1), "{name}: {stderr:#?}");
-        assert_eq!(stdout, Vec::<String>::new(), "{name}: nothing on stdout");
-        assert_eq!(stderr.len(), 1, "{name}: exactly one line: {stderr:#?}");
-        let line: serde_json::Map<String, Value> = serde_json::from_str(&stderr[0])
-            .unwrap_or_else(|e| panic!("{name}: not JSON ({e}): {:?}", stderr[0]));
-        assert_eq!(line["@level"], "error", "{name}");
-        let message = line["@message"].as_str().unwrap();
-        case.message.check(name, message);
-        for needle in case.mentions {
-            assert!(
-                message.contains(needle),
-                "{name}: {message:?} lacks {needle:?}"
-            );
-        }
-        // Nothing left behind: no socket directory in the plugin's TMPDIR.
-        let left: Vec<_> = std::fs::read_dir(plugin.tmpdir()).unwrap().collect();
-        assert!(left.is_empty(), "{name}: left behind {left:?}");
+        let left: Vec<_> = std::fs::read_dir(plugin.tmpdir())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        let outcome = (|| {
+            expect_eq(&status.code(), &Some(1))
+                .map_err(|e| format!("exit status: {e}; stderr {stderr:?}"))?;
+            expect_eq(&stdout, &Vec::<String>::new())
+                .map_err(|e| format!("stdout must be empty: {e}"))?;
+            expect(stderr.len() == 1, || {
+                format!("exactly one stderr line, got {stderr:#?}")
+            })?;
+            let line: serde_json::Map<String, Value> = serde_json::from_str(&stderr[0])
+                .map_err(|e| format!("not JSON ({e}): {:?}", stderr[0]))?;
+            expect_eq(&line["@level"], &json!("error")).map_err(|e| format!("@level: {e}"))?;
+            let message = line["@message"]
+                .as_str()
+                .ok_or_else(|| format!("no @message in {line:?}"))?;
+            case.message.check(message)?;
+            for needle in case.mentions {
+                expect(message.contains(needle), || {
+                    format!("{message:?} lacks {needle:?}")
+                })?;
+            }
+            // Nothing left behind: no socket directory in the plugin's TMPDIR.
+            expect(left.is_empty(), || format!("left behind {left:?}"))
+        })();
+        table.case(case.name, outcome);
     }
-    eprintln!("environment table: {count} cases");
-    assert!(count >= 25);
+    assert!(table.cases() >= 25, "{} cases", table.cases());
+    table.finish();
 }
 
 // =============================================================================================
@@ -927,14 +941,8 @@ fn request_cases() -> Vec<RequestCase> {
 }
 
 /// A failure message that stays readable when a value is megabytes long.
-fn clip(text: &str) -> String {
-    match text.char_indices().nth(400) {
-        Some((at, _)) => format!("{}… ({} bytes)", &text[..at], text.len()),
-        None => text.to_owned(),
-    }
-}
-
-async fn send(host: &Host, case: &RequestCase) -> Reply {
+/// The reply to a case's call; `Err` when the call itself fails (a gRPC status).
+async fn send(host: &Host, case: &RequestCase) -> Result<Reply, String> {
     let request = pb::Request {
         id: format!("bad-input-{}", case.name),
         operation: case.operation.to_owned(),
@@ -953,12 +961,12 @@ async fn send(host: &Host, case: &RequestCase) -> Reply {
             .backend()
             .handle_existence_check(for_mount(MOUNT, args))
             .await
-            .unwrap_or_else(|status| panic!("{}: {status}", case.name))
+            .map_err(|status| format!("the call failed: {status}"))?
             .into_inner();
-        return match reply.err {
+        return Ok(match reply.err {
             Some(err) => Reply::Error(err.err_type, err.err_msg),
             None => Reply::Exists(reply.check_found, reply.exists),
-        };
+        });
     }
     let args = pb::HandleRequestArgs {
         storage_id: 0,
@@ -968,16 +976,17 @@ async fn send(host: &Host, case: &RequestCase) -> Reply {
         .backend()
         .handle_request(for_mount(MOUNT, args))
         .await
-        .unwrap_or_else(|status| panic!("{}: {status}", case.name))
+        .map_err(|status| format!("the call failed: {status}"))?
         .into_inner();
     match (reply.err, reply.response) {
-        (Some(err), None) => Reply::Error(err.err_type, err.err_msg),
-        (None, None) => Reply::Nil,
-        (None, Some(response)) => Reply::Data(
-            serde_json::from_str(&response.data).unwrap(),
+        (Some(err), None) => Ok(Reply::Error(err.err_type, err.err_msg)),
+        (None, None) => Ok(Reply::Nil),
+        (None, Some(response)) => Ok(Reply::Data(
+            serde_json::from_str(&response.data)
+                .map_err(|e| format!("response data is not JSON ({e}): {:?}", response.data))?,
             response.warnings,
-        ),
-        (Some(err), Some(response)) => panic!("{}: both {err:?} and {response:?}", case.name),
+        )),
+        (Some(err), Some(response)) => Err(format!("both {err:?} and {response:?}")),
     }
 }
 
@@ -986,27 +995,25 @@ async fn request_table_every_case_gets_its_exact_reply() {
     let mut host = Host::start().await;
     let mount = host.mount(MOUNT).await;
     let cases = request_cases();
-    let count = cases.len();
+    let mut table = Table::new("request");
     for case in &cases {
         for (key, value) in &case.seed {
             mount.storage.insert(key, value);
         }
-        let reply = send(&host, case).await;
-        assert!(
-            reply == case.reply,
-            "{}: got {}, expected {}",
-            case.name,
-            clip(&format!("{reply:?}")),
-            clip(&format!("{:?}", case.reply))
-        );
+        let mut outcome = send(&host, case)
+            .await
+            .and_then(|reply| expect_eq(&reply, &case.reply));
         for (key, value) in &case.stored {
-            assert_eq!(
-                &mount.storage.get(key),
-                value,
-                "{}: storage at {key:?}",
-                case.name
-            );
+            // Storage is checked even after a wrong reply: both are reported.
+            let stored = expect_eq(&mount.storage.get(key), value)
+                .map_err(|e| format!("storage at {key:?}: {e}"));
+            outcome = match (outcome, stored) {
+                (Ok(()), stored) => stored,
+                (Err(reply), Ok(())) => Err(reply),
+                (Err(reply), Err(stored)) => Err(format!("{reply}; {stored}")),
+            };
         }
+        table.case(case.name, outcome);
     }
     // A list of 10,000 keys, in a mount of its own.
     let list = host.mount("mountLIST1").await;
@@ -1017,10 +1024,13 @@ async fn request_table_every_case_gets_its_exact_reply() {
     let listed = host
         .request("mountLIST1", "list", "kv/", &Value::Null)
         .await;
-    let listed: Value = serde_json::from_str(&listed.response.unwrap().data).unwrap();
-    assert!(
-        listed == json!({ "keys": many }),
-        "the list of 10,000 keys differs"
+    let listed = listed
+        .response
+        .map(|r| serde_json::from_str::<Value>(&r.data).unwrap());
+    table.check(
+        "a list of 10,000 keys",
+        &listed,
+        &Some(json!({ "keys": many })),
     );
 
     // A request with no `Request` in it at all.
@@ -1030,18 +1040,19 @@ async fn request_table_every_case_gets_its_exact_reply() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(
-        reply.err.map(|e| (e.err_type, e.err_msg)),
-        Some((4, "the call carries no request".to_owned()))
+    table.check(
+        "a call with no request",
+        &reply.err.map(|e| (e.err_type, e.err_msg)),
+        &Some((4, "the call carries no request".to_owned())),
     );
+    assert!(table.cases() >= 30, "{} cases", table.cases());
+    table.finish();
     // No crash: the plugin still answers, and still holds what was written.
     let read = host.request(MOUNT, "read", "kv/a..b", &Value::Null).await;
     assert_eq!(
         read.response.map(|r| r.data),
         Some(json!({"value": "dots", "version": 0}).to_string())
     );
-    eprintln!("request table: {} cases", count + 2);
-    assert!(count >= 30);
 }
 
 // =============================================================================================
@@ -1087,16 +1098,9 @@ fn body_of_size(size: usize) -> Vec<u8> {
 #[test]
 fn server_table_limits_paths_and_sizes() {
     let server = server_with_mount();
-    let mut cases = 0;
-    // Asserts one case without printing megabytes when it fails.
+    let mut table = Table::new("server");
     let mut case = |name: &str, got: (u16, Value), expected: (u16, Value)| {
-        assert!(
-            got == expected,
-            "{name}: got {}, expected {}",
-            clip(&format!("{got:?}")),
-            clip(&format!("{expected:?}"))
-        );
-        cases += 1;
+        table.check(name, &got, &expected);
     };
 
     // A list of 10,000 keys, written by 16 writers. First: once a mount holds a 16 MiB value,
@@ -1255,7 +1259,8 @@ fn server_table_limits_paths_and_sizes() {
         ),
     );
 
-    eprintln!("server table: {cases} cases (10,000 writes in {written:?})");
+    eprintln!("server table: 10,000 writes in {written:?}");
+    table.finish();
 }
 
 // =============================================================================================
@@ -1436,12 +1441,10 @@ async fn setup(host: &Host, id: &'static str, broker_id: u32) -> (String, Durati
         config: Default::default(),
         backend_uuid: "0b1a2c3d-4e5f-6071-8293-a4b5c6d7e8f9".into(),
     };
-    let reply = host
-        .backend()
-        .setup(with_meta(Meta::Id(id), args))
-        .await
-        .unwrap();
-    (reply.into_inner().err, started.elapsed())
+    let reply = host.backend().setup(with_meta(Meta::Id(id), args)).await;
+    // A failed call is reported by the case, as its error text, like any other wrong answer.
+    let err = reply.map_or_else(|s| format!("the call failed: {s}"), |r| r.into_inner().err);
+    (err, started.elapsed())
 }
 
 /// A TLS server with a certificate shaped like the server's (P-521, `O=HashiCorp,
@@ -1474,10 +1477,10 @@ fn impostor_listener(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn protocol_table_every_case_gets_its_exact_answer() {
     let mut host = Host::start().await;
-    let mut cases = 0;
+    let mut table = Table::new("protocol");
 
     // Calls before any Setup, and bad metadata, on a plugin with no mount yet.
-    let table: Vec<(Rpc, Meta, Answer)> = vec![
+    let calls: Vec<(Rpc, Meta, Answer)> = vec![
         (Rpc::HandleRequest, Meta::Id("fresh"), not_set_up("fresh")),
         (Rpc::ExistenceCheck, Meta::Id("fresh"), not_set_up("fresh")),
         (Rpc::SpecialPaths, Meta::Id("fresh"), not_set_up("fresh")),
@@ -1525,13 +1528,9 @@ async fn protocol_table_every_case_gets_its_exact_answer() {
             bad_meta("multiplex_id is not ASCII"),
         ),
     ];
-    for (rpc, meta, expected) in table {
-        assert_eq!(
-            call(&host, rpc, meta).await,
-            expected,
-            "{rpc:?} with {meta:?}"
-        );
-        cases += 1;
+    for (rpc, meta, expected) in calls {
+        let got = call(&host, rpc, meta).await;
+        table.check(format!("{rpc:?} with {meta:?}"), &got, &expected);
     }
 
     // Broker announcements that cannot be used. Ids from 1000 on, clear of the host's own.
@@ -1567,22 +1566,26 @@ async fn protocol_table_every_case_gets_its_exact_answer() {
         "cannot connect to the server's broker listener 1001 at unix:{}: ",
         refusing.display()
     );
-    assert!(
-        err.starts_with(&prefix) && err.ends_with("Connection refused (os error 111)"),
-        "{err}"
+    table.case(
+        "a broker address that refuses connections",
+        expect(
+            err.starts_with(&prefix) && err.ends_with("Connection refused (os error 111)"),
+            || format!("got {err:?}"),
+        ),
     );
-    cases += 1;
 
     // A network the plugin does not know.
     announcer.announce(1002, "carrier-pigeon", "coop:7").await;
     let (err, _) = setup(&host, "pigeon", 1002).await;
-    assert!(
-        err.starts_with(
-            "cannot connect to the server's broker listener 1002 at carrier-pigeon:coop:7: "
-        ) && err.ends_with("unsupported broker network \"carrier-pigeon\""),
-        "{err}"
+    table.case(
+        "an unknown broker network",
+        expect(
+            err.starts_with(
+                "cannot connect to the server's broker listener 1002 at carrier-pigeon:coop:7: ",
+            ) && err.ends_with("unsupported broker network \"carrier-pigeon\""),
+            || format!("got {err:?}"),
+        ),
     );
-    cases += 1;
 
     // A listener presenting a certificate other than the pinned one, with the same subject.
     let impostor = dir.path().join("impostor.sock");
@@ -1591,35 +1594,50 @@ async fn protocol_table_every_case_gets_its_exact_answer() {
         .announce(1003, "unix", &impostor.display().to_string())
         .await;
     let (err, _) = setup(&host, "impostor", 1003).await;
-    assert!(
-        err.starts_with(&format!(
-            "cannot connect to the server's broker listener 1003 at unix:{}: ",
-            impostor.display()
-        )) && err.contains("invalid peer certificate"),
-        "{err}"
-    );
     let outcome = tokio::time::timeout(Duration::from_secs(10), outcomes.recv())
         .await
         .unwrap()
         .unwrap();
-    assert_ne!(
-        outcome, "handshake completed",
-        "the plugin must not trust the impostor"
+    table.case(
+        "a broker listener with another certificate of the same subject",
+        expect(
+            err.starts_with(&format!(
+                "cannot connect to the server's broker listener 1003 at unix:{}: ",
+                impostor.display()
+            )) && err.contains("invalid peer certificate"),
+            || format!("got {err:?}"),
+        )
+        .and_then(|()| {
+            expect(outcome != "handshake completed", || {
+                "the plugin trusted the impostor".into()
+            })
+        }),
     );
-    cases += 1;
     // None of these mounts exists afterwards.
     for id in ["refusing", "pigeon", "impostor"] {
-        assert_eq!(call(&host, Rpc::Type, Meta::Id(id)).await, not_set_up(id));
+        let got = call(&host, Rpc::Type, Meta::Id(id)).await;
+        table.check(
+            format!("no mount {id} after its failed Setup"),
+            &got,
+            &not_set_up(id),
+        );
     }
 
     let (err, elapsed) = waiting.await.unwrap();
-    assert_eq!(err.unwrap(), BrokerError::Timeout { id: 1000 }.to_string());
-    assert!(
-        elapsed >= CONN_INFO_TIMEOUT - Duration::from_millis(100)
-            && elapsed < Duration::from_secs(15),
-        "{elapsed:?}"
+    table.case(
+        "Setup whose ConnInfo never comes",
+        expect_eq(
+            &err.map_err(|status| status.to_string()),
+            &Ok(BrokerError::Timeout { id: 1000 }.to_string()),
+        )
+        .and_then(|()| {
+            expect(
+                elapsed >= CONN_INFO_TIMEOUT - Duration::from_millis(100)
+                    && elapsed < Duration::from_secs(15),
+                || format!("answered after {elapsed:?}, expected about {CONN_INFO_TIMEOUT:?}"),
+            )
+        }),
     );
-    cases += 1;
 
     // Storage errors, passed through verbatim: in the reply's `err` (a standby's read-only
     // refusal, which the server matches to forward the request) and as gRPC failures (no
@@ -1674,25 +1692,27 @@ async fn protocol_table_every_case_gets_its_exact_answer() {
     for (name, mode, operation, path, body, expected) in storage_cases {
         mount.storage.set_mode(mode);
         let reply = host.request(MOUNT, operation, path, &body).await;
-        let got = match (reply.err, reply.response) {
-            (Some(e), None) => Reply::Error(e.err_type, e.err_msg),
-            other => panic!("{name}: {other:?}"),
+        let outcome = match (reply.err, reply.response) {
+            (Some(e), None) => expect_eq(&Reply::Error(e.err_type, e.err_msg), &expected),
+            other => Err(format!("got {other:?}, expected {expected:?}")),
         };
-        assert_eq!(got, expected, "{name}");
-        cases += 1;
+        table.case(name, outcome);
     }
     // The Go mock's existence check wraps the storage error, as here.
     let check = host
         .existence_check(MOUNT, "kv/kept", &json!({"value": "x"}))
         .await;
-    assert_eq!(
-        check.err.map(|e| (e.err_type, e.err_msg)),
-        Some((0, format!("existence check failed: {unbound}")))
+    table.check(
+        "existence check failing",
+        &check.err.map(|e| (e.err_type, e.err_msg)),
+        &Some((0, format!("existence check failed: {unbound}"))),
     );
-    cases += 1;
     mount.storage.set_mode(StorageMode::Writable);
-    assert_eq!(mount.storage.get("kv/kept").as_deref(), Some(&b"safe"[..]));
-    assert_eq!(mount.storage.get("kv/new"), None);
+    table.check(
+        "nothing lost or added by the storage errors",
+        &(mount.storage.get("kv/kept"), mount.storage.get("kv/new")),
+        &(Some(b"safe".to_vec()), None),
+    );
 
     // Setup repeated for a mount: the new backend replaces the old, with its own storage.
     host.request(MOUNT, "update", "internal", &json!({"value": "changed"}))
@@ -1706,20 +1726,26 @@ async fn protocol_table_every_case_gets_its_exact_answer() {
             },
         )
         .await;
-    assert_eq!(again.reply.unwrap().err, "");
+    let setup_err = again.reply.map(|r| r.err).map_err(|s| s.to_string());
     let read = host.request(MOUNT, "read", "internal", &Value::Null).await;
-    assert_eq!(
-        read.response.map(|r| r.data),
-        Some(json!({"value": "bar"}).to_string())
-    );
     host.write(MOUNT, "kv/after", &json!({"value": "new"}))
         .await;
-    assert_eq!(
-        again.mount.storage.get("kv/after").as_deref(),
-        Some(&b"new"[..])
+    // (Setup's error, `internal` of the new backend, kv/after in the new and old storage.)
+    table.check(
+        "Setup repeated for a mount",
+        &(
+            setup_err,
+            read.response.map(|r| r.data),
+            again.mount.storage.get("kv/after"),
+            mount.storage.get("kv/after"),
+        ),
+        &(
+            Ok(String::new()),
+            Some(json!({"value": "bar"}).to_string()),
+            Some(b"new".to_vec()),
+            None,
+        ),
     );
-    assert_eq!(mount.storage.get("kv/after"), None);
-    cases += 1;
 
     // A client with a certificate other than the server's, once the server is connected: the
     // connection is refused and the server's own connection is not disturbed.
@@ -1738,17 +1764,53 @@ async fn protocol_table_every_case_gets_its_exact_answer() {
         }
     };
     eprintln!("impostor after the server: {refused}");
-    assert_eq!(
-        call(&host, Rpc::Type, Meta::Id(MOUNT)).await,
-        Ok("1".to_owned())
+    let got = call(&host, Rpc::Type, Meta::Id(MOUNT)).await;
+    table.check(
+        "a client with another certificate after the server",
+        &got,
+        &Ok("1".to_owned()),
     );
-    cases += 1;
 
     // After all of it the plugin still serves, and exits cleanly when asked (our extra broker
     // stream stays open till then: a broker stream that ends means the server is gone).
     host.shutdown().await.unwrap();
-    assert_eq!(host.plugin.wait_exit(EXIT_TIMEOUT).await.code(), Some(0));
+    let code = host.plugin.wait_exit(EXIT_TIMEOUT).await.code();
+    table.check("a clean exit on Shutdown after all of it", &code, &Some(0));
     drop(announcer);
-    eprintln!("protocol table: {cases} cases");
-    assert!(cases >= 25);
+    assert!(table.cases() >= 25, "{} cases", table.cases());
+    table.finish();
+}
+
+// =============================================================================================
+// The tables' own reporting
+
+/// A table with two failing cases among passing ones reports both, with their names and what
+/// they got and expected, in one failure at the end; a table whose cases all pass does not
+/// fail.
+#[test]
+fn a_table_reports_every_failing_case_at_the_end() {
+    let mut table = Table::new("self-test");
+    table.check("passes", &1, &1);
+    table.check("first wrong", &(404, "a"), &(200, "a"));
+    table.case("passes too", expect(true, String::new));
+    table.case("second wrong", expect(false, || "the reason".into()));
+    table.check("a long value", &"x".repeat(1000), &"x".repeat(1000));
+    let report = table.report();
+    let failure = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| table.finish()))
+        .expect_err("a table with failing cases must fail");
+    let message = failure
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(message, report);
+    assert_eq!(
+        message,
+        "2 of 5 cases of the self-test table failed:\n  \
+         - first wrong: got (404, \"a\"), expected (200, \"a\")\n  \
+         - second wrong: the reason"
+    );
+
+    let mut green = Table::new("green");
+    green.check("passes", &"ok", &"ok");
+    green.finish();
 }
