@@ -537,3 +537,53 @@ fn unusable_socket_directory_is_named_in_the_server_log() {
         );
     }
 }
+
+// Beyond the ten themes: a README row about `-args`. =========================================
+
+#[test]
+fn comma_in_one_args_flag_is_one_argument() {
+    let server = server(Flavor::OpenBao);
+    let sha = server.install_plugin(PLUGIN);
+    register_ok(&server, PLUGIN, &sha, &["-args=--log-level=debug,--tcp"]);
+    let (status, entry) = server.http("GET", &format!("sys/plugins/catalog/secret/{PLUGIN}"), None);
+    assert_eq!(status, 200, "{entry}");
+    assert_eq!(
+        entry["data"]["args"],
+        serde_json::json!(["--log-level=debug,--tcp"])
+    );
+    // The plugin then refuses the one argument, and says so in the server's log.
+    let out = server.cli(&["secrets", "enable", PLUGIN]);
+    assert_refused(
+        &out,
+        "\t* Unrecognized remote plugin message: \nFailed to read any lines from plugin's stdout\n",
+    );
+    let reason = "error: invalid value 'debug,--tcp' for '--log-level <LOG_LEVEL>': error parsing \
+                  level filter: expected one of \"off\", \"error\", \"warn\", \"info\", \"debug\", \
+                  \"trace\", or a number 0-5 (check the plugin's args in the catalog)";
+    assert!(
+        server.log_text().contains(reason),
+        "no {reason:?} in:\n{}",
+        server.log_tail(40)
+    );
+
+    // The fix: one -args flag per argument. (Under another name: the first entry failed its
+    // version probe and stays unversioned, and a re-registration adds a v0.1.0 entry beside it;
+    // a working plugin's entry is versioned, so it is read with its version.)
+    let sha = server.install_plugin("two-args");
+    register_ok(
+        &server,
+        "two-args",
+        &sha,
+        &["-args=--log-level=debug", "-args=--tcp"],
+    );
+    let (_, entry) = server.http(
+        "GET",
+        "sys/plugins/catalog/secret/two-args?version=v0.1.0",
+        None,
+    );
+    assert_eq!(
+        entry["data"]["args"],
+        serde_json::json!(["--log-level=debug", "--tcp"])
+    );
+    server.cli_ok(&["secrets", "enable", "two-args"]);
+}
