@@ -1267,13 +1267,19 @@ fn a_frozen_active_node_steps_down_after_thawing_and_no_acknowledged_write_is_lo
         writes.iter().filter(|a| a.outcome.is_err()).count(),
         by_kind(writes.iter().map(|a| &a.outcome))
     );
-    for a in writes.iter().filter(|a| a.outcome.is_err()) {
-        eprintln!(
-            "failed write via node{}, sent {:+.2}s from the thaw: {:?}",
-            a.node,
-            a.sent.duration_since(t_stop).as_secs_f64() - (t_cont - t_stop).as_secs_f64(),
-            a.outcome
-        );
+    // When the failures happened, per node: seconds from the stop (the thaw is at FREEZE).
+    for i in all_nodes() {
+        let failed: Vec<f64> = writes
+            .iter()
+            .filter(|a| a.node == i && a.outcome.is_err())
+            .map(|a| a.sent.saturating_duration_since(t_stop).as_secs_f64())
+            .collect();
+        if let (Some(first), Some(last)) = (failed.first(), failed.last()) {
+            eprintln!(
+                "failed writes via node{i}: {}, sent {first:.2}–{last:.2} s after the stop",
+                failed.len()
+            );
+        }
     }
     eprintln!("thawed node's plugin: {plugin_fate}");
     eprintln!(
@@ -1431,6 +1437,12 @@ fn a_rolling_plugin_upgrade_reaches_every_node_under_load_and_loses_nothing() {
         "register + tune + reload -> every node on {UPGRADE_VERSION} with a new process: {upgraded:.2?}"
     );
     eprintln!("plugin processes: {before:?} -> {after:?}");
+    let window = |sent: Instant| sent >= t_upgrade && sent <= t_upgrade + upgraded;
+    eprintln!(
+        "sent while the upgrade was under way: {} writes, {} reads",
+        writes.iter().filter(|a| window(a.sent)).count(),
+        reads.iter().filter(|r| window(r.sent)).count()
+    );
     eprintln!(
         "writes: {} sent, {} acknowledged, {} failed {:?}",
         writes.len(),
