@@ -400,7 +400,7 @@ fn plugin_that_never_prints_its_handshake_line_times_out_after_a_minute() {
         (Duration::from_secs(59)..Duration::from_secs(75)).contains(&took),
         "took {took:?}"
     );
-    // The server's own answer, which a client with a longer timeout (`-client-timeout=90s`)
+    // The server's own answer, which a client with a longer timeout (`BAO_CLIENT_TIMEOUT=90s`)
     // gets, is in its log; and it killed the silent process.
     server.wait_for_log(
         "error occurred during enable mount: path=silent/\n  error=\n  | invalid backend \
