@@ -694,12 +694,20 @@ impl DevServer {
             std::mem::take(&mut *self.seen_plugins.lock().unwrap_or_else(|e| e.into_inner()));
         for (pid, started) in seen {
             // Matching start time: still the same process, not a later one reusing the pid.
-            if pid_alive(pid) && start_time(pid) == Some(started) {
+            let same = || pid_alive(pid) && start_time(pid) == Some(started);
+            if same() {
                 let _ = Command::new("kill")
                     .arg("-KILL")
                     .arg(pid.to_string())
                     .stderr(Stdio::null())
                     .status();
+                // SIGKILL is delivered asynchronously: on a loaded machine the process can
+                // still be running when kill(1) returns.
+                wait_until(
+                    &format!("plugin process {pid} to die"),
+                    STOP_TIMEOUT,
+                    || !same(),
+                );
             }
         }
     }
