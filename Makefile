@@ -59,8 +59,8 @@ peers: ## Build the Go peers (the Go mocks, Vault 1.14.1) into target/peers
 	@command -v $(GO) >/dev/null 2>&1 || { \
 		echo "peers: Go is missing: install Go 1.25 or newer (https://go.dev/dl/) and run make again"; exit 1; }
 	@mkdir -p $(PEERS)
-	cd tests/peer/openbao-mock && $(GO) build -trimpath -o $(CURDIR)/$(PEERS)/openbao-mock .
-	cd tests/peer/vault-mock && $(GO) build -trimpath -o $(CURDIR)/$(PEERS)/vault-mock .
+	cd tests/peer/openbao-mock && $(GO) build -trimpath -ldflags=-w -o $(CURDIR)/$(PEERS)/openbao-mock .
+	cd tests/peer/vault-mock && $(GO) build -trimpath -ldflags=-w -o $(CURDIR)/$(PEERS)/vault-mock .
 	cd tests/peer/vault-server && $(GO) build -trimpath -o $(CURDIR)/$(PEERS)/vault .
 	@$(PEERS)/vault version
 
@@ -119,7 +119,7 @@ clean: ## Remove build output (target/, the Go peers with it)
 # It measures the binary `cargo build --release` ships: `cargo bench` would rebuild that with
 # the test-only tonic features, so the benchmark runs a copy made first.
 .PHONY: bench
-bench: deps ## Performance: the plugin against builtin kv v1 through OpenBao, and alone
+bench: deps peers ## Performance: ours vs the Go mock vs builtin kv v1 through OpenBao; the chart
 	$(CARGO) build --release
 	cp target/release/my-mock-plugin target/bench-my-mock-plugin
 	BENCH_PLUGIN_BIN="$${BENCH_PLUGIN_BIN:-$(CURDIR)/target/bench-my-mock-plugin}" $(CARGO) bench --bench bench

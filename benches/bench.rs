@@ -1,18 +1,19 @@
-//! `make bench` (= `cargo bench --bench bench`): how the plugin compares with the server's
-//! builtin, in-process kv version 1 engine, and how far one plugin process is from being the
-//! bottleneck.
+//! `make bench` (= `cargo bench --bench bench`): what our plugin costs next to the Go mock it
+//! replaces (OpenBao's, built by `make peers`) and next to the server's builtin, in-process kv
+//! version 1 engine; and how far one plugin process is from being the bottleneck.
 //!
 //! Sections (all by default; name some after `--` to run only those, e.g.
 //! `cargo bench --bench bench -- startup alone`):
 //!
-//! * `startup`: release binary size; exec to handshake line (median of 21 launches with the
-//!   server's real environment).
-//! * `server`: one `bao server -dev` on loopback (log level `info`), the plugin mounted at
-//!   `mock/` next to the builtin kv v1 at `kvb/`, both driven over HTTP/1.1 keep-alive by the
-//!   load generator below with the same requests, interleaved A B A B, at 1, 16 and 64
-//!   connections, for writes, reads and lists; CPU time of the plugin and of the server
-//!   process from `/proc/<pid>/stat`; the plugin's peak RSS (`VmHWM`); the time of
-//!   `secrets enable` for both.
+//! * `startup`: each binary's size; exec to handshake line (median of 21 launches with the
+//!   server's real environment), ours and the Go mock.
+//! * `server`: one `bao server -dev` on loopback (log level `info`), our plugin at `mock/`, the
+//!   Go mock at `gomock/` and the builtin kv v1 at `kvb/`, driven over HTTP/1.1 keep-alive by
+//!   the load generator below with the same requests, interleaved A B C A B C, at 1, 16 and 64
+//!   connections, for writes, reads and lists; CPU time of each plugin and of the server
+//!   process from `/proc/<pid>/stat`; each plugin's peak RSS (`VmHWM`); `secrets enable` cold
+//!   and warm. Then the targets, ours/Go, and a chart (`bench.svg` beside the README after a
+//!   run of every cell, `target/bench.svg` otherwise).
 //! * `alone`: the plugin without the server: the in-Rust test host (`tests/host`) dials it
 //!   over mutual TLS and serves its storage in memory; each "request" is the call sequence
 //!   the server makes for one HTTP request (write: resolve-path, existence check, update;
@@ -47,6 +48,9 @@ use vault_mock_plugin::proto::pb;
 
 const PLUGIN: &str = "my-mock-plugin";
 const PLUGIN_MOUNT: &str = "mock";
+/// OpenBao's Go mock, from `make peers`.
+const GO_PLUGIN: &str = "openbao-mock";
+const GO_MOUNT: &str = "gomock";
 const BUILTIN_MOUNT: &str = "kvb";
 /// Keys written, read and listed: prepopulated, so writes are updates and reads hit.
 const KEYS: usize = 100;
@@ -95,11 +99,22 @@ fn main() {
 
     println!("# my-mock-plugin benchmark\n");
     print_machine();
-    if run("startup") {
-        startup();
-    }
+    let startup = if run("startup") {
+        startup()
+    } else {
+        Vec::new()
+    };
     if run("server") {
-        through_server(cell);
+        let mut server = through_server(cell);
+        print_targets(&startup, &mut server);
+        // The committed chart is redrawn only by a run of every cell.
+        let full = server.cells.len() == Op::ALL.len() * CONNECTIONS.len();
+        let chart = if full {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench.svg")
+        } else {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench.svg")
+        };
+        write_chart(&server.cells, &chart);
     }
     if run("alone") {
         plugin_alone(cell);
@@ -203,17 +218,23 @@ fn plugin_binary() -> std::path::PathBuf {
     }
 }
 
+/// OpenBao's Go mock as `make peers` builds it: the plugin users would otherwise run.
+fn go_mock_binary() -> std::path::PathBuf {
+    common::peer_bin("openbao-mock")
+}
+
 /// Resets a process's peak RSS (`VmHWM`) to its current RSS, so the next reading is the peak
 /// of what follows (`clear_refs` value 5, Linux 4.0+).
 fn reset_peak(pid: u32) {
     let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
 }
 
-/// The plugin process among `parent`'s children.
-fn plugin_child(parent: u32) -> Option<u32> {
+/// The process of plugin `name` among `parent`'s children.
+fn plugin_child(parent: u32, name: &str) -> Option<u32> {
+    let suffix = format!("/{name}");
     common::children_of(parent)
         .into_iter()
-        .find(|&pid| common::pid_alive(pid) && common::cmdline(pid).contains(PLUGIN))
+        .find(|&pid| common::pid_alive(pid) && common::cmdline(pid).contains(&suffix))
 }
 
 fn mib(kib: u64) -> String {
@@ -228,59 +249,68 @@ fn median(values: &mut [f64]) -> f64 {
 // ---------------------------------------------------------------------------------------------
 // Start-up
 
-fn startup() {
-    let binary = plugin_binary();
-    let size = std::fs::metadata(&binary).map_or(0, |m| m.len());
+fn startup() -> Vec<(&'static str, u64, f64)> {
     println!("## Start-up\n");
-    println!(
-        "release binary: {} ({} bytes), {}",
-        mib(size / 1024),
-        size,
-        binary.display()
-    );
-
     let cert = host::HostCert::generate();
     let tmp = host::TempDir::new("bench");
-    let mut times = Vec::new();
-    for _ in 0..LAUNCHES {
-        let mut command = Command::new(&binary);
-        command
-            .env_clear()
-            .env(host::MAGIC_COOKIE_KEY, host::MAGIC_COOKIE_VALUE)
-            .env("PLUGIN_PROTOCOL_VERSIONS", "5")
-            .env("PLUGIN_MIN_PORT", "10000")
-            .env("PLUGIN_MAX_PORT", "25000")
-            .env("BAO_PLUGIN_AUTOMTLS_ENABLED", "true")
-            .env("VAULT_PLUGIN_AUTOMTLS_ENABLED", "true")
-            .env("BAO_VERSION", "2.7.2")
-            .env("PLUGIN_CLIENT_CERT", &cert.pem)
-            .env("TMPDIR", tmp.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        let started = Instant::now();
-        let mut child = command.spawn().expect("spawn the plugin");
-        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-        let mut line = String::new();
-        stdout
-            .read_line(&mut line)
-            .expect("read the handshake line");
-        let elapsed = started.elapsed();
-        assert!(
-            line.starts_with("1|5|unix|"),
-            "unexpected handshake line {line:?}"
-        );
-        times.push(elapsed.as_secs_f64() * 1e3);
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    let mut sorted = times.clone();
-    let med = median(&mut sorted);
+    let mut figures = Vec::new();
     println!(
-        "exec to handshake line: median {med:.2} ms, min {:.2} ms, max {:.2} ms ({LAUNCHES} launches)\n",
-        sorted[0],
-        sorted[sorted.len() - 1]
+        "| binary | size | exec to handshake line: median / min / max ({LAUNCHES} launches) |"
     );
+    println!("|---|---:|---:|");
+    for (label, binary) in [("ours", plugin_binary()), ("Go mock", go_mock_binary())] {
+        let size = std::fs::metadata(&binary).map_or(0, |m| m.len());
+        let mut times = Vec::new();
+        for _ in 0..LAUNCHES {
+            times.push(launch_to_handshake(&binary, &cert.pem, tmp.path()));
+        }
+        let med = median(&mut times);
+        println!(
+            "| {label} (`{}`) | {} ({size} bytes) | {med:.2} / {:.2} / {:.2} ms |",
+            binary.display(),
+            mib(size / 1024),
+            times[0],
+            times[times.len() - 1]
+        );
+        figures.push((label, size, med));
+    }
+    println!();
+    figures
+}
+
+/// Milliseconds from exec to the handshake line, with the server's real environment.
+fn launch_to_handshake(binary: &std::path::Path, cert_pem: &str, tmp: &std::path::Path) -> f64 {
+    let mut command = Command::new(binary);
+    command
+        .env_clear()
+        .env(host::MAGIC_COOKIE_KEY, host::MAGIC_COOKIE_VALUE)
+        .env("PLUGIN_PROTOCOL_VERSIONS", "5")
+        .env("PLUGIN_MIN_PORT", "10000")
+        .env("PLUGIN_MAX_PORT", "25000")
+        .env("BAO_PLUGIN_AUTOMTLS_ENABLED", "true")
+        .env("VAULT_PLUGIN_AUTOMTLS_ENABLED", "true")
+        .env("BAO_VERSION", "2.7.2")
+        .env("PLUGIN_CLIENT_CERT", cert_pem)
+        .env("TMPDIR", tmp)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let started = Instant::now();
+    let mut child = command.spawn().expect("spawn the plugin");
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+    let mut line = String::new();
+    stdout
+        .read_line(&mut line)
+        .expect("read the handshake line");
+    let elapsed = started.elapsed();
+    assert!(
+        line.starts_with("1|5|unix|"),
+        "unexpected handshake line from {}: {line:?}",
+        binary.display()
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    elapsed.as_secs_f64() * 1e3
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -614,14 +644,90 @@ fn drive(
 // ---------------------------------------------------------------------------------------------
 // Through the server
 
-fn through_server(cell: Duration) {
+/// One target of the server section: a plugin from the catalog, or the builtin kv v1.
+struct Target {
+    label: &'static str,
+    mount: &'static str,
+    /// Catalog name and binary; `None` for the builtin engine.
+    plugin: Option<(&'static str, std::path::PathBuf)>,
+    /// The plugin's process once mounted; 0 (no process) for the builtin engine.
+    pid: u32,
+}
+
+/// What one cell (operation × connections) measured for each target, in target order.
+struct Cell {
+    op: Op,
+    connections: usize,
+    runs: Vec<Run>,
+    peaks: Vec<u64>,
+}
+
+/// What the server section hands to the summary.
+struct ServerFigures {
+    cells: Vec<Cell>,
+    /// Cold `secrets enable` medians (ms) for ours and the Go mock, and the builtin's.
+    enable_cold: (f64, f64, f64),
+}
+
+/// `secrets enable` (POST sys/mounts/PATH, what the CLI sends), timed on the server side of
+/// the CLI.
+fn timed_enable(server: &common::DevServer, path: &str, config: &Value) -> f64 {
+    let started = Instant::now();
+    let (status, body) = server.http("POST", &format!("sys/mounts/{path}"), Some(config));
+    let elapsed = started.elapsed().as_secs_f64() * 1e3;
+    assert!(status < 300, "enable {path}: {status} {body}");
+    elapsed
+}
+
+fn disable(server: &common::DevServer, path: &str) {
+    let (status, body) = server.http("DELETE", &format!("sys/mounts/{path}"), None);
+    assert!(status < 300, "disable {path}: {status} {body}");
+}
+
+/// Registers a plugin (with `BENCH_PLUGIN_ARGS` for ours) and times `secrets enable` cold (no
+/// process of it running) and warm (another of its mounts keeps one); returns the medians.
+fn register_and_time_enables(
+    server: &common::DevServer,
+    name: &str,
+    binary: &std::path::Path,
+    args: &[String],
+) -> (f64, f64) {
+    let sha = server.install_file(name, binary);
+    let (status, body) = server.http(
+        "PUT",
+        &format!("sys/plugins/catalog/secret/{name}"),
+        Some(&json!({ "sha256": sha, "command": name, "args": args })),
+    );
+    assert!(status < 300, "register {name}: {status} {body}");
+    let config = json!({ "type": name });
+    let mut cold = Vec::new();
+    for i in 0..ENABLES {
+        common::wait_until("no plugin process", Duration::from_secs(10), || {
+            plugin_child(server.pid(), name).is_none()
+        });
+        cold.push(timed_enable(server, &format!("{name}-cold{i}"), &config));
+        disable(server, &format!("{name}-cold{i}"));
+    }
+    common::wait_until("no plugin process", Duration::from_secs(10), || {
+        plugin_child(server.pid(), name).is_none()
+    });
+    timed_enable(server, &format!("{name}-keep"), &config);
+    let mut warm = Vec::new();
+    for i in 0..ENABLES {
+        warm.push(timed_enable(server, &format!("{name}-warm{i}"), &config));
+        disable(server, &format!("{name}-warm{i}"));
+    }
+    disable(server, &format!("{name}-keep"));
+    (median(&mut cold), median(&mut warm))
+}
+
+fn through_server(cell: Duration) -> ServerFigures {
     println!("## Through the server\n");
     let ticks = clock_ticks();
     let server = common::DevServer::start_with(common::DevOptions {
         log_level: "info".to_owned(),
         ..common::DevOptions::default()
     });
-    let sha = server.install_file(PLUGIN, &plugin_binary());
     let plugin_args: Vec<String> = std::env::var("BENCH_PLUGIN_ARGS")
         .unwrap_or_default()
         .split(',')
@@ -629,222 +735,411 @@ fn through_server(cell: Duration) {
         .map(str::to_owned)
         .collect();
     if !plugin_args.is_empty() {
-        println!("plugin registered with args {plugin_args:?}\n");
+        println!("our plugin registered with args {plugin_args:?}\n");
     }
-    let (status, body) = server.http(
-        "PUT",
-        &format!("sys/plugins/catalog/secret/{PLUGIN}"),
-        Some(&json!({ "sha256": sha, "command": PLUGIN, "args": plugin_args })),
-    );
-    assert!(status < 300, "register: {status} {body}");
+    let mut targets = [
+        Target {
+            label: "ours",
+            mount: PLUGIN_MOUNT,
+            plugin: Some((PLUGIN, plugin_binary())),
+            pid: 0,
+        },
+        Target {
+            label: "Go mock",
+            mount: GO_MOUNT,
+            plugin: Some((GO_PLUGIN, go_mock_binary())),
+            pid: 0,
+        },
+        Target {
+            label: "builtin",
+            mount: BUILTIN_MOUNT,
+            plugin: None,
+            pid: 0,
+        },
+    ];
 
-    // `secrets enable` (POST sys/mounts/PATH, what the CLI sends), timed on the server side of
-    // the CLI: cold (no plugin process running), warm (another mount keeps one), builtin.
-    let enable = |path: &str, config: &Value| -> f64 {
-        let started = Instant::now();
-        let (status, body) = server.http("POST", &format!("sys/mounts/{path}"), Some(config));
-        let elapsed = started.elapsed().as_secs_f64() * 1e3;
-        assert!(status < 300, "enable {path}: {status} {body}");
-        elapsed
-    };
-    let disable = |path: &str| {
-        let (status, body) = server.http("DELETE", &format!("sys/mounts/{path}"), None);
-        assert!(status < 300, "disable {path}: {status} {body}");
-    };
-    let plugin_type = json!({ "type": PLUGIN });
     let kv1 = json!({ "type": "kv", "options": { "version": "1" } });
-    let mut cold = Vec::new();
-    for i in 0..ENABLES {
-        common::wait_until("no plugin process", Duration::from_secs(10), || {
-            plugin_child(server.pid()).is_none()
-        });
-        cold.push(enable(&format!("cold{i}"), &plugin_type));
-        disable(&format!("cold{i}"));
+    let mut enables = Vec::new();
+    for target in &targets {
+        if let Some((name, binary)) = &target.plugin {
+            let args = if *name == PLUGIN {
+                plugin_args.clone()
+            } else {
+                Vec::new()
+            };
+            enables.push(register_and_time_enables(&server, name, binary, &args));
+        }
     }
     let mut builtin = Vec::new();
     for i in 0..ENABLES {
-        builtin.push(enable(&format!("b{i}"), &kv1));
-        disable(&format!("b{i}"));
+        builtin.push(timed_enable(&server, &format!("b{i}"), &kv1));
+        disable(&server, &format!("b{i}"));
     }
-    common::wait_until("no plugin process", Duration::from_secs(10), || {
-        plugin_child(server.pid()).is_none()
-    });
-    enable(PLUGIN_MOUNT, &plugin_type);
-    enable(BUILTIN_MOUNT, &kv1);
-    let mut warm = Vec::new();
-    for i in 0..ENABLES {
-        warm.push(enable(&format!("warm{i}"), &plugin_type));
-        disable(&format!("warm{i}"));
+    let builtin = median(&mut builtin);
+    for target in &mut targets {
+        match &target.plugin {
+            Some((name, _)) => {
+                timed_enable(&server, target.mount, &json!({ "type": name }));
+                target.pid = plugin_child(server.pid(), name).expect("the plugin process runs");
+            }
+            None => {
+                timed_enable(&server, target.mount, &kv1);
+            }
+        }
     }
-    let plugin_pid = plugin_child(server.pid()).expect("the plugin process runs");
-    let pids = Pids {
-        server: server.pid(),
-        plugin: plugin_pid,
-    };
     eprintln!(
-        "bench: server pid {}, plugin pid {plugin_pid}",
-        server.pid()
+        "bench: server pid {}, plugin pids {} (ours), {} (Go)",
+        server.pid(),
+        targets[0].pid,
+        targets[1].pid
     );
 
-    // Same keys in both mounts, so writes are updates, reads hit, lists return KEYS keys.
-    for mount in [PLUGIN_MOUNT, BUILTIN_MOUNT] {
+    // Same keys in every mount, so writes are updates, reads hit, lists return KEYS keys.
+    for target in &targets {
         for k in 0..KEYS {
             let (status, body) = server.http(
                 "PUT",
-                &format!("{mount}/kv/k{k:03}"),
+                &format!("{}/kv/k{k:03}", target.mount),
                 Some(&json!({ "value": VALUE })),
             );
-            assert!(status < 300, "populate {mount}: {status} {body}");
+            assert!(status < 300, "populate {}: {status} {body}", target.mount);
         }
     }
 
     let addr = server.addr().trim_start_matches("http://").to_owned();
     let make = |mount: &str, op: Op| Arc::new(requests(&addr, mount, op));
-    let targets = [PLUGIN_MOUNT, BUILTIN_MOUNT];
+    let pids = |target: &Target| Pids {
+        server: server.pid(),
+        plugin: target.pid,
+    };
     // Warm-up: connections, caches, the Go runtime's heap.
     for op in Op::ALL {
-        for mount in targets {
+        for target in &targets {
+            let requests = make(target.mount, op);
             drive(
                 &addr,
-                &make(mount, op),
+                &requests,
                 16,
                 Duration::from_millis(700),
-                &pids,
+                &pids(target),
                 ticks,
             );
         }
     }
 
     println!(
-        "each cell: {:.1} s per target and round, 2 rounds interleaved plugin, builtin, plugin, \
-         builtin; {KEYS} keys prepopulated, {}-byte values\n",
+        "each cell: {:.1} s per target and round, 2 rounds interleaved ours, Go mock, builtin, \
+         ours, Go mock, builtin; {KEYS} keys prepopulated, {}-byte values\n",
         cell.as_secs_f64(),
         VALUE.len()
     );
-    let mut table = String::new();
-    let mut details = String::new();
-    table.push_str(
-        "| op | conns | plugin req/s | builtin req/s | ratio | plugin p50 / p99 ms | \
-         builtin p50 / p99 ms | plugin CPU s/10k | server CPU s/10k (plugin) | \
-         server CPU s/10k (builtin) | plugin CPU / server CPU | plugin peak RSS |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
-    );
-    details.push_str(
-        "| op | conns | target | requests | errors | server CPU µs/req | plugin CPU µs/req | \
-         load generator CPU µs/req | machine busy | of which other processes | \
-         ratio bound if the plugin used no CPU |\n\
-         |---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
-    );
-    let mut first_error = None;
-    // Fewer connections first: the plugin's peak RSS of a cell is then that of the load so far
-    // (a heap that grew stays resident). Rows are printed by operation.
-    let mut rows: BTreeMap<(usize, usize), (String, String)> = BTreeMap::new();
+    // Fewer connections first: a plugin's peak RSS of a cell is then that of the load so far
+    // (a heap that grew stays resident).
+    let mut cells = Vec::new();
     for connections in connections() {
         for op in operations() {
-            let (mut table, mut details) = (String::new(), String::new());
-            let requests = [make(PLUGIN_MOUNT, op), make(BUILTIN_MOUNT, op)];
-            let mut runs = [Run::default(), Run::default()];
-            let mut peak = 0;
+            let requests: Vec<_> = targets.iter().map(|t| make(t.mount, op)).collect();
+            let mut runs: Vec<Run> = targets.iter().map(|_| Run::default()).collect();
+            let mut peaks = vec![0; targets.len()];
             for _round in 0..2 {
-                for (t, run) in runs.iter_mut().enumerate() {
-                    reset_peak(plugin_pid);
-                    run.merge(drive(&addr, &requests[t], connections, cell, &pids, ticks));
-                    if t == 0 {
-                        peak = peak.max(status_kib(plugin_pid, "VmHWM"));
+                for (t, target) in targets.iter().enumerate() {
+                    if target.pid != 0 {
+                        reset_peak(target.pid);
+                    }
+                    let run = drive(&addr, &requests[t], connections, cell, &pids(target), ticks);
+                    runs[t].merge(run);
+                    if target.pid != 0 {
+                        peaks[t] = peaks[t].max(status_kib(target.pid, "VmHWM"));
                     }
                 }
             }
-            let [mut p, mut b] = runs;
-            let _ = writeln!(
-                table,
-                "| {} | {connections} | {:.0} | {:.0} | {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | \
-                 {:.3} | {:.3} | {:.3} | {:.0}% | {} |",
-                op.name(),
-                p.rps(),
-                b.rps(),
-                p.rps() / b.rps().max(1e-9),
-                p.percentile_ms(50.0),
-                p.percentile_ms(99.0),
-                b.percentile_ms(50.0),
-                b.percentile_ms(99.0),
-                p.per_10k(p.plugin_cpu),
-                p.per_10k(p.server_cpu),
-                b.per_10k(b.server_cpu),
-                100.0 * p.plugin_cpu / p.server_cpu.max(1e-9),
-                mib(peak),
-            );
-            // On a saturated machine, throughput is inversely proportional to the CPU all
-            // processes spend per request: without any plugin CPU, this is the best ratio left.
-            let per = |run: &Run, cpu: f64| run.per_10k(cpu) * 100.0;
-            let bound = (per(&b, b.server_cpu) + per(&b, b.generator_cpu) + per(&b, b.plugin_cpu))
-                / (per(&p, p.server_cpu) + per(&p, p.generator_cpu)).max(1e-9);
-            for (name, run) in [("plugin", &p), ("builtin", &b)] {
-                let _ = writeln!(
-                    details,
-                    "| {} | {connections} | {name} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0}% | \
-                     {:.0}% | {} |",
-                    op.name(),
-                    run.requests,
-                    run.errors,
-                    per(run, run.server_cpu),
-                    per(run, run.plugin_cpu),
-                    per(run, run.generator_cpu),
-                    100.0 * run.machine_busy / run.elapsed.max(1e-9),
-                    100.0 * run.other_cpu / (run.elapsed * cpus()).max(1e-9),
-                    if name == "plugin" {
-                        format!("{bound:.2}")
-                    } else {
-                        String::new()
-                    },
-                );
-                if first_error.is_none() {
-                    first_error = run.first_error.clone();
-                }
-            }
             eprintln!(
-                "bench: {} x{connections}: plugin {:.0}/s, builtin {:.0}/s",
+                "bench: {} x{connections}: ours {:.0}/s, Go {:.0}/s, builtin {:.0}/s",
                 op.name(),
-                p.rps(),
-                b.rps()
+                runs[0].rps(),
+                runs[1].rps(),
+                runs[2].rps()
             );
-            rows.insert((op as usize, connections), (table, details));
+            cells.push(Cell {
+                op,
+                connections,
+                runs,
+                peaks,
+            });
         }
     }
-    for (row, _) in rows.values() {
-        table.push_str(row);
+    cells.sort_by_key(|c| (c.op as usize, c.connections));
+    print_server_tables(&mut cells);
+
+    for target in &targets[..2] {
+        println!(
+            "{} plugin RSS after the load: {}",
+            target.label,
+            mib(status_kib(target.pid, "VmRSS"))
+        );
+        assert_eq!(
+            plugin_child(server.pid(), target.plugin.as_ref().map_or("", |p| p.0)),
+            Some(target.pid),
+            "the {} plugin process was replaced during the run",
+            target.label
+        );
     }
-    for (_, row) in rows.values() {
-        details.push_str(row);
+    println!(
+        "server peak RSS: {}\n",
+        mib(status_kib(server.pid(), "VmHWM"))
+    );
+    let ((ours_cold, ours_warm), (go_cold, go_warm)) = (enables[0], enables[1]);
+    println!(
+        "`secrets enable` (POST sys/mounts, median of {ENABLES}): cold (launches the process) \
+         ours {ours_cold:.1} ms, Go mock {go_cold:.1} ms; warm (process already serving a \
+         mount) ours {ours_warm:.1} ms, Go mock {go_warm:.1} ms; builtin kv v1 {builtin:.1} ms\n"
+    );
+    ServerFigures {
+        cells,
+        enable_cold: (ours_cold, go_cold, builtin),
     }
-    println!("{table}");
-    println!("{details}");
+}
+
+/// Microseconds of `cpu` per request of `run`.
+fn micros_per_request(run: &Run, cpu: f64) -> f64 {
+    run.per_10k(cpu) * 100.0
+}
+
+fn print_server_tables(cells: &mut [Cell]) {
+    let mut speed = String::from(
+        "| op | conns | ours req/s | Go req/s | builtin req/s | ours/Go | ours/builtin | \
+         server-only bound | p50 ms ours / Go | p99 ms ours / Go |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let mut cost = String::from(
+        "| op | conns | plugin CPU µs/req ours / Go | ours/Go | server CPU µs/req ours / Go / \
+         builtin | ours/Go | plugin peak RSS ours / Go | ours/Go |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let mut details = String::from(
+        "| op | conns | target | requests | errors | server CPU µs/req | plugin CPU µs/req | \
+         load generator CPU µs/req | machine busy | of which other processes |\n\
+         |---|---:|---|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let mut first_error = None;
+    for cell in cells.iter_mut() {
+        let (op, conns) = (cell.op.name(), cell.connections);
+        let [ours, go, builtin] = &mut cell.runs[..] else {
+            continue;
+        };
+        let server_us = |run: &Run| micros_per_request(run, run.server_cpu);
+        let plugin_us = |run: &Run| micros_per_request(run, run.plugin_cpu);
+        let _ = writeln!(
+            speed,
+            "| {op} | {conns} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} / {:.2} | \
+             {:.2} / {:.2} |",
+            ours.rps(),
+            go.rps(),
+            builtin.rps(),
+            ours.rps() / go.rps().max(1e-9),
+            ours.rps() / builtin.rps().max(1e-9),
+            server_us(builtin) / server_us(ours).max(1e-9),
+            ours.percentile_ms(50.0),
+            go.percentile_ms(50.0),
+            ours.percentile_ms(99.0),
+            go.percentile_ms(99.0),
+        );
+        let _ = writeln!(
+            cost,
+            "| {op} | {conns} | {:.0} / {:.0} | {:.2} | {:.0} / {:.0} / {:.0} | {:.2} | {} / {} | \
+             {:.2} |",
+            plugin_us(ours),
+            plugin_us(go),
+            plugin_us(ours) / plugin_us(go).max(1e-9),
+            server_us(ours),
+            server_us(go),
+            server_us(builtin),
+            server_us(ours) / server_us(go).max(1e-9),
+            mib(cell.peaks[0]),
+            mib(cell.peaks[1]),
+            cell.peaks[0] as f64 / (cell.peaks[1] as f64).max(1.0),
+        );
+        for (name, run) in [("ours", &*ours), ("Go mock", &*go), ("builtin", &*builtin)] {
+            let _ = writeln!(
+                details,
+                "| {op} | {conns} | {name} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0}% | {:.0}% |",
+                run.requests,
+                run.errors,
+                server_us(run),
+                plugin_us(run),
+                micros_per_request(run, run.generator_cpu),
+                100.0 * run.machine_busy / run.elapsed.max(1e-9),
+                100.0 * run.other_cpu / (run.elapsed * cpus()).max(1e-9),
+            );
+            if first_error.is_none() {
+                first_error = run.first_error.clone();
+            }
+        }
+    }
+    println!("{speed}\n{cost}\n{details}");
     if let Some(error) = first_error {
         println!("first error: {error}\n");
     }
+}
 
-    let hwm = status_kib(plugin_pid, "VmHWM");
-    let rss = status_kib(plugin_pid, "VmRSS");
-    let server_hwm = status_kib(server.pid(), "VmHWM");
-    println!(
-        "plugin RSS after the load: {} (peak of the last cell {}); server peak RSS: {}",
-        mib(rss),
-        mib(hwm),
-        mib(server_hwm)
+/// The issue's targets, ours/Go at 16 connections unless named, from this run's figures.
+fn print_targets(startup: &[(&'static str, u64, f64)], server: &mut ServerFigures) {
+    println!("## Targets (ours / Go mock, one run)\n");
+    println!("| measure | target | measured | met |\n|---|---|---|---|");
+    let row = |measure: &str, target: &str, ratio: f64, met: bool| {
+        println!(
+            "| {measure} | {target} | {ratio:.2} | {} |",
+            if met { "yes" } else { "no" }
+        );
+    };
+    for cell in server.cells.iter_mut() {
+        let name = cell.op.name();
+        let [ours, go, _] = &mut cell.runs[..] else {
+            continue;
+        };
+        let plugin_us = |run: &Run| micros_per_request(run, run.plugin_cpu);
+        let server_us = |run: &Run| micros_per_request(run, run.server_cpu);
+        if cell.connections == 1 && cell.op != Op::List {
+            let ratio = ours.percentile_ms(50.0) / go.percentile_ms(50.0).max(1e-9);
+            row(
+                &format!("p50 latency, {name}, 1 connection"),
+                "≤ 0.8",
+                ratio,
+                ratio <= 0.8,
+            );
+        }
+        if cell.connections != 16 {
+            continue;
+        }
+        if cell.op != Op::List {
+            let ratio = ours.rps() / go.rps().max(1e-9);
+            row(&format!("throughput, {name}"), "≥ 1.2", ratio, ratio >= 1.2);
+        }
+        let ratio = plugin_us(ours) / plugin_us(go).max(1e-9);
+        row(
+            &format!("plugin CPU per request, {name}"),
+            "≤ 0.4",
+            ratio,
+            ratio <= 0.4,
+        );
+        let ratio = server_us(ours) / server_us(go).max(1e-9);
+        row(
+            &format!("server CPU per request, {name}"),
+            "≤ 0.95",
+            ratio,
+            ratio <= 0.95,
+        );
+        let ratio = cell.peaks[0] as f64 / (cell.peaks[1] as f64).max(1.0);
+        row(
+            &format!("peak RSS under load, {name}"),
+            "≤ 0.2",
+            ratio,
+            ratio <= 0.2,
+        );
+    }
+    if let [(_, ours_size, ours_exec), (_, go_size, go_exec)] = startup {
+        let ratio = ours_exec / go_exec.max(1e-9);
+        row("exec → handshake line", "≤ 0.2", ratio, ratio <= 0.2);
+        let ratio = *ours_size as f64 / (*go_size as f64).max(1.0);
+        row("binary size", "≤ 0.25", ratio, ratio <= 0.25);
+    }
+    let (ours_cold, go_cold, _) = server.enable_cold;
+    let ratio = ours_cold / go_cold.max(1e-9);
+    row("`secrets enable`, cold", "≤ 0.6", ratio, ratio <= 0.6);
+    println!();
+}
+
+/// req/s by connection count, one panel per operation, a line per target: an SVG written to
+/// `path`.
+fn write_chart(cells: &[Cell], path: &std::path::Path) {
+    const LABELS: [(&str, &str); 3] = [
+        ("ours", "#d9480f"),
+        ("Go mock", "#1971c2"),
+        ("builtin kv v1", "#868e96"),
+    ];
+    let (panel_w, panel_h, pad) = (300.0, 220.0, 50.0);
+    let ops: Vec<Op> = Op::ALL
+        .into_iter()
+        .filter(|op| cells.iter().any(|c| c.op == *op))
+        .collect();
+    let width = pad + ops.len() as f64 * (panel_w + pad);
+    let height = panel_h + 2.5 * pad;
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" \
+         font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
     );
-    let (c, w, b) = (median(&mut cold), median(&mut warm), median(&mut builtin));
-    println!(
-        "`secrets enable` (POST sys/mounts, median of {ENABLES}): plugin cold {c:.1} ms \
-         (launches the process), plugin warm {w:.1} ms (process already serving a mount), \
-         builtin kv v1 {b:.1} ms; ratio cold {:.1}x, warm {:.1}x\n",
-        c / b,
-        w / b
-    );
-    let still = plugin_child(server.pid());
-    assert_eq!(
-        still,
-        Some(plugin_pid),
-        "the plugin process was replaced during the run"
-    );
+    for (index, op) in ops.iter().enumerate() {
+        let mut points: Vec<&Cell> = cells.iter().filter(|c| c.op == *op).collect();
+        points.sort_by_key(|c| c.connections);
+        let max = points
+            .iter()
+            .flat_map(|c| c.runs.iter().map(Run::rps))
+            .fold(1.0, f64::max)
+            * 1.1;
+        let x0 = pad + index as f64 * (panel_w + pad);
+        let y0 = pad / 2.0 + panel_h;
+        let x = |i: usize| x0 + panel_w * (i as f64 + 0.5) / points.len() as f64;
+        let y = |rps: f64| y0 - panel_h * rps / max;
+        let _ = writeln!(
+            svg,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" font-weight=\"bold\">{} (req/s)</text>\n\
+             <line x1=\"{x0}\" y1=\"{y0}\" x2=\"{}\" y2=\"{y0}\" stroke=\"black\"/>\n\
+             <line x1=\"{x0}\" y1=\"{y0}\" x2=\"{x0}\" y2=\"{}\" stroke=\"black\"/>\n\
+             <text x=\"{}\" y=\"{}\" text-anchor=\"end\">{max:.0}</text>",
+            x0 + panel_w / 2.0,
+            pad / 2.0 - 8.0,
+            op.name(),
+            x0 + panel_w,
+            y0 - panel_h,
+            x0 - 4.0,
+            y0 - panel_h + 4.0,
+        );
+        for (i, cell) in points.iter().enumerate() {
+            let _ = writeln!(
+                svg,
+                "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{} conn</text>",
+                x(i),
+                y0 + 16.0,
+                cell.connections
+            );
+        }
+        for (t, (_, colour)) in LABELS.iter().enumerate() {
+            let line: Vec<String> = points
+                .iter()
+                .enumerate()
+                .map(|(i, c)| format!("{:.1},{:.1}", x(i), y(c.runs[t].rps())))
+                .collect();
+            let _ = writeln!(
+                svg,
+                "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"/>",
+                line.join(" ")
+            );
+            for point in &line {
+                let (px, py) = point.split_once(',').unwrap_or_default();
+                let _ = writeln!(
+                    svg,
+                    "<circle cx=\"{px}\" cy=\"{py}\" r=\"3\" fill=\"{colour}\"/>"
+                );
+            }
+        }
+    }
+    for (t, (label, colour)) in LABELS.iter().enumerate() {
+        let lx = pad + t as f64 * 140.0;
+        let ly = height - pad / 2.0;
+        let _ = writeln!(
+            svg,
+            "<rect x=\"{lx}\" y=\"{}\" width=\"14\" height=\"4\" fill=\"{colour}\"/>\
+             <text x=\"{}\" y=\"{ly}\">{label}</text>",
+            ly - 6.0,
+            lx + 20.0
+        );
+    }
+    svg.push_str("</svg>\n");
+    match std::fs::write(path, svg) {
+        Ok(()) => println!("chart: {}\n", path.display()),
+        Err(e) => println!("chart: cannot write {}: {e}\n", path.display()),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -866,7 +1161,8 @@ fn plugin_alone(cell: Duration) {
                 .storage
                 .insert(&format!("kv/k{k:03}"), VALUE.as_bytes());
         }
-        let plugin_pid = plugin_child(std::process::id()).expect("the plugin process runs");
+        let plugin_pid =
+            plugin_child(std::process::id(), PLUGIN).expect("the plugin process runs");
         let host = Arc::new(host);
         let mut table = String::from(
             "| op | conns | requests/s | gRPC calls/s | p50 / p99 ms | plugin CPU s/10k | \
