@@ -1086,7 +1086,8 @@ fn write_chart(cells: &[Cell], path: &std::path::Path) {
             "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" font-weight=\"bold\">{} (req/s)</text>\n\
              <line x1=\"{x0}\" y1=\"{y0}\" x2=\"{}\" y2=\"{y0}\" stroke=\"black\"/>\n\
              <line x1=\"{x0}\" y1=\"{y0}\" x2=\"{x0}\" y2=\"{}\" stroke=\"black\"/>\n\
-             <text x=\"{}\" y=\"{}\" text-anchor=\"end\">{max:.0}</text>",
+             <text x=\"{}\" y=\"{}\" text-anchor=\"end\">{max:.0}</text>\n\
+             <text x=\"{}\" y=\"{y0}\" text-anchor=\"end\">0</text>",
             x0 + panel_w / 2.0,
             pad / 2.0 - 8.0,
             op.name(),
@@ -1094,6 +1095,7 @@ fn write_chart(cells: &[Cell], path: &std::path::Path) {
             y0 - panel_h,
             x0 - 4.0,
             y0 - panel_h + 4.0,
+            x0 - 4.0,
         );
         for (i, cell) in points.iter().enumerate() {
             let _ = writeln!(
