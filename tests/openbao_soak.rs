@@ -390,12 +390,19 @@ fn a_million_requests_leave_plugin_memory_and_descriptors_flat() {
         std::thread::spawn(move || {
             let mut samples = Vec::new();
             loop {
-                samples.push(Sample {
+                let sample = Sample {
                     at: started.elapsed(),
                     requests: done.load(Ordering::Relaxed),
                     rss_kib: rss_kib(pid),
                     fds: fd_count(pid),
-                });
+                };
+                // Printed as it comes too, so a long run shows its progress (and where it
+                // stalled, if it does).
+                eprintln!(
+                    "soak: sample at {:.0?}: {} requests, VmRSS {} KiB, {} fds",
+                    sample.at, sample.requests, sample.rss_kib, sample.fds
+                );
+                samples.push(sample);
                 // The interval is the sampling rate, not a wait for anything: the channel ends
                 // it at once when the clients finish.
                 match stop_rx.recv_timeout(interval) {
