@@ -1075,20 +1075,15 @@ fn a_frozen_active_node_steps_down_after_thawing_and_no_acknowledged_write_is_lo
         },
     );
     let takeover = t_stop.elapsed();
-    // The writes through the other two nodes succeed again before the thaw.
+    // Writes through the new active node succeed before the thaw. (The other standby may
+    // answer 307, a redirect to the new active node, instead of forwarding for a few seconds,
+    // as after a SIGKILL: that is the server's doing, so it is counted, not asserted.)
     poll(
-        "acknowledged writes through both other nodes during the freeze",
-        FREEZE,
-        || {
-            let counts: Vec<usize> = others
-                .iter()
-                .map(|&i| load.acked(Some(i), t_stop + takeover))
-                .collect();
-            if counts.iter().all(|&n| n >= 5) {
-                Ok(())
-            } else {
-                Err(format!("acknowledged since the takeover: {counts:?}"))
-            }
+        "5 acknowledged writes through the new active node during the freeze",
+        FREEZE.saturating_sub(t_stop.elapsed()),
+        || match load.acked(Some(new_active), t_stop + takeover) {
+            n if n >= 5 => Ok(()),
+            n => Err(format!("{n} acknowledged since the takeover")),
         },
     );
     // The fault lasts FREEZE whatever happens meanwhile: the frozen node is checked to stay
