@@ -2,7 +2,9 @@
 //! registered and mounted once, served by every node (each runs its own plugin process),
 //! writes through standbys forwarded, `internal` and `InvalidateKey` per node, a reload that
 //! reaches every node, and a failover after SIGKILL of the active node with no acknowledged
-//! write lost. `make test-cluster` runs this file alone, with `--nocapture` for the figures.
+//! write lost. Under a writer and a reader per node: the active node frozen (SIGSTOP) for 10 s
+//! and thawed, and a rolling upgrade of the plugin to v0.2.0; neither loses an acknowledged
+//! write. `make test-cluster` runs this file alone, with `--nocapture` for the figures.
 //!
 //! The tests share the machine's two cores with nine servers at most, so they run one at a
 //! time (a file-wide lock) and every wait is a bounded poll.
