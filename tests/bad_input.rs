@@ -5,7 +5,7 @@
 //!    exit status 1, nothing on stdout, exactly one hclog JSON line at level `error` on stderr
 //!    whose message is the exact text and names the cause and the fix, and no socket directory
 //!    left behind.
-//! 2. **Requests** at the wire level, through the in-Rust test host (`tests/host`): the exact
+//! 2. **Requests** at the wire level, through the in-Rust test host (`tests/support/host.rs`): the exact
 //!    `HandleRequest` / `HandleExistenceCheck` reply and the exact storage contents after it.
 //! 3. **Requests through a real OpenBao 2.7.2**, where the server's own behaviour matters: its
 //!    request size limit, path cleaning, a 16 MiB value, a list of 10,000 keys.
@@ -18,12 +18,9 @@
 //! subject, no ALPN; the socket directory's 0700 mode; a 5 MiB value; Setup timing) and the
 //! unit tests in `src/**/tests.rs` (parsing).
 
-#![allow(clippy::unwrap_used, unreachable_pub, dead_code)]
+#![allow(clippy::unwrap_used)]
 
-mod common;
-mod host;
-mod table;
-
+use plugin_test_support::{common, host, table};
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

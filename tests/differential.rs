@@ -9,9 +9,7 @@
 // The case-by-case table is this suite's report: it goes to stdout (`--nocapture` shows it).
 #![allow(clippy::print_stdout)]
 
-mod common;
-mod oracle;
-
+use plugin_test_support::{common, oracle};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;

@@ -6,10 +6,9 @@
 //! Every test watches the real binary from the outside: its stderr, its `/proc` entries and
 //! what it answers.
 
-#![allow(clippy::unwrap_used, unreachable_pub, dead_code)]
+#![allow(clippy::unwrap_used)]
 
-mod host;
-
+use plugin_test_support::{host, table};
 use std::path::Path;
 use std::pin::Pin;
 use std::process::Command;
@@ -534,18 +533,24 @@ async fn skipped_verification_is_warned_about_once_naming_its_setting() {
             "-tls-skip-verify",
         ),
     ];
+    let mut table = table::Table::new("skipped verification");
     for (case, configure, setting) in cases {
         let api = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = format!("https://{}", api.local_addr().unwrap());
         let cert = HostCert::generate();
         let stderr = legacy_stderr(api, configure(legacy_launch(&cert, &addr))).await;
         let warnings = messages(&stderr, "warn", "");
-        assert_eq!(warnings.len(), 1, "{case}: {stderr:#?}");
-        assert!(
-            warnings[0].contains(setting) && warnings[0].contains("not verified"),
-            "{case}: {warnings:#?}"
+        table.case(
+            case,
+            table::expect(
+                warnings.len() == 1
+                    && warnings[0].contains(setting)
+                    && warnings[0].contains("not verified"),
+                || format!("expected one warning naming {setting} and \"not verified\", got {warnings:#?}"),
+            ),
         );
     }
+    table.finish();
 
     // Verification on (no setting), HTTPS: no warning (the TLS failure is the error).
     let api = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -683,12 +688,21 @@ async fn http2_frames_out_of_order_end_only_their_connection() {
             FRAME_SIZE_ERROR,
         ),
     ];
+    let mut table = table::Table::new("HTTP/2 frames");
     for (case, frames, code) in cases {
-        assert_eq!(send_raw(&host, &frames).await, Some(code), "{case}");
+        let got = send_raw(&host, &frames).await;
         // The server's own connection is unaffected.
         let reply = host.request(MOUNT, "read", "kv/none", &Value::Null).await;
-        assert!(reply.err.is_none(), "{case}: {reply:?}");
+        table.case(
+            case,
+            table::expect_eq(&got, &Some(code)).and_then(|()| {
+                table::expect(reply.err.is_none(), || {
+                    format!("the server's own connection then got {reply:?}")
+                })
+            }),
+        );
     }
+    table.finish();
     // Well-formed frames keep a connection up (the check above can tell the difference).
     assert_eq!(send_raw(&host, &[headers(1)]).await, None);
     assert_eq!(host.plugin.try_wait_exit(Duration::ZERO).await, None);

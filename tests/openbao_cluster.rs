@@ -8,11 +8,9 @@
 //!
 //! The tests share the machine's two cores with nine servers at most, so they run one at a
 //! time (a file-wide lock) and every wait is a bounded poll.
-#![allow(clippy::unwrap_used, dead_code, unreachable_pub)]
+#![allow(clippy::unwrap_used)]
 
-mod cluster;
-mod common;
-
+use plugin_test_support::{cluster, common};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -824,7 +822,6 @@ const LOAD_PACE: Duration = Duration::from_millis(20);
 struct ReadAttempt {
     node: usize,
     sent: Instant,
-    done: Instant,
     outcome: Result<(), String>,
 }
 
@@ -924,7 +921,6 @@ impl Load {
                     let attempt = ReadAttempt {
                         node,
                         sent,
-                        done: Instant::now(),
                         outcome,
                     };
                     log.lock().unwrap_or_else(|e| e.into_inner()).push(attempt);

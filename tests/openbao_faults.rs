@@ -12,11 +12,9 @@
 //! ending the process are covered by `tests/protocol.rs`
 //! (`a_host_that_never_connects_ends_the_plugin`, `tls_refuses_*`).
 
-#![allow(clippy::unwrap_used, unreachable_pub, dead_code)]
+#![allow(clippy::unwrap_used)]
 
-mod common;
-mod host;
-
+use plugin_test_support::{common, host};
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};

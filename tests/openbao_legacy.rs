@@ -3,8 +3,7 @@
 //! AutoMTLS); the server falls back to protocol 4, first in metadata mode (plain gRPC, no
 //! storage), then, on the first request, with TLS bootstrapped through an unwrap token.
 
-mod common;
-
+use plugin_test_support::common;
 use std::time::Duration;
 
 use common::DevServer;

@@ -7,10 +7,9 @@
 //! live keys among everyone's. All clients share the one mount, the one plugin process and its
 //! storage.
 
-#![allow(clippy::unwrap_used, unreachable_pub, dead_code)]
+#![allow(clippy::unwrap_used)]
 
-mod common;
-
+use plugin_test_support::common;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

@@ -4,8 +4,8 @@
 //! ordering, raw responses, version echo, auto-reload, reload by plugin and by mount, catalog
 //! env, version-based multiplexing, seal/unseal, the ACL create/update split).
 
-mod common;
-
+use plugin_test_support::common;
+use plugin_test_support::table::{Table, expect};
 use std::time::Duration;
 
 use common::{DevServer, pid_alive};
@@ -194,20 +194,23 @@ fn errors_type_maps_every_wire_error_to_its_http_status() {
         (9, 500, "request needs further approval"),
         (10, 204, ""),
     ];
+    let mut table = Table::new("errors/type");
     for (err_type, expected_status, message) in cases {
         let (status, body) = server.http(
             "PUT",
             "mock/errors/type",
             Some(&json!({"err_type": err_type})),
         );
-        assert_eq!(status, expected_status, "err_type {err_type}: {body}");
-        if !message.is_empty() {
-            assert!(
-                error_text(&body).contains(message),
-                "err_type {err_type}: {body}"
-            );
-        }
+        table.case(
+            format!("err_type {err_type}"),
+            expect(
+                status == expected_status
+                    && (message.is_empty() || error_text(&body).contains(message)),
+                || format!("got {status} {body}, expected {expected_status} with {message:?}"),
+            ),
+        );
     }
+    table.finish();
     let (status, _) = server.http("GET", "mock/errors/type", None);
     assert_eq!(status, 405);
 }

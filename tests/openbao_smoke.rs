@@ -1,8 +1,7 @@
 //! Smoke tests of the OpenBao test harness itself; none of them needs a working plugin.
 
-mod common;
-
 use common::{DevServer, cmdline, parent_pid, pid_alive, wait_until};
+use plugin_test_support::common;
 use serde_json::json;
 use std::process::Stdio;
 use std::time::Duration;

@@ -11,10 +11,9 @@
 //! not cost a million TCP connections (and their TIME_WAIT entries) on loopback. Each client
 //! owns its keys, so a model predicts every read exactly, as in `tests/openbao_load.rs`.
 
-#![allow(clippy::unwrap_used, unreachable_pub, dead_code)]
+#![allow(clippy::unwrap_used)]
 
-mod common;
-
+use plugin_test_support::common;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

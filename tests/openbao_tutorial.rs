@@ -2,8 +2,7 @@
 //! server, with `bao` in place of `vault`; plus registration with versions, two mounts in one
 //! process, and plugin logs in the server's log.
 
-mod common;
-
+use plugin_test_support::common;
 use std::time::Duration;
 
 use common::{DevServer, pid_alive};

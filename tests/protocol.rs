@@ -2,10 +2,9 @@
 //! server (`host`), covering launch, handshake, mutual TLS, the broker, the mount flow,
 //! multiplexing, shutdown and failure paths (spec §0–§6).
 
-#![allow(clippy::unwrap_used, unreachable_pub, dead_code)]
+#![allow(clippy::unwrap_used)]
 
-mod host;
-
+use plugin_test_support::host;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

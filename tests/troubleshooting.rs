@@ -8,8 +8,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
+use plugin_test_support::common;
 use std::path::PathBuf;
 use std::process::Output;
 use std::time::{Duration, Instant};

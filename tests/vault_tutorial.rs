@@ -4,8 +4,7 @@
 //! registration with versions and two mounts in one process. (The shared suites also run on
 //! Vault with `TEST_SERVER=vault`: `make test-vault`.)
 
-mod common;
-
+use plugin_test_support::common;
 use std::time::Duration;
 
 use common::{DevOptions, DevServer, Flavor};

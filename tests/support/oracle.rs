@@ -12,31 +12,31 @@ use serde_json::{Value, json};
 use crate::common::{DevServer, lossy, peer_bin, plugin_bin};
 
 /// The version all implementations report, aligned through the mock's own variable.
-pub(crate) const VERSION: &str = "v0.9.9-diff";
+pub const VERSION: &str = "v0.9.9-diff";
 
 /// One implementation of the mock, registered under its own name and mounted at its own path.
-pub(crate) struct Target {
+pub struct Target {
     /// The catalog name; also the file name in the plugin directory.
-    pub(crate) plugin: &'static str,
+    pub plugin: &'static str,
     /// Where it is mounted (no trailing slash).
-    pub(crate) mount: &'static str,
-    pub(crate) binary: PathBuf,
+    pub mount: &'static str,
+    pub binary: PathBuf,
     /// The mount's UUID, its storage prefix under `sys/raw/logical/`.
-    pub(crate) uuid: String,
+    pub uuid: String,
 }
 
 impl Target {
-    pub(crate) fn ours() -> Self {
+    pub fn ours() -> Self {
         Self::new("ours", "m-ours", plugin_bin())
     }
 
     /// The Go mock of OpenBao's SDK: the oracle.
-    pub(crate) fn openbao_mock() -> Self {
+    pub fn openbao_mock() -> Self {
         Self::new("gobao", "m-gobao", peer_bin("openbao-mock"))
     }
 
     /// The Go mock of Vault's newer SDK.
-    pub(crate) fn vault_mock() -> Self {
+    pub fn vault_mock() -> Self {
         Self::new("govault", "m-govault", peer_bin("vault-mock"))
     }
 
@@ -51,7 +51,7 @@ impl Target {
 
     /// Installs, registers (typed, with the aligned version in its env) and mounts the target,
     /// then learns its mount's UUID.
-    pub(crate) fn install(&mut self, server: &DevServer) {
+    pub fn install(&mut self, server: &DevServer) {
         let sha = server.install_file(self.plugin, &self.binary);
         let (status, body) = server.http(
             "PUT",
@@ -84,7 +84,7 @@ impl Target {
     }
 
     /// Replaces what legitimately differs between targets in a text.
-    pub(crate) fn normalise_text(&self, text: &str) -> String {
+    pub fn normalise_text(&self, text: &str) -> String {
         text.replace(&self.uuid, "UUID")
             .replace(self.mount, "MOUNT")
             .replace(self.plugin, "PLUGIN")
@@ -93,7 +93,7 @@ impl Target {
 
 /// Who sends a request.
 #[derive(Clone, Copy, Debug)]
-pub(crate) enum Auth {
+pub enum Auth {
     Root,
     Anonymous,
     /// A token made by a [`Step::Token`] step, by its name.
@@ -102,7 +102,7 @@ pub(crate) enum Auth {
 
 /// What to take from an answer before comparing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Extract {
+pub enum Extract {
     Whole,
     /// The server-wide OpenAPI document: only the target mount's paths.
     OpenApiPaths,
@@ -110,18 +110,18 @@ pub(crate) enum Extract {
 
 /// One request of the corpus. `path` is below `/v1/`, with `{m}` and `{uuid}` placeholders.
 #[derive(Clone, Debug)]
-pub(crate) struct Case {
-    pub(crate) id: String,
-    pub(crate) method: &'static str,
-    pub(crate) path: String,
-    pub(crate) body: Option<Vec<u8>>,
-    pub(crate) content_type: &'static str,
-    pub(crate) auth: Auth,
-    pub(crate) extract: Extract,
+pub struct Case {
+    pub id: String,
+    pub method: &'static str,
+    pub path: String,
+    pub body: Option<Vec<u8>>,
+    pub content_type: &'static str,
+    pub auth: Auth,
+    pub extract: Extract,
 }
 
 impl Case {
-    pub(crate) fn new(method: &'static str, path: impl Into<String>) -> Self {
+    pub fn new(method: &'static str, path: impl Into<String>) -> Self {
         let path = path.into();
         Self {
             id: format!("{method} {}", path.trim_start_matches("{m}/")),
@@ -134,35 +134,35 @@ impl Case {
         }
     }
 
-    pub(crate) fn json(mut self, body: Value) -> Self {
+    pub fn json(mut self, body: Value) -> Self {
         self.body = Some(body.to_string().into_bytes());
         self
     }
 
-    pub(crate) fn content_type(mut self, content_type: &'static str) -> Self {
+    pub fn content_type(mut self, content_type: &'static str) -> Self {
         self.content_type = content_type;
         self
     }
 
-    pub(crate) fn auth(mut self, auth: Auth) -> Self {
+    pub fn auth(mut self, auth: Auth) -> Self {
         self.auth = auth;
         self
     }
 
-    pub(crate) fn extract(mut self, extract: Extract) -> Self {
+    pub fn extract(mut self, extract: Extract) -> Self {
         self.extract = extract;
         self
     }
 
     /// A clearer name for the table than the method and path.
-    pub(crate) fn named(mut self, id: impl Into<String>) -> Self {
+    pub fn named(mut self, id: impl Into<String>) -> Self {
         self.id = id.into();
         self
     }
 }
 
 /// One step of the corpus: a compared request, or preparation that is not compared.
-pub(crate) enum Step {
+pub enum Step {
     Send(Case),
     /// Writes `kv/<prefix><n>` for n below the count, with 16 writers.
     WriteMany(&'static str, usize),
@@ -172,15 +172,15 @@ pub(crate) enum Step {
 
 /// What a target answered, normalised.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Answer {
-    pub(crate) status: u16,
-    pub(crate) content_type: String,
-    pub(crate) body: Value,
+pub struct Answer {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Value,
 }
 
 impl Answer {
     /// One line for the table, long values cut.
-    pub(crate) fn brief(&self) -> String {
+    pub fn brief(&self) -> String {
         let body = self.body.to_string();
         let body = if body.len() > 600 {
             let cut: String = body.chars().take(600).collect();
@@ -194,11 +194,7 @@ impl Answer {
 
 /// Sends every step to every target in turn (step by step, so their states stay in step) and
 /// returns, for each case, the answers in the order of `targets`.
-pub(crate) fn run(
-    server: &DevServer,
-    targets: &[Target],
-    steps: &[Step],
-) -> Vec<(Case, Vec<Answer>)> {
+pub fn run(server: &DevServer, targets: &[Target], steps: &[Step]) -> Vec<(Case, Vec<Answer>)> {
     let mut tokens: BTreeMap<(&str, &str), String> = BTreeMap::new();
     let mut results = Vec::new();
     for step in steps {
@@ -317,7 +313,7 @@ fn write_many(server: &DevServer, target: &Target, prefix: &str, count: usize) {
 
 /// Writes every case whose answers differ as pretty JSON, one file per case and target, for
 /// a closer look with `diff` (`DIFFERENTIAL_DUMP=dir`).
-pub(crate) fn dump(results: &[(Case, Vec<Answer>)], targets: &[Target], dir: &std::path::Path) {
+pub fn dump(results: &[(Case, Vec<Answer>)], targets: &[Target], dir: &std::path::Path) {
     std::fs::create_dir_all(dir).expect("create the dump directory");
     for (index, (case, answers)) in results.iter().enumerate() {
         if answers.iter().all(|answer| answer == &answers[0]) {
@@ -339,11 +335,11 @@ pub(crate) fn dump(results: &[(Case, Vec<Answer>)], targets: &[Target], dir: &st
 
 /// Why our answer to a case may differ from the oracle's (ours, theirs); `None` when it must
 /// not.
-pub(crate) type Deliberate = dyn Fn(&Case, &Answer, &Answer) -> Option<&'static str>;
+pub type Deliberate = dyn Fn(&Case, &Answer, &Answer) -> Option<&'static str>;
 
 /// How one answer compares with the oracle's.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Verdict {
+pub enum Verdict {
     Identical,
     /// Different for a reason the README gives.
     Deliberate(&'static str),
@@ -353,7 +349,7 @@ pub(crate) enum Verdict {
 /// Compares column `ours` with column `oracle` case by case; `deliberate` names the known
 /// differences. Returns the verdicts and a printable table with both answers of every
 /// difference side by side.
-pub(crate) fn compare(
+pub fn compare(
     results: &[(Case, Vec<Answer>)],
     ours: usize,
     oracle: usize,
@@ -391,7 +387,7 @@ pub(crate) fn compare(
 }
 
 /// `identical`, `deliberate` and `unexplained` counts.
-pub(crate) fn totals(verdicts: &[Verdict]) -> (usize, usize, usize) {
+pub fn totals(verdicts: &[Verdict]) -> (usize, usize, usize) {
     let count = |f: fn(&Verdict) -> bool| verdicts.iter().filter(|v| f(v)).count();
     (
         count(|v| *v == Verdict::Identical),
