@@ -109,7 +109,8 @@ pub fn peer_bin(name: &str) -> PathBuf {
 
 /// The project's root: where `.venv/`, `target/peers/` and the Makefile are.
 pub fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    root.canonicalize().unwrap_or(root)
 }
 
 /// The plugin binary under test: the one cargo built beside the running test or benchmark
