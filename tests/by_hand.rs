@@ -17,6 +17,7 @@ use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
+use plugin_test_support::common;
 use serde_json::Value;
 use vault_mock_plugin::handshake::{HandshakeError, MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE};
 
@@ -227,18 +228,6 @@ fn launch_env(tmpdir: &Path) -> Vec<(String, String)> {
     .collect()
 }
 
-/// Whether this test process may lock memory beyond its limit.
-fn has_cap_ipc_lock() -> bool {
-    const CAP_IPC_LOCK: u32 = 14;
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let effective = status
-        .lines()
-        .find_map(|line| line.strip_prefix("CapEff:"))
-        .unwrap();
-    let bits = u64::from_str_radix(effective.trim(), 16).unwrap();
-    bits & (1 << CAP_IPC_LOCK) != 0
-}
-
 /// The kilobytes of `pid`'s memory that are locked.
 fn locked_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -290,7 +279,7 @@ fn locked_after_handshake(extra: &[(&str, &str)]) -> u64 {
 #[test]
 fn mlock_when_the_server_asks_locks_memory_before_the_handshake() {
     assert!(
-        has_cap_ipc_lock(),
+        common::has_cap_ipc_lock(),
         "this test needs CAP_IPC_LOCK (run it as root): without it mlockall fails beyond \
          RLIMIT_MEMLOCK, which the next test covers"
     );
@@ -316,7 +305,7 @@ fn mlock_without_the_capability_exits_1_naming_it_and_the_way_out() {
         let scratch = Scratch::new("no-mlock");
         let mut command = Command::new("prlimit");
         command.arg(format!("--memlock={limit}")).arg("--");
-        if has_cap_ipc_lock() {
+        if common::has_cap_ipc_lock() {
             // As root, drop the capability for the plugin (util-linux's setpriv).
             command.args([
                 "setpriv",

@@ -10,6 +10,7 @@
 #![allow(clippy::unwrap_used)]
 
 use plugin_test_support::common;
+use plugin_test_support::common::Rng;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -21,23 +22,6 @@ const PLUGIN: &str = "my-mock-plugin";
 const CLIENTS: usize = 64;
 const OPERATIONS: usize = 50_000;
 const KEYS_PER_CLIENT: u64 = 32;
-
-/// splitmix64: a small deterministic generator, so a failure can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 enum Kind {
@@ -62,7 +46,7 @@ fn value(rng: &mut Rng, client: usize, op: usize) -> String {
         0 => String::new(),
         1 => format!("{client}/{op} ").repeat(8192)[..8192].to_owned(),
         2..=9 => format!("värde {client}/{op} ✓ 🔑"),
-        _ => format!("v{client}-{op}-{}", rng.next()),
+        _ => format!("v{client}-{op}-{}", rng.next_u64()),
     }
 }
 

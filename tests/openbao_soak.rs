@@ -14,6 +14,7 @@
 #![allow(clippy::unwrap_used)]
 
 use plugin_test_support::common;
+use plugin_test_support::common::Rng;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -38,23 +39,6 @@ fn env_usize(name: &str, default: usize) -> usize {
             .parse()
             .unwrap_or_else(|e| panic!("{name}={text:?} is not a count: {e}")),
         _ => default,
-    }
-}
-
-/// splitmix64: deterministic per client, so a failure can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
     }
 }
 
@@ -266,7 +250,7 @@ fn client(
         *outcome.counts.entry(kind).or_default() += 1;
         match kind {
             Kind::Write => {
-                let value = format!("v{client}-{}", rng.next());
+                let value = format!("v{client}-{}", rng.next_u64());
                 let (status, body) = conn.request("PUT", &path, Some(&json!({ "value": value })));
                 if status == 200 && body["data"]["value"] == json!(value) {
                     model.insert(key, value);

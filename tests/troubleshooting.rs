@@ -206,17 +206,6 @@ fn output_before_the_handshake_line_is_an_unrecognized_remote_plugin_message() {
 
 // 4. ==========================================================================================
 
-/// Whether this process may lock memory (root has CAP_IPC_LOCK).
-fn has_cap_ipc_lock() -> bool {
-    const CAP_IPC_LOCK: u32 = 14;
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let effective = status
-        .lines()
-        .find_map(|line| line.strip_prefix("CapEff:"))
-        .unwrap();
-    u64::from_str_radix(effective.trim(), 16).unwrap() & (1 << CAP_IPC_LOCK) != 0
-}
-
 fn locked_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let value = status
@@ -235,7 +224,7 @@ fn plugin_env(server: &DevServer, mount: &str, key: &str) -> serde_json::Value {
 #[test]
 fn mlock_asked_by_vault_and_refused_to_the_plugin_names_the_capability() {
     assert!(
-        has_cap_ipc_lock(),
+        common::has_cap_ipc_lock(),
         "this test needs CAP_IPC_LOCK (run it as root): a Vault with mlock enabled locks its \
          own memory at start"
     );
