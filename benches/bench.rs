@@ -196,16 +196,6 @@ fn cpu_seconds(pid: u32, ticks: f64) -> f64 {
     (field(11) + field(12)) / ticks
 }
 
-/// A `/proc/<pid>/status` value in KiB (`VmHWM`, `VmRSS`).
-fn status_kib(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        .unwrap_or(0)
-}
-
 /// The plugin binary: `BENCH_PLUGIN_BIN` (to compare builds) or the one cargo built.
 fn plugin_binary() -> std::path::PathBuf {
     match std::env::var_os("BENCH_PLUGIN_BIN") {
@@ -845,7 +835,8 @@ fn through_server(cell: Duration) -> ServerFigures {
                     let run = drive(&addr, &requests[t], connections, cell, &pids(target), ticks);
                     runs[t].merge(run);
                     if target.pid != 0 {
-                        peaks[t] = peaks[t].max(status_kib(target.pid, "VmHWM"));
+                        peaks[t] =
+                            peaks[t].max(common::try_status_kib(target.pid, "VmHWM").unwrap_or(0));
                     }
                 }
             }
@@ -871,7 +862,7 @@ fn through_server(cell: Duration) -> ServerFigures {
         println!(
             "{} plugin RSS after the load: {}",
             target.label,
-            mib(status_kib(target.pid, "VmRSS"))
+            mib(common::try_status_kib(target.pid, "VmRSS").unwrap_or(0))
         );
         assert_eq!(
             plugin_child(server.pid(), target.plugin.as_ref().map_or("", |p| p.0)),
@@ -882,7 +873,7 @@ fn through_server(cell: Duration) -> ServerFigures {
     }
     println!(
         "server peak RSS: {}\n",
-        mib(status_kib(server.pid(), "VmHWM"))
+        mib(common::try_status_kib(server.pid(), "VmHWM").unwrap_or(0))
     );
     let ((ours_cold, ours_warm), (go_cold, go_warm)) = (enables[0], enables[1]);
     println!(
@@ -1197,7 +1188,7 @@ fn plugin_alone(cell: Duration) {
                     run.per_10k(run.plugin_cpu),
                     run.per_10k(run.generator_cpu),
                     1.0 / per_request.max(1e-9),
-                    mib(status_kib(plugin_pid, "VmHWM")),
+                    mib(common::try_status_kib(plugin_pid, "VmHWM").unwrap_or(0)),
                 );
                 eprintln!(
                     "bench: alone {} x{connections}: {:.0}/s",

@@ -20,9 +20,12 @@ impl MlockRequest {
     /// Reads the request as OpenBao's SDK does (`BAO_` first, even when it is not `true`, else
     /// `VAULT_`); Vault's SDK reads only `VAULT_`, the one Vault sets.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Option<Self> {
-        let variable = ["BAO_PLUGIN_MLOCK_ENABLED", "VAULT_PLUGIN_MLOCK_ENABLED"]
-            .into_iter()
-            .find(|name| get(name).is_some())?;
+        let name = crate::handshake::sdk_var_name(&get, "PLUGIN_MLOCK_ENABLED")?;
+        let variable = if name.starts_with("BAO_") {
+            "BAO_PLUGIN_MLOCK_ENABLED"
+        } else {
+            "VAULT_PLUGIN_MLOCK_ENABLED"
+        };
         (get(variable).as_deref() == Some("true")).then_some(Self { variable })
     }
 

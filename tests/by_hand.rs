@@ -228,16 +228,6 @@ fn launch_env(tmpdir: &Path) -> Vec<(String, String)> {
     .collect()
 }
 
-/// The kilobytes of `pid`'s memory that are locked.
-fn locked_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let value = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmLck:"))
-        .unwrap();
-    value.trim().trim_end_matches("kB").trim().parse().unwrap()
-}
-
 /// A plugin launched as the server launches it, killed and reaped when dropped.
 struct Running(Child);
 
@@ -273,7 +263,7 @@ fn locked_after_handshake(extra: &[(&str, &str)]) -> u64 {
         "{extra:?}: no handshake line but {handshake:?}, stderr: {:?}",
         plugin.0.stderr.take().map(std::io::read_to_string)
     );
-    locked_kib(plugin.0.id())
+    common::status_kib(plugin.0.id(), "VmLck")
 }
 
 #[test]

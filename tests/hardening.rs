@@ -8,7 +8,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use plugin_test_support::{host, table};
+use plugin_test_support::{common, host, table};
 use std::path::Path;
 use std::pin::Pin;
 use std::process::Command;
@@ -61,16 +61,6 @@ fn plugin_pid(plugin: &Plugin) -> u32 {
             (ours && matches).then_some(pid)
         });
     found.expect("the plugin's process in /proc")
-}
-
-/// A `/proc/<pid>/status` figure in KiB (`VmRSS`, `VmHWM`).
-fn status_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|value| value.trim().trim_end_matches(" kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
 }
 
 /// The sockets the process holds open.
@@ -829,12 +819,12 @@ async fn a_2_gib_length_prefix_is_refused_without_allocating_it() {
     assert_eq!(status.code(), Code::Internal, "{status:?}");
     let reply = host.request(MOUNT, "read", "kv/none", &Value::Null).await;
     assert!(reply.err.is_none(), "{reply:?}");
-    let hwm = status_kib(pid, "VmHWM");
+    let hwm = common::status_kib(pid, "VmHWM");
     eprintln!(
         "after the 2 GiB prefixes: VmRSS {} KiB, VmHWM {hwm} KiB, VmSize {} KiB, VmPeak {} KiB",
-        status_kib(pid, "VmRSS"),
-        status_kib(pid, "VmSize"),
-        status_kib(pid, "VmPeak")
+        common::status_kib(pid, "VmRSS"),
+        common::status_kib(pid, "VmSize"),
+        common::status_kib(pid, "VmPeak")
     );
     assert!(hwm < 64 * 1024, "VmHWM {hwm} KiB");
 }
@@ -899,11 +889,11 @@ async fn ten_thousand_empty_handle_request_streams_get_precise_errors_in_bounded
             .entry((status.code() as i32, status.message().to_owned()))
             .or_default() += 1;
     }
-    let hwm = status_kib(pid, "VmHWM");
+    let hwm = common::status_kib(pid, "VmHWM");
     eprintln!(
         "10,000 empty streams in {:?}: {answers:?}; plugin VmRSS {} KiB, VmHWM {hwm} KiB",
         started.elapsed(),
-        status_kib(pid, "VmRSS")
+        common::status_kib(pid, "VmRSS")
     );
     assert_eq!(
         answers.into_iter().collect::<Vec<_>>(),

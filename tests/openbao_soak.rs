@@ -320,16 +320,6 @@ struct Sample {
     fds: usize,
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_else(|e| panic!("plugin {pid} gone? /proc/{pid}/status: {e}"));
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"))
-}
-
 fn fd_count(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap_or_else(|e| panic!("plugin {pid} gone? /proc/{pid}/fd: {e}"))
@@ -376,7 +366,7 @@ fn a_million_requests_leave_plugin_memory_and_descriptors_flat() {
                 let sample = Sample {
                     at: started.elapsed(),
                     requests: done.load(Ordering::Relaxed),
-                    rss_kib: rss_kib(pid),
+                    rss_kib: common::status_kib(pid, "VmRSS"),
                     fds: fd_count(pid),
                 };
                 // Printed as it comes too, so a long run shows its progress (and where it
@@ -414,7 +404,7 @@ fn a_million_requests_leave_plugin_memory_and_descriptors_flat() {
     samples.push(Sample {
         at: started.elapsed(),
         requests: done.load(Ordering::Relaxed),
-        rss_kib: rss_kib(pid),
+        rss_kib: common::status_kib(pid, "VmRSS"),
         fds: fd_count(pid),
     });
 

@@ -206,15 +206,6 @@ fn output_before_the_handshake_line_is_an_unrecognized_remote_plugin_message() {
 
 // 4. ==========================================================================================
 
-fn locked_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let value = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmLck:"))
-        .unwrap();
-    value.trim().trim_end_matches("kB").trim().parse().unwrap()
-}
-
 fn plugin_env(server: &DevServer, mount: &str, key: &str) -> serde_json::Value {
     let (status, body) = server.http("GET", &format!("{mount}/env/{key}"), None);
     assert_eq!(status, 200, "{body}");
@@ -255,7 +246,10 @@ fn mlock_asked_by_vault_and_refused_to_the_plugin_names_the_capability() {
     );
     let pids = server.plugin_pids(PLUGIN);
     assert_eq!(pids.len(), 1, "{pids:?}");
-    assert!(locked_kib(pids[0]) > 0, "the plugin's memory is not locked");
+    assert!(
+        common::status_kib(pids[0], "VmLck") > 0,
+        "the plugin's memory is not locked"
+    );
 
     // The same binary without the capability and without a memlock allowance, as for a
     // plugin run by an unprivileged server user (util-linux's prlimit and setpriv).

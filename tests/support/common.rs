@@ -242,6 +242,21 @@ pub fn tutorial_kv_table(server: &DevServer, mount: &str) {
     );
 }
 
+/// A figure of `/proc/<pid>/status` in KiB (`VmRSS`, `VmHWM`, `VmLck`, ...), or `None` when the
+/// process or the field is gone.
+pub fn try_status_kib(pid: u32, field: &str) -> Option<u64> {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// [`try_status_kib`] for a process that must be running.
+pub fn status_kib(pid: u32, field: &str) -> u64 {
+    try_status_kib(pid, field).unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
 /// splitmix64: a small deterministic generator, so a failing load can be replayed.
 pub struct Rng(pub u64);
 

@@ -104,6 +104,7 @@ impl<B> Router<B> {
         self
     }
 
+    /// What kind of backend the router serves: a secrets engine unless declared otherwise.
     pub fn backend_type(&self) -> BackendType {
         self.backend_type
     }

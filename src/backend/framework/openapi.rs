@@ -39,10 +39,10 @@ pub(super) fn document<'a, B: 'a>(
 }
 
 /// The server's version, which the Go SDK asks the system view for; the server also puts it
-/// in every plugin's environment at launch.
+/// in every plugin's environment at launch, which is read here by the handshake's rule until
+/// the framework has a system-view client.
 fn server_version() -> String {
-    std::env::var("VAULT_VERSION")
-        .ok()
+    crate::handshake::read_sdk_var(&|name: &str| std::env::var(name).ok(), "VERSION")
         .filter(|version| !version.is_empty())
         .unwrap_or_else(|| "unknown".to_owned())
 }
