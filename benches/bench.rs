@@ -40,7 +40,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use vault_mock_plugin::proto::pb;
+use vault_plugin_sdk::proto::pb;
 
 const PLUGIN: &str = "my-mock-plugin";
 const PLUGIN_MOUNT: &str = "mock";

@@ -9,12 +9,12 @@ use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
 
 use clap::error::ErrorKind;
-use vault_mock_plugin::backend::BackendFactory as _;
-use vault_mock_plugin::backend::mock::MockFactory;
-use vault_mock_plugin::cli::{self, Args};
-use vault_mock_plugin::handshake::{HandshakeError, PluginEnv};
-use vault_mock_plugin::mlock::MlockRequest;
-use vault_mock_plugin::{by_hand, logging, server};
+use vault_plugin_sdk::backend::BackendFactory as _;
+use vault_plugin_sdk::backend::mock::MockFactory;
+use vault_plugin_sdk::cli::{self, Args};
+use vault_plugin_sdk::handshake::{HandshakeError, PluginEnv};
+use vault_plugin_sdk::mlock::MlockRequest;
+use vault_plugin_sdk::{by_hand, logging, server};
 
 fn main() -> ExitCode {
     let args = match Args::parse_go_style(std::env::args_os()) {

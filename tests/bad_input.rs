@@ -37,12 +37,12 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
 use tonic::metadata::AsciiMetadataValue;
-use vault_mock_plugin::broker::{BrokerError, CONN_INFO_TIMEOUT};
-use vault_mock_plugin::cli::Args;
-use vault_mock_plugin::handshake::{HandshakeError, SUPPORTED_VERSIONS};
-use vault_mock_plugin::proto::plugin::grpc_broker_client::GrpcBrokerClient;
-use vault_mock_plugin::proto::{pb, plugin};
-use vault_mock_plugin::tls;
+use vault_plugin_sdk::broker::{BrokerError, CONN_INFO_TIMEOUT};
+use vault_plugin_sdk::cli::Args;
+use vault_plugin_sdk::handshake::{HandshakeError, SUPPORTED_VERSIONS};
+use vault_plugin_sdk::proto::plugin::grpc_broker_client::GrpcBrokerClient;
+use vault_plugin_sdk::proto::{pb, plugin};
+use vault_plugin_sdk::tls;
 
 const MOUNT: &str = "mountAAAA1";
 
@@ -1375,7 +1375,7 @@ async fn call(host: &Host, rpc: Rpc, meta: Meta) -> Answer {
             .map(|r| r.into_inner().err),
         Rpc::Version => host
             .versions()
-            .version(with_meta(meta, vault_mock_plugin::proto::logical::Empty {}))
+            .version(with_meta(meta, vault_plugin_sdk::proto::logical::Empty {}))
             .await
             .map(|r| r.into_inner().plugin_version),
     };

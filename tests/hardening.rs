@@ -33,7 +33,7 @@ use tonic::transport::{Channel, Endpoint, Uri};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-use vault_mock_plugin::proto::plugin::grpc_controller_client::GrpcControllerClient;
+use vault_plugin_sdk::proto::plugin::grpc_controller_client::GrpcControllerClient;
 
 const MOUNT: &str = "hardened01";
 
@@ -292,7 +292,7 @@ async fn a_tcp_stranger_before_the_server_neither_ends_the_plugin_nor_stops_the_
         .status;
     assert_eq!(status, ServingStatus::Serving as i32);
     GrpcControllerClient::new(channel)
-        .shutdown(vault_mock_plugin::proto::plugin::Empty {})
+        .shutdown(vault_plugin_sdk::proto::plugin::Empty {})
         .await
         .unwrap();
     let status = tcp.plugin.wait_exit(EXIT_TIMEOUT).await;
@@ -327,7 +327,7 @@ async fn a_hundred_refused_connections_make_two_log_lines() {
 
     // What was held back is counted when the plugin stops (or when the interval ends).
     GrpcControllerClient::new(channel)
-        .shutdown(vault_mock_plugin::proto::plugin::Empty {})
+        .shutdown(vault_plugin_sdk::proto::plugin::Empty {})
         .await
         .unwrap();
     assert_eq!(tcp.plugin.wait_exit(EXIT_TIMEOUT).await.code(), Some(0));

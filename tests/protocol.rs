@@ -21,7 +21,7 @@ use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-use vault_mock_plugin::proto::pb;
+use vault_plugin_sdk::proto::pb;
 
 const MOUNT_A: &str = "mountAAAA1";
 const MOUNT_B: &str = "mountBBBB2";

@@ -13,11 +13,11 @@ use std::path::PathBuf;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use libfuzzer_sys::fuzz_target;
-use vault_mock_plugin::cli::Args;
-use vault_mock_plugin::handshake::{
+use vault_plugin_sdk::cli::Args;
+use vault_plugin_sdk::handshake::{
     ListenAddr, PluginEnv, SUPPORTED_VERSIONS, handshake_line, negotiate,
 };
-use vault_mock_plugin::tls;
+use vault_plugin_sdk::tls;
 
 /// Stands in for the plugin's certificate: the line only carries it, base64-encoded.
 const CERT: &[u8] = b"\x30\x03\x02\x01\x05";

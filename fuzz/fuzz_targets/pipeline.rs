@@ -9,10 +9,10 @@
 use std::sync::Arc;
 
 use serde_json::Value;
-use vault_mock_plugin::backend::mock::MockBackend;
-use vault_mock_plugin::backend::{Backend, MemoryStorage, Operation, Request, Storage};
-use vault_mock_plugin::backend_service::{error_to_wire, request_from_wire, response_to_wire};
-use vault_mock_plugin::proto::pb;
+use vault_plugin_sdk::backend::mock::MockBackend;
+use vault_plugin_sdk::backend::{Backend, MemoryStorage, Operation, Request, Storage};
+use vault_plugin_sdk::backend_service::{error_to_wire, request_from_wire, response_to_wire};
+use vault_plugin_sdk::proto::pb;
 
 thread_local! {
     static RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()

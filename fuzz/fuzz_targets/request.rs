@@ -6,7 +6,7 @@
 mod pipeline;
 
 use libfuzzer_sys::fuzz_target;
-use vault_mock_plugin::proto::pb;
+use vault_plugin_sdk::proto::pb;
 
 fuzz_target!(|input: &[u8]| {
     let text = String::from_utf8_lossy(input);

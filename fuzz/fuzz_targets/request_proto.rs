@@ -7,7 +7,7 @@ mod pipeline;
 
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
-use vault_mock_plugin::proto::pb;
+use vault_plugin_sdk::proto::pb;
 
 fuzz_target!(|input: &[u8]| {
     if let Ok(args) = pb::HandleRequestArgs::decode(input) {

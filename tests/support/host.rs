@@ -42,16 +42,16 @@ use tonic::transport::server::Connected;
 use tonic::transport::{Channel, Endpoint, Server, Uri};
 use tonic::{Response, Status, Streaming};
 use tonic_health::pb::health_client::HealthClient;
-use vault_mock_plugin::proto::logical::plugin_version_client::PluginVersionClient;
-use vault_mock_plugin::proto::pb::backend_client::BackendClient;
-use vault_mock_plugin::proto::pb::storage_server::{Storage, StorageServer};
-use vault_mock_plugin::proto::pb::system_view_server::{SystemView, SystemViewServer};
-use vault_mock_plugin::proto::plugin::grpc_broker_client::GrpcBrokerClient;
-use vault_mock_plugin::proto::plugin::grpc_controller_client::GrpcControllerClient;
-use vault_mock_plugin::proto::plugin::grpc_stdio_client::GrpcStdioClient;
-use vault_mock_plugin::proto::pluginutil::multiplexing::MultiplexingSupportRequest;
-use vault_mock_plugin::proto::pluginutil::multiplexing::plugin_multiplexing_client::PluginMultiplexingClient;
-use vault_mock_plugin::proto::{logical, pb, plugin};
+use vault_plugin_sdk::proto::logical::plugin_version_client::PluginVersionClient;
+use vault_plugin_sdk::proto::pb::backend_client::BackendClient;
+use vault_plugin_sdk::proto::pb::storage_server::{Storage, StorageServer};
+use vault_plugin_sdk::proto::pb::system_view_server::{SystemView, SystemViewServer};
+use vault_plugin_sdk::proto::plugin::grpc_broker_client::GrpcBrokerClient;
+use vault_plugin_sdk::proto::plugin::grpc_controller_client::GrpcControllerClient;
+use vault_plugin_sdk::proto::plugin::grpc_stdio_client::GrpcStdioClient;
+use vault_plugin_sdk::proto::pluginutil::multiplexing::MultiplexingSupportRequest;
+use vault_plugin_sdk::proto::pluginutil::multiplexing::plugin_multiplexing_client::PluginMultiplexingClient;
+use vault_plugin_sdk::proto::{logical, pb, plugin};
 
 /// The backend-plugin magic cookie (go-plugin handshake config, same name in OpenBao).
 pub const MAGIC_COOKIE_KEY: &str = "VAULT_BACKEND_PLUGIN";
