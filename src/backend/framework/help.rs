@@ -2,19 +2,8 @@
 
 use serde_json::{Map, Value};
 
-use super::{FieldType, PathSpec, Router, openapi};
+use super::{PathSpec, Router, openapi};
 use crate::backend::{Request, Response};
-
-impl FieldType {
-    /// The Go framework's name of the type, as help prints it.
-    pub fn go_name(self) -> &'static str {
-        match self {
-            Self::String => "string",
-            Self::Int => "int",
-            Self::Bool => "bool",
-        }
-    }
-}
 
 fn indent(text: &str, by: usize) -> String {
     let pad = " ".repeat(by);

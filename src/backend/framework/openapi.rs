@@ -180,7 +180,7 @@ fn path_item<B>(
         let body_fields = spec.fields.iter().filter(|f| !captures.contains(&f.name));
         let properties: Map<String, Value> = body_fields
             .map(|f| {
-                let mut schema = json!({ "type": f.kind.openapi_type() });
+                let mut schema = f.openapi_schema();
                 if !f.description.trim().is_empty() {
                     schema["description"] = Value::from(f.description.trim());
                 }
