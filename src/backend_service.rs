@@ -6,13 +6,13 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use serde_json::{Map, Value};
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
-use crate::backend::{self, Backend, BackendConfig, BackendFactory, BackendType, Operation};
+use crate::backend::{Backend, BackendConfig, BackendFactory, BackendType};
 use crate::broker::Broker;
 use crate::host_storage::HostStorage;
+use crate::host_system_view::HostSystemView;
 use crate::proto::logical::plugin_version_server::PluginVersion;
 use crate::proto::logical::{self as logical_pb, VersionReply};
 use crate::proto::pb;
@@ -20,12 +20,13 @@ use crate::proto::pluginutil::multiplexing::plugin_multiplexing_server::PluginMu
 use crate::proto::pluginutil::multiplexing::{
     MultiplexingSupportRequest, MultiplexingSupportResponse,
 };
+use crate::wire::{bad_request, error_to_wire, request_from_wire, response_to_wire};
 
 /// The metadata key naming the mount a call is for.
-pub const MULTIPLEX_ID_KEY: &str = "multiplex_id";
+pub(crate) const MULTIPLEX_ID_KEY: &str = "multiplex_id";
 
 /// The Go SDK's refusal of calls that need storage while the server only reads metadata.
-pub const METADATA_MODE_REFUSAL: &str =
+pub(crate) const METADATA_MODE_REFUSAL: &str =
     "plugin server can not perform action while in metadata mode";
 
 /// The instance key of a non-multiplexed process (protocols 3 and 4 carry no `multiplex_id`).
@@ -33,37 +34,23 @@ const SINGLE_INSTANCE: &str = "single";
 
 /// How calls find their backend, and what they may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ServiceMode {
+pub(crate) struct ServiceMode {
     /// One backend per `multiplex_id` (protocol 5); else one backend for the process.
     pub multiplexed: bool,
     /// Legacy metadata mode: only Setup, Type, SpecialPaths, Version and Cleanup work.
     pub metadata_only: bool,
 }
 
+#[cfg(test)]
 impl ServiceMode {
-    pub const MULTIPLEXED: Self = Self {
+    pub(crate) const MULTIPLEXED: Self = Self {
         multiplexed: true,
         metadata_only: false,
     };
 }
 
-/// The wire's error types (`ProtoError.err_type`).
-pub mod err_type {
-    pub const UNKNOWN: u32 = 0;
-    pub const USER_ERROR: u32 = 1;
-    pub const INTERNAL_ERROR: u32 = 2;
-    pub const CODED_ERROR: u32 = 3;
-    pub const STATUS_BAD_REQUEST: u32 = 4;
-    pub const UNSUPPORTED_OPERATION: u32 = 5;
-    pub const UNSUPPORTED_PATH: u32 = 6;
-    pub const INVALID_REQUEST: u32 = 7;
-    pub const PERMISSION_DENIED: u32 = 8;
-    pub const MULTI_AUTHZ_PENDING: u32 = 9;
-    pub const UNRECOVERABLE: u32 = 10;
-}
-
 /// The backend instances of this process, by mount.
-pub struct BackendService<F: BackendFactory> {
+pub(crate) struct BackendService<F: BackendFactory> {
     factory: F,
     broker: Arc<Broker>,
     mode: ServiceMode,
@@ -71,7 +58,7 @@ pub struct BackendService<F: BackendFactory> {
 }
 
 impl<F: BackendFactory> BackendService<F> {
-    pub fn new(factory: F, broker: Arc<Broker>, mode: ServiceMode) -> Self {
+    pub(crate) fn new(factory: F, broker: Arc<Broker>, mode: ServiceMode) -> Self {
         Self {
             factory,
             broker,
@@ -105,7 +92,7 @@ impl<F: BackendFactory> BackendService<F> {
     }
 
     /// How many mounts this process serves now.
-    pub fn mount_count(&self) -> usize {
+    pub(crate) fn mount_count(&self) -> usize {
         self.mounts().len()
     }
 
@@ -121,7 +108,7 @@ impl<F: BackendFactory> BackendService<F> {
 }
 
 /// The mount a call is for. Missing, repeated or empty ids are refused, as the Go SDK does.
-pub fn multiplex_id(metadata: &MetadataMap) -> Result<&str, Status> {
+pub(crate) fn multiplex_id(metadata: &MetadataMap) -> Result<&str, Status> {
     let mut values = metadata.get_all(MULTIPLEX_ID_KEY).iter();
     let Some(first) = values.next() else {
         return Err(Status::invalid_argument(
@@ -138,77 +125,6 @@ pub fn multiplex_id(metadata: &MetadataMap) -> Result<&str, Status> {
         Ok("") => Err(Status::invalid_argument("empty multiplex_id in metadata")),
         Ok(id) => Ok(id),
         Err(_) => Err(Status::invalid_argument("multiplex_id is not ASCII")),
-    }
-}
-
-/// Decodes the wire request. The `data` JSON must be an object (or null).
-pub fn request_from_wire(request: Option<pb::Request>) -> Result<backend::Request, String> {
-    let request = request.ok_or("the call carries no request")?;
-    let data = match request.data.trim() {
-        "" | "null" => Map::new(),
-        json => match serde_json::from_str::<Value>(json) {
-            Ok(Value::Object(map)) => map,
-            Ok(Value::Null) => Map::new(),
-            Ok(other) => {
-                let kind = match other {
-                    Value::Array(_) => "an array",
-                    Value::String(_) => "a string",
-                    Value::Number(_) => "a number",
-                    _ => "a boolean",
-                };
-                return Err(format!("request data must be a JSON object, not {kind}"));
-            }
-            Err(e) => return Err(format!("request data is not valid JSON: {e}")),
-        },
-    };
-    Ok(backend::Request {
-        id: request.id,
-        operation: Operation::from_wire(&request.operation),
-        path: request.path,
-        data,
-        mount_point: request.mount_point,
-        has_secret: request.secret.is_some(),
-    })
-}
-
-/// Encodes a backend response.
-pub fn response_to_wire(response: backend::Response) -> pb::Response {
-    pb::Response {
-        data: Value::Object(response.data).to_string(),
-        warnings: response.warnings,
-        ..Default::default()
-    }
-}
-
-/// Encodes a backend error as the wire's `ProtoError`.
-pub fn error_to_wire(error: &backend::Error) -> pb::ProtoError {
-    use backend::Error as E;
-    let (kind, code) = match error {
-        E::Other(_) => (err_type::UNKNOWN, 0),
-        E::User(_) => (err_type::USER_ERROR, 0),
-        E::Internal(_) => (err_type::INTERNAL_ERROR, 0),
-        E::Coded { status, .. } => (err_type::CODED_ERROR, i64::from(*status)),
-        E::BadRequest(_) => (err_type::STATUS_BAD_REQUEST, 0),
-        E::UnsupportedOperation => (err_type::UNSUPPORTED_OPERATION, 0),
-        E::UnsupportedPath => (err_type::UNSUPPORTED_PATH, 0),
-        E::InvalidRequest => (err_type::INVALID_REQUEST, 0),
-        E::PermissionDenied => (err_type::PERMISSION_DENIED, 0),
-        E::MultiAuthzPending => (err_type::MULTI_AUTHZ_PENDING, 0),
-        E::Unrecoverable => (err_type::UNRECOVERABLE, 0),
-    };
-    pb::ProtoError {
-        err_type: kind,
-        err_msg: error.to_string(),
-        err_code: code,
-    }
-}
-
-/// A request that could not be decoded is the caller's fault: HTTP 400 with the reason.
-fn bad_request(message: String) -> pb::ProtoError {
-    pb::ProtoError {
-        err_type: err_type::STATUS_BAD_REQUEST,
-        err_msg: message,
-        err_code: 0,
     }
 }
 
@@ -248,7 +164,12 @@ impl<F: BackendFactory> pb::backend_server::Backend for BackendService<F> {
             paths: Some(pb::Paths {
                 root: paths.root,
                 unauthenticated: paths.unauthenticated,
-                ..Default::default()
+                local_storage: paths.local_storage,
+                seal_wrap_storage: paths.seal_wrap_storage,
+                write_forwarded_storage: paths.write_forwarded_storage,
+                binary: paths.binary,
+                limited: paths.limited,
+                allow_snapshot_read: paths.allow_snapshot_read,
             }),
         }))
     }
@@ -324,7 +245,8 @@ impl<F: BackendFactory> pb::backend_server::Backend for BackendService<F> {
         let config = BackendConfig {
             config: args.config,
             backend_uuid: args.backend_uuid,
-            storage: Arc::new(HostStorage::new(channel)),
+            storage: Arc::new(HostStorage::new(channel.clone())),
+            system_view: Arc::new(HostSystemView::new(channel)),
         };
         let backend = match self.factory.create(config).await {
             Ok(backend) => Arc::new(backend),
@@ -365,12 +287,12 @@ impl<F: BackendFactory> pb::backend_server::Backend for BackendService<F> {
 
 /// `logical.PluginVersion`. Answered from the factory, so it never fails: at registration an
 /// error here would crash the server's request (its logger is nil there).
-pub struct VersionService {
+pub(crate) struct VersionService {
     version: String,
 }
 
 impl VersionService {
-    pub fn new(version: String) -> Self {
+    pub(crate) fn new(version: String) -> Self {
         Self { version }
     }
 }
@@ -390,12 +312,12 @@ impl PluginVersion for VersionService {
 /// `PluginMultiplexing`: on protocol 5, one process serves every mount of the same catalog
 /// entry.
 #[derive(Debug)]
-pub struct MultiplexingService {
+pub(crate) struct MultiplexingService {
     supported: bool,
 }
 
 impl MultiplexingService {
-    pub fn new(supported: bool) -> Self {
+    pub(crate) fn new(supported: bool) -> Self {
         Self { supported }
     }
 }

@@ -37,6 +37,8 @@ pub const CONN_INFO_TIMEOUT: Duration = Duration::from_secs(5);
 const UNCLAIMED_TTL: Duration = Duration::from_secs(60);
 
 /// A broker failure, with what was being attempted.
+// Reached from outside only through `internals`, for the crate's own tests.
+#[allow(missing_docs)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BrokerError {
     /// The server never announced the listener for this id.
@@ -83,7 +85,7 @@ enum Slot {
 }
 
 /// Matches broker announcements with the calls waiting for them, and dials them.
-pub struct Broker {
+pub(crate) struct Broker {
     slots: Mutex<HashMap<u32, Slot>>,
     /// `None` only in the legacy metadata mode, where the server's broker is plain gRPC.
     tls: Option<TlsConnector>,
@@ -97,12 +99,13 @@ impl fmt::Debug for Broker {
 
 impl Broker {
     /// A broker that dials with `client_config` (our certificate, the server's pinned).
-    pub fn new(client_config: Arc<rustls::ClientConfig>) -> Self {
+    #[cfg(test)]
+    pub(crate) fn new(client_config: Arc<rustls::ClientConfig>) -> Self {
         Self::with_tls(Some(client_config))
     }
 
     /// A broker that dials with TLS when given a configuration, in plain text otherwise.
-    pub fn with_tls(client_config: Option<Arc<rustls::ClientConfig>>) -> Self {
+    pub(crate) fn with_tls(client_config: Option<Arc<rustls::ClientConfig>>) -> Self {
         Self {
             slots: Mutex::new(HashMap::new()),
             tls: client_config.map(TlsConnector::from),
@@ -115,7 +118,7 @@ impl Broker {
     }
 
     /// Records an announcement, handing it to its waiter if there is one.
-    pub fn deliver(&self, info: ConnInfo) {
+    pub(crate) fn deliver(&self, info: ConnInfo) {
         let mut slots = self.slots();
         let now = Instant::now();
         slots.retain(|_, slot| match slot {
@@ -137,7 +140,11 @@ impl Broker {
     }
 
     /// Waits up to `timeout` for the announcement of broker id `id`.
-    pub async fn wait_for(&self, id: u32, timeout: Duration) -> Result<ConnInfo, BrokerError> {
+    pub(crate) async fn wait_for(
+        &self,
+        id: u32,
+        timeout: Duration,
+    ) -> Result<ConnInfo, BrokerError> {
         let receiver = {
             let mut slots = self.slots();
             match slots.remove(&id) {
@@ -165,7 +172,7 @@ impl Broker {
     }
 
     /// Waits for broker id `id` and opens a gRPC channel to it over mutual TLS.
-    pub async fn connect(&self, id: u32) -> Result<BrokerChannel, BrokerError> {
+    pub(crate) async fn connect(&self, id: u32) -> Result<BrokerChannel, BrokerError> {
         let info = self.wait_for(id, CONN_INFO_TIMEOUT).await?;
         let connector = BrokerConnector {
             id,
@@ -193,7 +200,7 @@ impl Broker {
 /// layer and an I/O timeout wrapper in front of every storage call; a request through the
 /// server makes one or two such calls. The generated clients take this channel as it is.
 #[derive(Clone)]
-pub struct BrokerChannel {
+pub(crate) struct BrokerChannel {
     shared: Arc<ChannelShared>,
 }
 
@@ -364,7 +371,7 @@ impl BrokerConnector {
 }
 
 /// `e` and its sources, joined: tonic's transport errors say little at the top level.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {
@@ -381,13 +388,13 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 /// `plugin.GRPCBroker`: the server opens `StartStream` right after connecting and keeps it for
 /// the life of the process. When it ends, the server is gone or is stopping us.
 #[derive(Debug)]
-pub struct BrokerService {
+pub(crate) struct BrokerService {
     broker: Arc<Broker>,
     lifecycle: Lifecycle,
 }
 
 impl BrokerService {
-    pub fn new(broker: Arc<Broker>, lifecycle: Lifecycle) -> Self {
+    pub(crate) fn new(broker: Arc<Broker>, lifecycle: Lifecycle) -> Self {
         Self { broker, lifecycle }
     }
 }

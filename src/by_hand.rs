@@ -11,27 +11,24 @@ use std::path::Path;
 
 use aws_lc_rs::digest;
 
+use crate::backend::BackendType;
+use crate::serve::PluginInfo;
+
 /// The running executable's file, as the kernel opened it (still the same file if the path
 /// has been renamed or replaced since).
 const SELF_EXE: &str = "/proc/self/exe";
 
-/// Where the examples mount the engine, as in the tutorial.
-const MOUNT_PATH: &str = "my-secrets-plugin";
-
-/// The name the catalog entry gets when the executable's own name cannot be read.
-const DEFAULT_NAME: &str = "my-mock-plugin";
-
 /// Writes the introduction for the running executable to stderr.
-pub fn explain_to_stderr() {
+pub(crate) fn explain_to_stderr(info: &PluginInfo) {
     let exe = std::env::current_exe().unwrap_or_else(|_| Path::new(SELF_EXE).to_owned());
-    let text = introduction(&exe, &own_sha256());
+    let text = introduction(info, &exe, &own_sha256());
     // A failed write to stderr has nowhere better to be reported.
     let _ = io::stderr().lock().write_all(text.as_bytes());
 }
 
 /// The SHA-256 of the running executable in lower-case hex, as `sha256sum` prints it and the
 /// catalog expects it.
-pub fn own_sha256() -> io::Result<String> {
+pub(crate) fn own_sha256() -> io::Result<String> {
     sha256_hex(std::fs::File::open(SELF_EXE)?)
 }
 
@@ -55,11 +52,17 @@ fn sha256_hex(mut reader: impl Read) -> io::Result<String> {
 
 /// The text for the executable at `exe` whose SHA-256 is `sha256`. The catalog name and
 /// `command=` are the file's own name: the server runs `<plugin_directory>/<command>`.
-pub fn introduction(exe: &Path, sha256: &io::Result<String>) -> String {
+pub(crate) fn introduction(info: &PluginInfo, exe: &Path, sha256: &io::Result<String>) -> String {
+    // The catalog entry is named after the file when its name can be read.
     let file_name = exe
         .file_name()
         .map(|name| name.to_string_lossy())
-        .unwrap_or(Cow::Borrowed(DEFAULT_NAME));
+        .unwrap_or(Cow::Borrowed(info.name));
+    let (catalog_type, enable) = match info.kind {
+        BackendType::Logical => ("secret", "secrets"),
+        BackendType::Credential => ("auth", "auth"),
+    };
+    let mount_path = info.example_path;
     let name = shell_word(&file_name);
     let path = shell_word(&exe.to_string_lossy()).into_owned();
     let (sha_line, sha) = match sha256 {
@@ -74,26 +77,26 @@ pub fn introduction(exe: &Path, sha256: &io::Result<String>) -> String {
     let mut text = String::new();
     let _ = write!(
         text,
-        "{file_name}: a Vault/OpenBao secrets-engine plugin, the Rust drop-in for the Go mock \
-         plugin. The server launches it; it is not meant to be run by hand.\n\
+        "{file_name}: {}. The server launches it; it is not meant to be run by hand.\n\
          \n\
          {sha_line}\n\
          \n\
          Copy it into the server's plugin_directory, then register and enable it with OpenBao or Vault:\n\
-         \n  cp {path} <plugin_directory>/\n"
+         \n  cp {path} <plugin_directory>/\n",
+        info.description
     );
     for cli in ["bao", "vault"] {
         let _ = write!(
             text,
-            "\n  {cli} plugin register -sha256={sha} secret {name}\
-             \n  {cli} secrets enable -path={MOUNT_PATH} {name}\n"
+            "\n  {cli} plugin register -sha256={sha} {catalog_type} {name}\
+             \n  {cli} {enable} enable -path={mount_path} {name}\n"
         );
     }
     let _ = write!(
         text,
         "\nor, without a type, as in the tutorial:\n\
          \n  vault write sys/plugins/catalog/{name} sha_256={sha} command={name}\
-         \n  vault secrets enable -path={MOUNT_PATH} -plugin-name={name} plugin\n"
+         \n  vault {enable} enable -path={mount_path} -plugin-name={name} plugin\n"
     );
     text
 }
@@ -132,11 +135,40 @@ mod tests {
         );
     }
 
+    const MOCK: PluginInfo = PluginInfo {
+        name: "my-mock-plugin",
+        description: "a Vault/OpenBao secrets-engine plugin",
+        kind: BackendType::Logical,
+        example_path: "my-secrets-plugin",
+    };
+
+    #[test]
+    fn an_auth_method_is_registered_and_enabled_as_one() {
+        let info = PluginInfo {
+            name: "static-auth",
+            description: "an auth method",
+            kind: BackendType::Credential,
+            example_path: "users",
+        };
+        let text = introduction(&info, Path::new("/p/static-auth"), &Ok("cd34".to_owned()));
+        for line in [
+            "  bao plugin register -sha256=cd34 auth static-auth\n",
+            "  bao auth enable -path=users static-auth\n",
+            "  vault auth enable -path=users -plugin-name=static-auth plugin\n",
+        ] {
+            assert!(text.contains(line), "{line:?} missing from:\n{text}");
+        }
+    }
+
     #[test]
     fn the_commands_use_the_file_name_and_the_sha() {
-        let text = introduction(Path::new("/opt/plugins/mock-2"), &Ok("ab12".to_owned()));
+        let text = introduction(
+            &MOCK,
+            Path::new("/opt/plugins/mock-2"),
+            &Ok("ab12".to_owned()),
+        );
         for line in [
-            "mock-2: a Vault/OpenBao secrets-engine plugin,",
+            "mock-2: a Vault/OpenBao secrets-engine plugin.",
             "SHA-256: ab12\n",
             "  cp /opt/plugins/mock-2 <plugin_directory>/\n",
             "  bao plugin register -sha256=ab12 secret mock-2\n",
@@ -153,7 +185,7 @@ mod tests {
     #[test]
     fn an_unreadable_executable_still_gets_the_commands() {
         let error = io::Error::from(io::ErrorKind::NotFound);
-        let text = introduction(Path::new("/p/my-mock-plugin"), &Err(error));
+        let text = introduction(&MOCK, Path::new("/p/my-mock-plugin"), &Err(error));
         assert!(
             text.contains("SHA-256: unknown, /proc/self/exe cannot be read (")
                 && text.contains("use `sha256sum /p/my-mock-plugin`"),
@@ -164,7 +196,7 @@ mod tests {
 
     #[test]
     fn paths_that_need_quoting_are_quoted() {
-        let text = introduction(Path::new("/my plugins/it's"), &Ok("00".to_owned()));
+        let text = introduction(&MOCK, Path::new("/my plugins/it's"), &Ok("00".to_owned()));
         assert!(
             text.contains(r"  cp '/my plugins/it'\''s' <plugin_directory>/"),
             "{text}"

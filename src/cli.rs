@@ -8,17 +8,17 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory as _, FromArgMatches as _, Parser};
 use tracing_subscriber::filter::LevelFilter;
 
 use crate::handshake::Transport;
+use crate::serve::PluginInfo;
 use crate::server::ServeOptions;
 use crate::unwrap_tls::ApiClientFlags;
 
-/// The Vault/OpenBao mock secrets engine as a Rust plugin binary. It is launched by the server,
-/// never by hand.
+/// A Vault/OpenBao plugin. It is launched by the server, never by hand.
 #[derive(Debug, Parser, PartialEq)]
-#[command(name = "my-mock-plugin", version)]
+#[command(version)]
 pub struct Args {
     /// Log level for the lines sent to the server: trace, debug, info, warn, error or off.
     #[arg(long, default_value = "info")]
@@ -80,16 +80,17 @@ fn parse_go_bool(value: &str) -> Result<bool, String> {
 
 /// What `--version` prints: the crate's version and the version the plugin reports to the
 /// server (`reported`), which the catalog's `-version` must match and a test may override.
-pub fn version_line(reported: &str) -> String {
+pub(crate) fn version_line(info: &PluginInfo, reported: &str) -> String {
     format!(
-        "my-mock-plugin {} (reports {reported} to the server)",
+        "{} {} (reports {reported} to the server)",
+        info.name,
         env!("CARGO_PKG_VERSION")
     )
 }
 
 /// Rewrites Go's single-dash long flags (`-ca-cert`) to clap's form (`--ca-cert`). A lone `-`,
 /// anything after `--`, and values are left alone.
-pub fn normalise_go_flags(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+pub(crate) fn normalise_go_flags(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
     let mut out = Vec::new();
     let mut rest_are_values = false;
     for (index, arg) in args.into_iter().enumerate() {
@@ -114,8 +115,19 @@ pub fn normalise_go_flags(args: impl IntoIterator<Item = OsString>) -> Vec<OsStr
 
 impl Args {
     /// Parses `args` (the program name first), in either flag form.
-    pub fn parse_go_style(args: impl IntoIterator<Item = OsString>) -> Result<Self, clap::Error> {
-        Self::try_parse_from(normalise_go_flags(args))
+    pub fn parse_go_style(
+        info: &PluginInfo,
+        args: impl IntoIterator<Item = OsString>,
+    ) -> Result<Self, clap::Error> {
+        let mut command = Self::command()
+            .name(info.name)
+            .about(format!("{}: {}.", info.name, info.description))
+            .long_about(format!(
+                "{}: {}. It is launched by the server, never by hand.",
+                info.name, info.description
+            ));
+        let mut matches = command.try_get_matches_from_mut(normalise_go_flags(args))?;
+        Self::from_arg_matches_mut(&mut matches).map_err(|e| e.format(&mut command))
     }
 
     /// The serving options these arguments ask for; the API client flags fall back to the
@@ -150,10 +162,17 @@ mod tests {
 
     use super::*;
 
+    pub(crate) const INFO: PluginInfo = PluginInfo {
+        name: "my-mock-plugin",
+        description: "a test plugin",
+        kind: crate::backend::BackendType::Logical,
+        example_path: "my-secrets-plugin",
+    };
+
     fn parse(args: &[&str]) -> Result<Args, clap::Error> {
         let mut all = vec![OsString::from("my-mock-plugin")];
         all.extend(args.iter().map(OsString::from));
-        Args::parse_go_style(all)
+        Args::parse_go_style(&INFO, all)
     }
 
     #[test]
@@ -202,7 +221,7 @@ mod tests {
             assert_eq!(kind, clap::error::ErrorKind::DisplayVersion, "{flag}");
         }
         assert_eq!(
-            version_line("v9.8.7"),
+            version_line(&INFO, "v9.8.7"),
             concat!(
                 "my-mock-plugin ",
                 env!("CARGO_PKG_VERSION"),

@@ -18,7 +18,7 @@ const YIELD_THRESHOLD: usize = 32 * 1024;
 
 /// prost encoding with 1 KiB buffers; named by `build.rs` as the generated code's codec.
 #[derive(Debug, Clone, Copy)]
-pub struct SmallBufferCodec<T, U>(std::marker::PhantomData<(T, U)>);
+pub(crate) struct SmallBufferCodec<T, U>(std::marker::PhantomData<(T, U)>);
 
 impl<T, U> Default for SmallBufferCodec<T, U> {
     fn default() -> Self {

@@ -14,7 +14,7 @@ use crate::proto::plugin::{Empty, StdioData};
 
 /// Why the plugin stops.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ExitReason {
+pub(crate) enum ExitReason {
     /// The server called `GRPCController/Shutdown`.
     Shutdown,
     /// The server went away without saying so (killed, or it closed our connection).
@@ -25,7 +25,7 @@ pub enum ExitReason {
 
 impl ExitReason {
     /// A start failure is an error (exit status 1); everything else is a normal end.
-    pub fn is_failure(&self) -> bool {
+    pub(crate) fn is_failure(&self) -> bool {
         matches!(self, Self::StartFailed(_))
     }
 }
@@ -41,7 +41,7 @@ impl fmt::Display for ExitReason {
 
 /// Shared by everything that may end the process; the first reason given wins.
 #[derive(Clone, Debug)]
-pub struct Lifecycle {
+pub(crate) struct Lifecycle {
     reason: Arc<watch::Sender<Option<ExitReason>>>,
 }
 
@@ -52,14 +52,14 @@ impl Default for Lifecycle {
 }
 
 impl Lifecycle {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             reason: Arc::new(watch::Sender::new(None)),
         }
     }
 
     /// Asks the process to stop for `reason`, unless it is already stopping.
-    pub fn exit(&self, reason: ExitReason) {
+    pub(crate) fn exit(&self, reason: ExitReason) {
         self.reason.send_if_modified(|current| {
             if current.is_some() {
                 return false;
@@ -71,7 +71,7 @@ impl Lifecycle {
     }
 
     /// The reason, once there is one.
-    pub async fn stopped(&self) -> ExitReason {
+    pub(crate) async fn stopped(&self) -> ExitReason {
         let mut receiver = self.reason.subscribe();
         loop {
             if let Some(reason) = receiver.borrow_and_update().clone() {
@@ -85,19 +85,19 @@ impl Lifecycle {
     }
 
     /// The reason, if the process is stopping.
-    pub fn reason(&self) -> Option<ExitReason> {
+    pub(crate) fn reason(&self) -> Option<ExitReason> {
         self.reason.borrow().clone()
     }
 }
 
 /// `plugin.GRPCController`: the server's request to exit.
 #[derive(Debug)]
-pub struct ControllerService {
+pub(crate) struct ControllerService {
     lifecycle: Lifecycle,
 }
 
 impl ControllerService {
-    pub fn new(lifecycle: Lifecycle) -> Self {
+    pub(crate) fn new(lifecycle: Lifecycle) -> Self {
         Self { lifecycle }
     }
 }
@@ -115,12 +115,12 @@ impl GrpcController for ControllerService {
 /// nothing to stdout after the handshake and log to stderr directly, so the stream stays open
 /// and empty until the server cancels it or the plugin stops.
 #[derive(Debug)]
-pub struct StdioService {
+pub(crate) struct StdioService {
     lifecycle: Lifecycle,
 }
 
 impl StdioService {
-    pub fn new(lifecycle: Lifecycle) -> Self {
+    pub(crate) fn new(lifecycle: Lifecycle) -> Self {
         Self { lifecycle }
     }
 }

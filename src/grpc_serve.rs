@@ -25,7 +25,7 @@ type Reply = Response<Body>;
 type OtherService = BoxCloneSyncService<Request<Incoming>, Reply, Infallible>;
 
 /// A generated gRPC service, as the hot one is called: tonic's generated servers are this.
-pub trait HotService:
+pub(crate) trait HotService:
     Service<
         Request<Incoming>,
         Response = Reply,
@@ -55,7 +55,7 @@ impl<T> HotService for T where
 /// (`pb.Backend`), called without boxing; the others are rare calls (broker, controller,
 /// version, health) and share one boxed type.
 #[derive(Clone)]
-pub struct GrpcServices<H> {
+pub(crate) struct GrpcServices<H> {
     hot: H,
     others: Vec<(&'static str, OtherService)>,
 }
@@ -64,7 +64,7 @@ impl<H> GrpcServices<H>
 where
     H: HotService,
 {
-    pub fn new(hot: H) -> Self {
+    pub(crate) fn new(hot: H) -> Self {
         Self {
             hot,
             others: Vec::new(),
@@ -72,7 +72,7 @@ where
     }
 
     /// Adds a service, found by its name (`S::NAME`, for example `plugin.GRPCBroker`).
-    pub fn with<S>(mut self, service: S) -> Self
+    pub(crate) fn with<S>(mut self, service: S) -> Self
     where
         S: Service<Request<Incoming>, Response = Reply, Error = Infallible>
             + NamedService
@@ -126,7 +126,7 @@ fn service_name(path: &str) -> &str {
 /// Serves `services` on every connection `connections` yields, until `stop` completes or no
 /// more connections can come. Then each connection is asked to finish (HTTP/2 GOAWAY: calls in
 /// flight complete, new ones are refused) and this returns once all have closed.
-pub async fn serve<H, I>(
+pub(crate) async fn serve<H, I>(
     services: GrpcServices<H>,
     mut connections: mpsc::Receiver<I>,
     stop: impl Future<Output = ()>,

@@ -18,15 +18,16 @@ pub const MAGIC_COOKIE_KEY: &str = "VAULT_BACKEND_PLUGIN";
 /// Its value for backend (secrets and auth) plugins.
 pub const MAGIC_COOKIE_VALUE: &str = "6669da05-b1c8-4f49-97d9-c8e5bed98e20";
 /// The cookie the server uses when it first tries an unknown-type plugin as a database plugin.
-pub const DATABASE_COOKIE_KEY: &str = "VAULT_DATABASE_PLUGIN";
+pub(crate) const DATABASE_COOKIE_KEY: &str = "VAULT_DATABASE_PLUGIN";
 /// go-plugin's core protocol version, the first field of the handshake line.
-pub const CORE_PROTOCOL_VERSION: u32 = 1;
+pub(crate) const CORE_PROTOCOL_VERSION: u32 = 1;
 /// The application protocol versions this binary serves: 5 (automatic mutual TLS, multiplexed)
 /// and the legacy 3 and 4 (identical: metadata mode, then TLS bootstrapped through an unwrap
 /// token), which the server falls back to when protocol 5 fails.
 pub const SUPPORTED_VERSIONS: &[u32] = &[5, 4, 3];
 
 /// Why the plugin cannot start. Every message names the cause and what to do about it.
+#[allow(missing_docs)] // reached from outside only through `internals`
 #[derive(Debug, PartialEq, Eq)]
 pub enum HandshakeError {
     /// Run by hand, or by something that is not a plugin host.
@@ -121,6 +122,7 @@ pub enum Transport {
 }
 
 /// What the server told us through the environment.
+#[allow(missing_docs)] // reached from outside only through `internals`
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PluginEnv {
     /// Offered application protocol versions, in the order given.
@@ -150,12 +152,12 @@ pub struct PluginEnv {
 }
 
 /// Reads an SDK variable as OpenBao's SDK does: `BAO_X` first (even when empty), else `VAULT_X`.
-pub fn read_sdk_var(get: &impl Fn(&str) -> Option<String>, suffix: &str) -> Option<String> {
+pub(crate) fn read_sdk_var(get: &impl Fn(&str) -> Option<String>, suffix: &str) -> Option<String> {
     sdk_var_name(get, suffix).and_then(|name| get(&name))
 }
 
 /// The name [`read_sdk_var`] reads `suffix` from, if either is set.
-pub fn sdk_var_name(get: &impl Fn(&str) -> Option<String>, suffix: &str) -> Option<String> {
+pub(crate) fn sdk_var_name(get: &impl Fn(&str) -> Option<String>, suffix: &str) -> Option<String> {
     [format!("BAO_{suffix}"), format!("VAULT_{suffix}")]
         .into_iter()
         .find(|name| get(name).is_some())
@@ -241,6 +243,8 @@ pub fn negotiate(offered: &[u32], supported: &[u32]) -> Result<u32, HandshakeErr
 }
 
 /// Where the plugin listens, as the handshake line announces it.
+// Reached from outside only through `internals`, for the crate's own tests.
+#[allow(missing_docs)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ListenAddr {
     Unix(PathBuf),
@@ -249,7 +253,7 @@ pub enum ListenAddr {
 
 impl ListenAddr {
     /// The network (`unix` or `tcp`) and the address, as Go's `net.Addr` names them.
-    pub fn network_and_address(&self) -> (&'static str, String) {
+    pub(crate) fn network_and_address(&self) -> (&'static str, String) {
         match self {
             Self::Unix(path) => ("unix", path.display().to_string()),
             Self::Tcp(socket) => ("tcp", socket.to_string()),
@@ -280,7 +284,7 @@ pub fn handshake_line(
 
 /// A listener plus, for unix sockets, the private directory that holds the socket.
 #[derive(Debug)]
-pub struct PluginListener {
+pub(crate) struct PluginListener {
     pub listener: Listener,
     pub addr: ListenAddr,
     /// Removes the socket's directory when dropped.
@@ -289,13 +293,7 @@ pub struct PluginListener {
 
 /// The private directory of a unix socket, removed (with the socket) when dropped.
 #[derive(Debug, Default)]
-pub struct SocketDir(Option<PathBuf>);
-
-impl SocketDir {
-    pub fn path(&self) -> Option<&Path> {
-        self.0.as_deref()
-    }
-}
+pub(crate) struct SocketDir(Option<PathBuf>);
 
 impl Drop for SocketDir {
     fn drop(&mut self) {
@@ -307,14 +305,14 @@ impl Drop for SocketDir {
 
 /// The bound socket.
 #[derive(Debug)]
-pub enum Listener {
+pub(crate) enum Listener {
     Unix(tokio::net::UnixListener),
     Tcp(tokio::net::TcpListener),
 }
 
 /// Why the listener could not be set up.
 #[derive(Debug)]
-pub struct ListenError(String);
+pub(crate) struct ListenError(String);
 
 impl fmt::Display for ListenError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -326,7 +324,7 @@ impl std::error::Error for ListenError {}
 
 impl PluginListener {
     /// Binds the listener the handshake will announce. Must run inside a tokio runtime.
-    pub fn bind(transport: Transport, env: &PluginEnv) -> Result<Self, ListenError> {
+    pub(crate) fn bind(transport: Transport, env: &PluginEnv) -> Result<Self, ListenError> {
         match transport {
             Transport::Unix => {
                 let parent = env

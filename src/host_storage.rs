@@ -12,16 +12,16 @@ use crate::proto::pb::{
 };
 
 /// The largest message either side accepts; the server uses the same (`math.MaxInt32`).
-pub const MAX_MESSAGE_SIZE: usize = i32::MAX as usize;
+pub(crate) const MAX_MESSAGE_SIZE: usize = i32::MAX as usize;
 
 /// One mount's storage on the server.
 #[derive(Clone, Debug)]
-pub struct HostStorage {
+pub(crate) struct HostStorage {
     client: StorageClient<BrokerChannel>,
 }
 
 impl HostStorage {
-    pub fn new(channel: BrokerChannel) -> Self {
+    pub(crate) fn new(channel: BrokerChannel) -> Self {
         // HTTP/2 requests carry a scheme and an authority; go-plugin's listener ignores both.
         let client = StorageClient::with_origin(channel, Uri::from_static("http://localhost"))
             .max_decoding_message_size(MAX_MESSAGE_SIZE)
@@ -33,12 +33,17 @@ impl HostStorage {
 /// A failed call: the server's own text where there is one (for example "missing storage
 /// implementation" while the plugin is only being registered).
 fn status_error(status: tonic::Status) -> StorageError {
+    StorageError(status_text(&status, "storage"))
+}
+
+/// The text of a failed call to the server: its own message, else what kind of failure it was.
+pub(crate) fn status_text(status: &tonic::Status, service: &str) -> String {
     let message = status.message();
-    StorageError(if message.is_empty() {
-        format!("storage call failed: {}", status.code().description())
+    if message.is_empty() {
+        format!("{service} call failed: {}", status.code().description())
     } else {
         message.to_owned()
-    })
+    }
 }
 
 /// The reply's `err` field, which carries the storage's own errors.

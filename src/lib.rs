@@ -1,38 +1,61 @@
-//! A Rust drop-in replacement for the Go "mock" secrets-engine plugin of HashiCorp Vault and
-//! OpenBao, speaking the real plugin protocol.
+//! A Rust SDK for HashiCorp Vault and OpenBao plugins: secrets engines and auth methods that
+//! the server launches and talks to over the real plugin protocol (go-plugin's handshake,
+//! automatic mutual TLS, gRPC `pb.Backend`, the broker's dial-back for storage and the system
+//! view, multiplexing, the legacy protocol 4).
 //!
-//! The crate has two halves that change for different reasons:
+//! A plugin is a [`backend::BackendFactory`] and its `main` calls [`serve`]:
 //!
-//! * **The machinery** knows go-plugin and the Vault wire protocol and nothing of kv:
-//!   [`handshake`] (environment, negotiation, listener, the stdout line), [`tls`] (our
-//!   certificate and the pinned-peer verifiers), [`broker`] (the `StartStream` service and
-//!   dialing back into the server), [`host_storage`] (the server's storage over that
-//!   connection), [`backend_service`] (`pb.Backend` and friends, one backend per mount),
-//!   [`controller`] (shutdown, stdio, process lifetime), [`grpc_serve`] (the services on hyper's
-//!   HTTP/2 server), [`server`] (putting it together) and
-//!   [`logging`] (hclog JSON lines on stderr), [`codec`] (protobuf with small buffers), and [`unwrap_tls`] (the legacy protocol's TLS
-//!   bootstrap through an unwrap token).
-//! * **The backend** ([`backend`]) knows paths, fields and operations and nothing of gRPC: the
-//!   [`backend::Backend`] trait, a small path framework and the mock's paths.
+//! * **[`backend`]** is what a backend author writes against: the [`backend::Backend`] trait,
+//!   requests and responses, leases ([`backend::Secret`]), logins ([`backend::Auth`]), the
+//!   mount's [`backend::Storage`] and [`backend::SystemView`].
+//! * **[`backend::framework`]** is the Go SDK's `framework` in Rust: paths with field schemas,
+//!   help and OpenAPI, secret types with renew and revoke, token renewal, the periodic
+//!   function and the write-ahead log.
+//! * **The machinery** (private) knows go-plugin and the wire and nothing of paths: the
+//!   handshake, TLS, the broker, the gRPC services, the controller, logging.
 //!
-//! A request travels: tonic `pb.Backend/HandleRequest` → [`backend_service`] picks the mount's
-//! backend by `multiplex_id` → [`backend::framework`] routes path and operation and parses
-//! fields → a handler in [`backend::mock`] → [`host_storage`] calls the server's `pb.Storage`
-//! over the broker connection → the response is encoded back.
+//! A request travels: the server's `pb.Backend/HandleRequest` → the mount's backend, picked by
+//! its `multiplex_id` → [`backend::framework::Router`] routes path and operation and parses
+//! fields → the path's handler → [`backend::Storage`] calls the server's `pb.Storage` over the
+//! broker connection → the response is encoded back.
+//!
+//! Logs are `tracing` events; the server receives them as hclog JSON lines on stderr.
+
+#![warn(missing_docs)]
 
 pub mod backend;
-pub mod backend_service;
-pub mod broker;
-pub mod by_hand;
-pub mod cli;
-pub mod codec;
-pub mod controller;
-pub mod grpc_serve;
-pub mod handshake;
-pub mod host_storage;
-pub mod logging;
-pub mod mlock;
+mod backend_service;
+mod broker;
+mod by_hand;
+mod cli;
+mod codec;
+mod controller;
+mod grpc_serve;
+mod handshake;
+mod host_storage;
+mod host_system_view;
+mod logging;
+mod mlock;
 pub mod proto;
-pub mod server;
-pub mod tls;
-pub mod unwrap_tls;
+mod serve;
+mod server;
+mod tls;
+mod unwrap_tls;
+mod wire;
+
+pub use serve::{PluginInfo, serve};
+
+/// The machinery's pieces that the crate's own tests, benchmark and fuzz targets drive
+/// directly. Not part of the API: it changes without notice.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::broker::{BrokerError, CONN_INFO_TIMEOUT};
+    pub use crate::cli::Args;
+    pub use crate::handshake::{
+        HandshakeError, ListenAddr, MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE, PluginEnv,
+        SUPPORTED_VERSIONS, handshake_line, negotiate,
+    };
+    pub use crate::server::ServeOptions;
+    pub use crate::tls::{TlsError, parse_peer_certificate};
+    pub use crate::wire::{error_to_wire, request_from_wire, response_to_wire};
+}

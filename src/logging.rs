@@ -18,7 +18,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 /// Installs the stderr JSON logger for the whole process, at `level` and above, and returns
 /// the handle that decides when its lines are written.
-pub fn init(level: LevelFilter) -> LogOutput {
+pub(crate) fn init(level: LevelFilter) -> LogOutput {
     let output = LogOutput::new(Box::new(|bytes| {
         // A failed write to stderr has nowhere better to be reported.
         let _ = std::io::stderr().lock().write_all(bytes);
@@ -31,7 +31,7 @@ pub fn init(level: LevelFilter) -> LogOutput {
 }
 
 /// Where whole lines are finally written (stderr in the plugin).
-pub type LineSink = Box<dyn Fn(&[u8]) + Send + Sync>;
+pub(crate) type LineSink = Box<dyn Fn(&[u8]) + Send + Sync>;
 
 /// Pending lines are written at once beyond this size, so a busy runtime that never sleeps
 /// still logs promptly and the buffer stays small.
@@ -45,7 +45,7 @@ const FLUSH_AT: usize = 16 * 1024;
 /// sleep ([`LogOutput::flush`] as its park hook), so a burst costs one write. Warnings and
 /// errors are written at once, after the lines before them.
 #[derive(Clone)]
-pub struct LogOutput {
+pub(crate) struct LogOutput {
     shared: Arc<Shared>,
 }
 
@@ -66,7 +66,7 @@ impl fmt::Debug for LogOutput {
 
 impl LogOutput {
     /// Lines are written to `sink`, each at once until [`LogOutput::hold_until_flush`].
-    pub fn new(sink: LineSink) -> Self {
+    pub(crate) fn new(sink: LineSink) -> Self {
         Self {
             shared: Arc::new(Shared {
                 pending: Mutex::new(Vec::new()),
@@ -78,18 +78,18 @@ impl LogOutput {
 
     /// Lets lines below warn wait for [`LogOutput::flush`]. Call only with a hook that flushes
     /// whenever the process is about to go idle (the runtime's park hook).
-    pub fn hold_until_flush(&self) {
+    pub(crate) fn hold_until_flush(&self) {
         self.shared.holding.store(true, Ordering::Relaxed);
     }
 
     /// Writes pending lines now and from then on every line at once.
-    pub fn stop_holding(&self) {
+    pub(crate) fn stop_holding(&self) {
         self.shared.holding.store(false, Ordering::Relaxed);
         self.flush();
     }
 
     /// Writes the lines waiting in the buffer.
-    pub fn flush(&self) {
+    pub(crate) fn flush(&self) {
         self.write_out(&mut self.pending());
     }
 
@@ -140,12 +140,12 @@ impl LogOutput {
 
 /// A tracing layer that writes one hclog JSON object per event to a [`LogOutput`].
 #[derive(Debug)]
-pub struct HclogLayer {
+pub(crate) struct HclogLayer {
     output: LogOutput,
 }
 
 impl HclogLayer {
-    pub fn new(output: LogOutput) -> Self {
+    pub(crate) fn new(output: LogOutput) -> Self {
         Self { output }
     }
 }
@@ -159,7 +159,7 @@ impl<S: Subscriber> Layer<S> for HclogLayer {
 }
 
 /// The hclog name of a tracing level.
-pub fn level_name(level: &Level) -> &'static str {
+pub(crate) fn level_name(level: &Level) -> &'static str {
     match *level {
         Level::TRACE => "trace",
         Level::DEBUG => "debug",
@@ -292,7 +292,7 @@ impl fmt::Write for JsonEscaper<'_> {
 }
 
 /// `2006-01-02T15:04:05.000000Z` for `time`, in UTC.
-pub fn hclog_timestamp(time: SystemTime) -> String {
+pub(crate) fn hclog_timestamp(time: SystemTime) -> String {
     let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since_epoch.as_secs();
     let (days, secs_of_day) = (secs / 86_400, secs % 86_400);

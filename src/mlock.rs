@@ -12,14 +12,14 @@ use rustix::mm::{MlockAllFlags, mlockall};
 
 /// The server's request to lock memory: the variable that carried it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MlockRequest {
+pub(crate) struct MlockRequest {
     pub variable: &'static str,
 }
 
 impl MlockRequest {
     /// Reads the request as OpenBao's SDK does (`BAO_` first, even when it is not `true`, else
     /// `VAULT_`); Vault's SDK reads only `VAULT_`, the one Vault sets.
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Option<Self> {
+    pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Option<Self> {
         let name = crate::handshake::sdk_var_name(&get, "PLUGIN_MLOCK_ENABLED")?;
         let variable = if name.starts_with("BAO_") {
             "BAO_PLUGIN_MLOCK_ENABLED"
@@ -30,7 +30,7 @@ impl MlockRequest {
     }
 
     /// Locks every page mapped now and later (`mlockall(MCL_CURRENT | MCL_FUTURE)`).
-    pub fn lock_all_memory(self) -> Result<(), MlockError> {
+    pub(crate) fn lock_all_memory(self) -> Result<(), MlockError> {
         mlockall(MlockAllFlags::CURRENT | MlockAllFlags::FUTURE).map_err(|errno| MlockError {
             request: self,
             os_error: errno.into(),
@@ -41,7 +41,7 @@ impl MlockRequest {
 
 /// `mlockall` failed: the process may not lock that much memory.
 #[derive(Debug)]
-pub struct MlockError {
+pub(crate) struct MlockError {
     request: MlockRequest,
     os_error: std::io::Error,
     exe: Option<PathBuf>,

@@ -33,6 +33,8 @@ use crate::tls::{self, Identity, TlsError};
 use crate::unwrap_tls::{self, ApiClientFlags, UnwrapError};
 
 /// How the plugin serves, beyond what the environment says.
+// Reached from outside only through `internals`, for the crate's own tests.
+#[allow(missing_docs)]
 #[derive(Clone, Debug)]
 pub struct ServeOptions {
     pub transport: Transport,
@@ -76,7 +78,7 @@ impl Default for ServeOptions {
 
 /// Why the plugin could not start (before or while printing the handshake line).
 #[derive(Debug)]
-pub enum StartError {
+pub(crate) enum StartError {
     Handshake(HandshakeError),
     Tls(TlsError),
     Listen(handshake::ListenError),
@@ -112,7 +114,7 @@ impl From<TlsError> for StartError {
 
 /// Runs the plugin until it is told to stop or its server is gone. The handshake line goes to
 /// `stdout`; nothing else ever does.
-pub async fn run<F: BackendFactory>(
+pub(crate) async fn run<F: BackendFactory>(
     factory: F,
     env: &PluginEnv,
     options: &ServeOptions,

@@ -20,10 +20,10 @@ use rustls::{
 };
 
 /// The ALPN protocol gRPC needs; the server's grpc-go enforces it in both directions.
-pub const ALPN_H2: &[u8] = b"h2";
+pub(crate) const ALPN_H2: &[u8] = b"h2";
 
 /// The TLS server name both sides use (go-plugin's certificates are issued for it).
-pub const SERVER_NAME: &str = "localhost";
+pub(crate) const SERVER_NAME: &str = "localhost";
 
 /// A TLS setup failure.
 #[derive(Debug)]
@@ -61,12 +61,12 @@ impl From<rustls::Error> for TlsError {
 }
 
 /// The crypto provider for every connection: aws-lc-rs, because the server signs with P-521.
-pub fn provider() -> Arc<CryptoProvider> {
+pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
 /// Our certificate and key, made fresh at every start.
-pub struct Identity {
+pub(crate) struct Identity {
     pub cert: CertificateDer<'static>,
     key: PrivateKeyDer<'static>,
 }
@@ -90,12 +90,12 @@ impl Clone for Identity {
 impl Identity {
     /// A self-signed ECDSA P-256 certificate for `localhost`, usable for server and client
     /// authentication, valid from a minute ago (clock skew) for ten years.
-    pub fn generate() -> Result<Self, TlsError> {
+    pub(crate) fn generate() -> Result<Self, TlsError> {
         Self::generate_with(&rcgen::PKCS_ECDSA_P256_SHA256)
     }
 
     /// The same recipe with another signature algorithm (tests use P-521, as Go does).
-    pub fn generate_with(alg: &'static rcgen::SignatureAlgorithm) -> Result<Self, TlsError> {
+    pub(crate) fn generate_with(alg: &'static rcgen::SignatureAlgorithm) -> Result<Self, TlsError> {
         let generate = |e: rcgen::Error| TlsError::Generate(e.to_string());
         let key = rcgen::KeyPair::generate_for(alg).map_err(generate)?;
         let mut params =
@@ -127,7 +127,7 @@ impl Identity {
 
     /// A certificate and key made elsewhere (the legacy bootstrap unwraps them). Fails when
     /// rustls cannot sign with the key.
-    pub fn from_der(
+    pub(crate) fn from_der(
         cert: CertificateDer<'static>,
         key: PrivateKeyDer<'static>,
     ) -> Result<Self, TlsError> {
@@ -139,7 +139,8 @@ impl Identity {
     }
 
     /// The certificate as PEM, as a host puts it in `PLUGIN_CLIENT_CERT`.
-    pub fn cert_pem(&self) -> String {
+    #[cfg(test)]
+    pub(crate) fn cert_pem(&self) -> String {
         use base64::Engine;
         let body = base64::engine::general_purpose::STANDARD.encode(self.cert.as_ref());
         let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
@@ -293,13 +294,13 @@ impl ServerCertVerifier for PeerVerifier {
 
 /// A server verifier that accepts any certificate but still checks handshake signatures: only
 /// for an operator's explicit `-tls-skip-verify`.
-pub fn any_server_certificate() -> Arc<dyn ServerCertVerifier> {
+pub(crate) fn any_server_certificate() -> Arc<dyn ServerCertVerifier> {
     Arc::new(PeerVerifier::new(None, &provider()))
 }
 
 /// The TLS server for the plugin's listener: presents `identity`, requires a client certificate
 /// and accepts only `peer`, offers only `h2`.
-pub fn server_config(
+pub(crate) fn server_config(
     identity: &Identity,
     peer: CertificateDer<'static>,
 ) -> Result<Arc<ServerConfig>, TlsError> {
@@ -315,7 +316,7 @@ pub fn server_config(
 
 /// The TLS client for broker connections back to the server: presents `identity`, accepts only
 /// `peer`, asks for `h2`.
-pub fn client_config(
+pub(crate) fn client_config(
     identity: &Identity,
     peer: CertificateDer<'static>,
 ) -> Result<Arc<ClientConfig>, TlsError> {

@@ -26,7 +26,7 @@ use crate::handshake::read_sdk_var;
 use crate::tls::{self, Identity};
 
 /// How long the whole unwrap may take.
-pub const UNWRAP_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const UNWRAP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Where the system keeps its CA bundle, as Go looks for it on Linux.
 const SYSTEM_CA_FILES: &[&str] = &[
@@ -70,13 +70,13 @@ impl ApiClientFlags {
 
 /// Whether Go's `strconv.ParseBool` reads `value` as true (as the Go API client reads
 /// `VAULT_SKIP_VERIFY`).
-pub fn is_go_true(value: &str) -> bool {
+pub(crate) fn is_go_true(value: &str) -> bool {
     matches!(value, "1" | "t" | "T" | "true" | "TRUE" | "True")
 }
 
 /// Why the bootstrap failed. Every message says what to check.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UnwrapError {
+pub(crate) enum UnwrapError {
     /// The token is not a JWT with an `addr` claim.
     BadToken(String),
     /// The `addr` claim is empty: the server has no `api_addr`.
@@ -142,7 +142,7 @@ impl std::error::Error for UnwrapError {}
 
 /// The `addr` claim of a wrapping token, read without verifying the token (as the Go SDK does:
 /// the server verifies it when it is unwrapped).
-pub fn token_api_addr(token: &str) -> Result<String, UnwrapError> {
+pub(crate) fn token_api_addr(token: &str) -> Result<String, UnwrapError> {
     let bad = |detail: &str| UnwrapError::BadToken(detail.to_owned());
     let mut parts = token.trim().split('.');
     let (Some(header), Some(payload), Some(_signature), None) =
@@ -175,14 +175,14 @@ pub fn token_api_addr(token: &str) -> Result<String, UnwrapError> {
 
 /// An `http(s)://host[:port]` address.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiAddr {
+pub(crate) struct ApiAddr {
     pub tls: bool,
     pub host: String,
     pub port: u16,
 }
 
 impl ApiAddr {
-    pub fn parse(addr: &str) -> Result<Self, UnwrapError> {
+    pub(crate) fn parse(addr: &str) -> Result<Self, UnwrapError> {
         let bad = || UnwrapError::BadApiAddr(addr.to_owned());
         let (tls, rest) = if let Some(rest) = addr.strip_prefix("https://") {
             (true, rest)
@@ -227,7 +227,7 @@ impl ApiAddr {
 
 /// Unwraps `token` at its server and returns the certificate and key to serve with.
 /// `skip_verify_setting` names what turned verification off, should `flags` say it is off.
-pub async fn unwrap_identity(
+pub(crate) async fn unwrap_identity(
     token: &str,
     flags: &ApiClientFlags,
     skip_verify_setting: &str,
@@ -262,7 +262,7 @@ pub async fn unwrap_identity(
 
 /// The certificate and key from the unwrapped secret's `ServerCert` and `ServerKey` (standard
 /// base64 of DER; the key is a SEC1 EC key).
-pub fn identity_from_unwrapped(body: &Value) -> Result<Identity, UnwrapError> {
+pub(crate) fn identity_from_unwrapped(body: &Value) -> Result<Identity, UnwrapError> {
     let field = |name: &str| -> Result<Vec<u8>, UnwrapError> {
         let text = body["data"][name].as_str().ok_or_else(|| {
             UnwrapError::BadResponse(format!("the unwrapped secret has no {name}"))

@@ -37,12 +37,13 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
 use tonic::metadata::AsciiMetadataValue;
-use vault_plugin_sdk::broker::{BrokerError, CONN_INFO_TIMEOUT};
-use vault_plugin_sdk::cli::Args;
-use vault_plugin_sdk::handshake::{HandshakeError, SUPPORTED_VERSIONS};
+use vault_plugin_sdk::PluginInfo;
+use vault_plugin_sdk::backend::BackendType;
+use vault_plugin_sdk::internals::{
+    self as tls, Args, BrokerError, CONN_INFO_TIMEOUT, HandshakeError, SUPPORTED_VERSIONS,
+};
 use vault_plugin_sdk::proto::plugin::grpc_broker_client::GrpcBrokerClient;
 use vault_plugin_sdk::proto::{pb, plugin};
-use vault_plugin_sdk::tls;
 
 const MOUNT: &str = "mountAAAA1";
 
@@ -101,7 +102,13 @@ fn cert_message(pem: &str) -> Message {
 fn args_message(args: &[&str]) -> Message {
     let mut all = vec!["my-mock-plugin".into()];
     all.extend(args.iter().map(Into::into));
-    let error = Args::parse_go_style(all).unwrap_err().to_string();
+    let info = PluginInfo {
+        name: "my-mock-plugin",
+        description: "the mock",
+        kind: BackendType::Logical,
+        example_path: "my-secrets-plugin",
+    };
+    let error = Args::parse_go_style(&info, all).unwrap_err().to_string();
     let first = error.lines().next().unwrap().to_owned();
     Message::Exact(format!("{first} (check the plugin's args in the catalog)"))
 }

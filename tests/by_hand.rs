@@ -19,7 +19,7 @@ use std::process::{Child, Command, Output, Stdio};
 
 use plugin_test_support::common;
 use serde_json::Value;
-use vault_plugin_sdk::handshake::{HandshakeError, MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE};
+use vault_plugin_sdk::internals::{HandshakeError, MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE};
 
 const PLUGIN: &str = env!("CARGO_BIN_EXE_my-mock-plugin");
 

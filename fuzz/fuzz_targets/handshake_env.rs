@@ -13,11 +13,18 @@ use std::path::PathBuf;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use libfuzzer_sys::fuzz_target;
-use vault_plugin_sdk::cli::Args;
-use vault_plugin_sdk::handshake::{
-    ListenAddr, PluginEnv, SUPPORTED_VERSIONS, handshake_line, negotiate,
+use vault_plugin_sdk::PluginInfo;
+use vault_plugin_sdk::backend::BackendType;
+use vault_plugin_sdk::internals::{
+    self as tls, Args, ListenAddr, PluginEnv, SUPPORTED_VERSIONS, handshake_line, negotiate,
 };
-use vault_plugin_sdk::tls;
+
+const INFO: PluginInfo = PluginInfo {
+    name: "my-mock-plugin",
+    description: "the mock",
+    kind: BackendType::Logical,
+    example_path: "my-secrets-plugin",
+};
 
 /// Stands in for the plugin's certificate: the line only carries it, base64-encoded.
 const CERT: &[u8] = b"\x30\x03\x02\x01\x05";
@@ -75,7 +82,7 @@ fuzz_target!(|input: &[u8]| {
             .split(|b| *b == 0)
             .map(|a| OsString::from_vec(a.to_vec())),
     );
-    if let Ok(args) = Args::parse_go_style(args) {
+    if let Ok(args) = Args::parse_go_style(&INFO, args) {
         let options = args.serve_options(|name| vars.get(name).cloned());
         assert!(options.connect_timeout.as_secs_f64() >= 0.1);
     }

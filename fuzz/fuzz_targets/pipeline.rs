@@ -9,9 +9,15 @@
 use std::sync::Arc;
 
 use serde_json::Value;
-use vault_plugin_sdk::backend::mock::MockBackend;
 use vault_plugin_sdk::backend::{Backend, MemoryStorage, Operation, Request, Storage};
-use vault_plugin_sdk::backend_service::{error_to_wire, request_from_wire, response_to_wire};
+use vault_plugin_sdk::internals::{error_to_wire, request_from_wire, response_to_wire};
+
+// The mock lives in the plugin binary, on the SDK's public API only; the fuzz target compiles
+// the same source.
+#[path = "../../src/mock/mod.rs"]
+#[allow(dead_code)]
+mod mock;
+use mock::MockBackend;
 use vault_plugin_sdk::proto::pb;
 
 thread_local! {

@@ -4,13 +4,21 @@
 //! request and a response are without saying how they travel. A second backend (say, a counter)
 //! implements [`Backend`] and [`BackendFactory`] and reuses the machinery untouched.
 
+mod auth;
 pub mod framework;
-pub mod mock;
+mod secret;
 mod storage;
+mod system_view;
 mod types;
 
+pub use auth::{Alias, Auth, TokenType};
+pub use secret::{LeaseOptions, Secret};
 pub use storage::{BoxFuture, MemoryStorage, Storage, StorageError};
-pub use types::{BackendType, Error, Operation, Request, Response, SpecialPaths};
+pub use system_view::{
+    ClusterInfo, Entity, Group, PluginEnvironment, ReplicationState, StaticSystemView, SystemView,
+    SystemViewError, SystemViewResult, WrappingToken,
+};
+pub use types::{BackendType, Connection, Error, Operation, Request, Response, SpecialPaths};
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -25,10 +33,13 @@ pub struct BackendConfig {
     pub backend_uuid: String,
     /// The mount's private view of the server's storage.
     pub storage: Arc<dyn Storage>,
+    /// The server's view of the mount: TTLs, replication state, identity, password policies.
+    pub system_view: Arc<dyn SystemView>,
 }
 
 /// Makes one backend instance per mount.
 pub trait BackendFactory: Send + Sync + 'static {
+    /// What it makes.
     type Backend: Backend;
 
     /// The version the plugin reports: `""` or exactly `vMAJOR.MINOR.PATCH[+build]`.
@@ -64,11 +75,17 @@ pub trait Backend: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<bool>, Error>> + Send;
 
     /// Called once after Setup, when storage has become writable.
-    fn initialize(&self) -> impl Future<Output = Result<(), Error>> + Send;
+    fn initialize(&self) -> impl Future<Output = Result<(), Error>> + Send {
+        async { Ok(()) }
+    }
 
     /// A storage key changed behind the backend's back (standbys, replication).
-    fn invalidate(&self, key: &str);
+    fn invalidate(&self, key: &str) {
+        let _ = key;
+    }
 
     /// The mount is going away; release what the backend holds.
-    fn cleanup(&self) -> impl Future<Output = ()> + Send;
+    fn cleanup(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }

@@ -42,6 +42,7 @@ pub struct MemoryStorage {
 }
 
 impl MemoryStorage {
+    /// Empty storage.
     pub fn new() -> Self {
         Self::default()
     }

@@ -1,8 +1,15 @@
 //! The domain types a backend works with: operations, requests, responses and errors.
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Duration;
 
 use serde_json::{Map, Value};
+
+use super::auth::Auth;
+use super::secret::Secret;
+use super::storage::StorageError;
+use super::system_view::SystemViewError;
 
 /// The kind of backend, as the server's `Type` RPC reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,24 +22,40 @@ pub enum BackendType {
 
 /// What the server asks of a path. Unknown words are kept so a newer server's operation is
 /// answered with "unsupported operation" rather than a decoding failure.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Operation {
+    /// Write to a path whose existence check said absent.
     Create,
+    /// Read a path (HTTP GET).
+    #[default]
     Read,
+    /// Write to a path (HTTP POST/PUT).
     Update,
+    /// Change part of a path (HTTP PATCH).
     Patch,
+    /// Remove a path (HTTP DELETE).
     Delete,
+    /// List a folder (`LIST`, or GET with `?list=true`).
     List,
+    /// List a folder recursively (OpenBao).
     Scan,
+    /// Describe a path, or the backend on the root path.
     Help,
+    /// The alias a login would map to, before it is made (user lockout).
     AliasLookahead,
+    /// The role a login uses, for quotas.
     ResolveRole,
+    /// Vault only.
     Header,
+    /// A lease is to end (expiry, `lease revoke`, disable).
     Revoke,
+    /// A lease or token is to be extended.
     Renew,
+    /// The server's periodic call (every minute and before unmount): periodic work and WAL.
     Rollback,
     /// OpenBao asks this before every request to the mount; nothing needs to be done.
     ResolvePath,
+    /// A word this SDK does not know; answered with "unsupported operation".
     Other(String),
 }
 
@@ -89,30 +112,54 @@ impl fmt::Display for Operation {
 }
 
 /// One request from the server, with the path relative to the mount.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Request {
+    /// The server's request id.
     pub id: String,
+    /// What is asked of the path.
     pub operation: Operation,
-    /// Relative to the mount: `kv/foo`, `""` for the mount root; list paths end in `/`.
+    /// Relative to the mount: `kv/foo`, `""` for the mount root; list paths end in `/`. On
+    /// renew and revoke, the path that issued the lease or token.
     pub path: String,
-    /// The request body or query parameters.
+    /// The request body or query parameters; on renew and revoke of a lease, the lease's data.
     pub data: Map<String, Value>,
-    /// Where the backend is mounted, e.g. `my-secrets-plugin/`.
+    /// On renew and revoke of a lease: the lease as the server keeps it.
+    pub secret: Option<Secret>,
+    /// On renew of a token: the login's auth as the server keeps it.
+    pub auth: Option<Auth>,
+    /// The request headers the mount is tuned to pass through (never the token).
+    pub headers: BTreeMap<String, Vec<String>>,
+    /// A per-mount salted hash of the caller's token, not the token.
+    pub client_token: String,
+    /// The caller's token accessor.
+    pub client_token_accessor: String,
+    /// The caller's token display name.
+    pub display_name: String,
+    /// The caller's entity.
+    pub entity_id: String,
+    /// Where the backend is mounted, e.g. `my-secrets-plugin/` or `auth/users/`.
     pub mount_point: String,
-    /// True when the request carries a secret (renew/revoke of a lease).
-    pub has_secret: bool,
+    /// The mount's type (the plugin's name).
+    pub mount_type: String,
+    /// The mount's accessor; may be empty.
+    pub mount_accessor: String,
+    /// The response wrapping the client asked for.
+    pub wrap_ttl: Option<Duration>,
+    /// The client asked to override soft-mandatory policies.
+    pub policy_override: bool,
+    /// True on the backend's unauthenticated (login) paths.
+    pub unauthenticated: bool,
+    /// The client connection the request arrived on.
+    pub connection: Option<Connection>,
 }
 
 impl Request {
     /// A request with just an operation and a path, as tests and internal callers need.
     pub fn new(operation: Operation, path: impl Into<String>) -> Self {
         Self {
-            id: String::new(),
             operation,
             path: path.into(),
-            data: Map::new(),
-            mount_point: String::new(),
-            has_secret: false,
+            ..Self::default()
         }
     }
 
@@ -123,19 +170,41 @@ impl Request {
     }
 }
 
+/// The client connection of a request.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Connection {
+    /// The client's address.
+    pub remote_addr: String,
+    /// The client's port.
+    pub remote_port: u16,
+}
+
 /// A successful answer. `data` travels as a JSON object; the server decodes numbers as
 /// float64, so large integers belong in strings.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Response {
+    /// The answer's data.
     pub data: Map<String, Value>,
+    /// Shown to the client beside the data.
     pub warnings: Vec<String>,
+    /// A lease the server is to track for what `data` hands out.
+    pub secret: Option<Secret>,
+    /// A login's result: the server makes a token of it.
+    pub auth: Option<Auth>,
+    /// Sends the client elsewhere (HTTP 307).
+    pub redirect: String,
+    /// Response headers; the server drops those the mount does not allow.
+    pub headers: BTreeMap<String, Vec<String>>,
+    /// Makes the server wrap the answer in a token that lives this long.
+    pub wrap_ttl: Option<Duration>,
 }
 
 impl Response {
+    /// An answer with `data` and nothing else.
     pub fn with_data(data: Map<String, Value>) -> Self {
         Self {
             data,
-            warnings: Vec::new(),
+            ..Self::default()
         }
     }
 
@@ -177,7 +246,12 @@ pub enum Error {
     /// `errutil.InternalError` (2).
     Internal(String),
     /// `logical.CodedError` (3): the given HTTP status.
-    Coded { status: u16, message: String },
+    Coded {
+        /// The HTTP status the server answers with.
+        status: u16,
+        /// The error text.
+        message: String,
+    },
     /// `logical.StatusBadRequest` (4): HTTP 400.
     BadRequest(String),
     /// The path exists but not this operation (5): HTTP 405.
@@ -213,14 +287,40 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// Storage errors reach the client as plain errors, with the server's text verbatim: the
+/// server recognises some of them (a standby's read-only error makes it forward the request).
+impl From<StorageError> for Error {
+    fn from(error: StorageError) -> Self {
+        Self::Other(error.0)
+    }
+}
+
+impl From<SystemViewError> for Error {
+    fn from(error: SystemViewError) -> Self {
+        Self::Other(error.0)
+    }
+}
+
 /// Paths the server treats specially for this mount. Entries are exact paths; a trailing `*`
-/// makes a prefix.
+/// makes a prefix, and a `+` segment matches any one segment.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SpecialPaths {
     /// Need root (sudo) capability.
     pub root: Vec<String>,
-    /// Reachable without a token.
+    /// Reachable without a token: an auth method's login paths.
     pub unauthenticated: Vec<String>,
+    /// Kept local to the cluster, never replicated.
+    pub local_storage: Vec<String>,
+    /// Seal-wrapped where the server supports it.
+    pub seal_wrap_storage: Vec<String>,
+    /// Written on a performance secondary by forwarding to the primary.
+    pub write_forwarded_storage: Vec<String>,
+    /// Vault only: answered as raw bytes.
+    pub binary: Vec<String>,
+    /// Vault only: rate limited.
+    pub limited: Vec<String>,
+    /// Vault only: readable from a snapshot.
+    pub allow_snapshot_read: Vec<String>,
 }
 
 #[cfg(test)]

@@ -4,99 +4,6 @@ use tonic::metadata::MetadataValue;
 
 use super::*;
 
-fn wire_request(data: &str) -> Option<pb::Request> {
-    Some(pb::Request {
-        operation: "update".into(),
-        path: "kv/foo".into(),
-        data: data.into(),
-        mount_point: "my-secrets-plugin/".into(),
-        ..Default::default()
-    })
-}
-
-#[test]
-fn request_data_is_decoded_from_its_json_string() {
-    let request = request_from_wire(wire_request(r#"{"value":"bar","n":1}"#)).unwrap();
-    assert_eq!(request.operation, Operation::Update);
-    assert_eq!(request.path, "kv/foo");
-    assert_eq!(request.mount_point, "my-secrets-plugin/");
-    assert_eq!(request.data["value"], "bar");
-    assert!(!request.has_secret);
-    for empty in ["", "null", " null "] {
-        assert!(
-            request_from_wire(wire_request(empty))
-                .unwrap()
-                .data
-                .is_empty()
-        );
-    }
-}
-
-#[test]
-fn request_data_that_is_not_a_json_object_is_refused_precisely() {
-    for (data, needle) in [
-        ("{not json", "not valid JSON"),
-        ("[1,2]", "not an array"),
-        ("\"text\"", "not a string"),
-        ("42", "not a number"),
-        ("true", "not a boolean"),
-    ] {
-        let error = request_from_wire(wire_request(data)).unwrap_err();
-        assert!(error.contains(needle), "{data}: {error}");
-    }
-    assert!(request_from_wire(None).is_err());
-}
-
-#[test]
-fn responses_carry_data_as_a_json_object_string() {
-    let mut data = Map::new();
-    data.insert("value".into(), Value::from("bar"));
-    let wire = response_to_wire(backend::Response {
-        data,
-        warnings: vec!["careful".into()],
-    });
-    assert_eq!(wire.data, r#"{"value":"bar"}"#);
-    assert_eq!(wire.warnings, ["careful"]);
-    assert!(
-        wire.secret.is_none(),
-        "a secret would make the server create a lease"
-    );
-    assert_eq!(response_to_wire(backend::Response::default()).data, "{}");
-}
-
-#[test]
-fn every_error_maps_to_its_wire_type() {
-    use backend::Error as E;
-    let cases = [
-        (E::Other("test".into()), 0, "test", 0),
-        (E::User("test".into()), 1, "test", 0),
-        (E::Internal("test".into()), 2, "test", 0),
-        (
-            E::Coded {
-                status: 403,
-                message: "test".into(),
-            },
-            3,
-            "test",
-            403,
-        ),
-        (E::BadRequest("test".into()), 4, "test", 0),
-        (E::UnsupportedOperation, 5, "unsupported operation", 0),
-        (E::UnsupportedPath, 6, "unsupported path", 0),
-        (E::InvalidRequest, 7, "invalid request", 0),
-        (E::PermissionDenied, 8, "permission denied", 0),
-        (E::MultiAuthzPending, 9, "request needs further approval", 0),
-        (E::Unrecoverable, 10, "unrecoverable error", 0),
-    ];
-    for (error, kind, message, code) in cases {
-        let wire = error_to_wire(&error);
-        assert_eq!(
-            (wire.err_type, wire.err_msg.as_str(), wire.err_code),
-            (kind, message, code)
-        );
-    }
-}
-
 fn metadata(ids: &[&str]) -> MetadataMap {
     let mut map = MetadataMap::new();
     for id in ids {
@@ -120,22 +27,60 @@ fn the_multiplex_id_must_be_present_once_and_non_empty() {
     assert!(empty.message().contains("empty"));
 }
 
-/// A service of the given mode with one mock backend already set up under `key`.
-fn service_with_instance(mode: ServiceMode, key: &str) -> BackendService<MockFactory> {
-    use crate::backend::MemoryStorage;
-    use crate::backend::mock::MockBackend;
+/// The smallest backend: one unauthenticated path, every request a nil response. The machinery
+/// is tested with it rather than with a real backend's paths.
+struct Probe;
 
+impl Backend for Probe {
+    fn backend_type(&self) -> BackendType {
+        BackendType::Logical
+    }
+
+    fn special_paths(&self) -> crate::backend::SpecialPaths {
+        crate::backend::SpecialPaths {
+            unauthenticated: vec!["special".to_owned()],
+            ..Default::default()
+        }
+    }
+
+    async fn handle_request(
+        &self,
+        _: crate::backend::Request,
+    ) -> Result<Option<crate::backend::Response>, crate::backend::Error> {
+        Ok(None)
+    }
+
+    async fn existence_check(
+        &self,
+        _: crate::backend::Request,
+    ) -> Result<Option<bool>, crate::backend::Error> {
+        Ok(None)
+    }
+}
+
+struct ProbeFactory;
+
+impl BackendFactory for ProbeFactory {
+    type Backend = Probe;
+
+    fn version(&self) -> String {
+        "v1.0.0".to_owned()
+    }
+
+    async fn create(&self, _: BackendConfig) -> Result<Probe, crate::backend::Error> {
+        Ok(Probe)
+    }
+}
+
+/// A service of the given mode with one backend already set up under `key`.
+fn service_with_instance(mode: ServiceMode, key: &str) -> BackendService<ProbeFactory> {
     let identity = crate::tls::Identity::generate().unwrap();
     let broker = Broker::new(crate::tls::client_config(&identity, identity.cert.clone()).unwrap());
-    let service = BackendService::new(MockFactory::with_version("v1.0.0"), Arc::new(broker), mode);
-    service.mounts().insert(
-        key.to_owned(),
-        Arc::new(MockBackend::new(Arc::new(MemoryStorage::new()))),
-    );
+    let service = BackendService::new(ProbeFactory, Arc::new(broker), mode);
+    service.mounts().insert(key.to_owned(), Arc::new(Probe));
     service
 }
 
-use crate::backend::mock::MockFactory;
 use crate::proto::pb::backend_server::Backend as _;
 
 fn read_kv() -> Request<pb::HandleRequestArgs> {

@@ -131,6 +131,23 @@ pub fn plugin_bin() -> PathBuf {
     path
 }
 
+/// An example plugin (`examples/<name>/`), which cargo builds beside the tests into
+/// `target/<profile>/examples/` when it builds all targets.
+pub fn example_bin(name: &str) -> PathBuf {
+    let path = plugin_bin()
+        .parent()
+        .expect("target/<profile>")
+        .join("examples")
+        .join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run the tests with `cargo test --all-targets` (or `cargo build \
+         --examples` first)",
+        path.display()
+    );
+    path
+}
+
 /// Polls `f` every 20 ms until it returns true; panics naming `what` after `timeout`.
 pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
@@ -698,6 +715,15 @@ impl DevServer {
         for mount in mounts {
             self.cli_ok(&["secrets", "enable", &format!("-path={mount}"), plugin]);
         }
+    }
+
+    /// Installs `binary` as `name`, registers it with the given catalog type (`secret` or
+    /// `auth`) and enables it at `path` (`secrets enable` or `auth enable`).
+    pub fn register_and_enable_binary(&self, binary: &Path, kind: &str, name: &str, path: &str) {
+        let sha = format!("-sha256={}", self.install_file(name, binary));
+        self.cli_ok(&["plugin", "register", &sha, kind, name]);
+        let enable = if kind == "auth" { "auth" } else { "secrets" };
+        self.cli_ok(&[enable, "enable", &format!("-path={path}"), name]);
     }
 
     /// Pids of the server's children whose command line names `plugin` (its plugin processes).

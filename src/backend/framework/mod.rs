@@ -1,16 +1,35 @@
 //! A small path framework: what every path of a backend shares, as the Go SDK's
 //! `framework.Backend` does it. Patterns, field schemas and conversion, unknown-parameter
-//! warnings, 404/405, help, and the global operations (rollback, renew, revoke).
+//! warnings, 404/405, help and OpenAPI, and the global operations: renew and revoke of leases
+//! (dispatched by secret type) and tokens, and rollback (the periodic function, then the
+//! write-ahead log).
+//!
+//! A backend describes its paths once in a [`Router`] and implements [`RoutedBackend`]; the
+//! [`Backend`](super::Backend) trait the machinery calls then comes for free.
 
 mod fields;
 mod help;
+mod lease;
 mod openapi;
 mod pattern;
+mod wal;
 
-pub use fields::{FieldData, FieldSchema, FieldType};
+pub use fields::{FieldData, FieldSchema, FieldType, zero_time};
+pub use lease::{TtlError, TtlLimits, TtlRequest, calculate_ttl};
 pub use pattern::{Captures, PathPattern};
+pub use wal::{
+    DEFAULT_WAL_ROLLBACK_MIN_AGE, WAL_PREFIX, WalEntry, WalError, delete_wal, get_wal, list_wal,
+    put_wal, put_wal_at,
+};
 
-use super::{BackendType, BoxFuture, Error, Operation, Request, Response, SpecialPaths};
+use std::time::{Duration, SystemTime};
+
+use serde_json::Map;
+
+use super::{
+    Backend, BackendType, BoxFuture, Error, Operation, Request, Response, Secret, SpecialPaths,
+    Storage, SystemView,
+};
 
 /// Handles one operation on a path.
 pub type OperationHandler<B> = for<'a> fn(
@@ -23,13 +42,169 @@ pub type OperationHandler<B> = for<'a> fn(
 pub type ExistenceHandler<B> =
     for<'a> fn(&'a B, &'a Request, &'a FieldData<'a>) -> BoxFuture<'a, Result<bool, Error>>;
 
+/// Runs once after Setup, when storage has become writable.
+pub type InitializeHandler<B> = for<'a> fn(&'a B) -> BoxFuture<'a, Result<(), Error>>;
+
+/// Runs when the mount goes away.
+pub type CleanHandler<B> = for<'a> fn(&'a B) -> BoxFuture<'a, ()>;
+
+/// Periodic work, run on every `rollback` request (every minute, and before unmount).
+pub type PeriodicHandler<B> = for<'a> fn(&'a B, &'a Request) -> BoxFuture<'a, Result<(), Error>>;
+
+/// Rolls back one write-ahead log entry: its kind and data, as [`put_wal`] stored them.
+pub type WalRollbackHandler<B> = for<'a> fn(
+    &'a B,
+    &'a Request,
+    &'a str,
+    &'a serde_json::Value,
+) -> BoxFuture<'a, Result<(), Error>>;
+
+/// How a backend's write-ahead log is rolled back on `rollback` requests (`WALRollback`):
+/// entries older than the minimum age (or all, when the request's data has `immediate`) go
+/// to the handler and are deleted when it succeeds.
+pub struct WalRollback<B> {
+    /// The backend's storage, where the log is kept under `wal/`.
+    pub storage: fn(&B) -> &dyn Storage,
+    /// Undoes what an entry recorded.
+    pub handler: WalRollbackHandler<B>,
+    /// Younger entries belong to operations that may still be under way.
+    pub min_age: Duration,
+}
+
+impl<B> WalRollback<B> {
+    /// Rolls back entries older than ten minutes, as the Go framework's default.
+    pub fn new(storage: fn(&B) -> &dyn Storage, handler: WalRollbackHandler<B>) -> Self {
+        Self {
+            storage,
+            handler,
+            min_age: Duration::from_secs(10 * 60),
+        }
+    }
+
+    /// Sets the age below which entries are left alone.
+    pub fn min_age(mut self, min_age: Duration) -> Self {
+        self.min_age = min_age;
+        self
+    }
+
+    async fn run(&self, backend: &B, request: &Request) -> Result<(), Error> {
+        let immediate = request.data.contains_key("immediate");
+        let storage = (self.storage)(backend);
+        wal::rollback_wal(
+            storage,
+            self.min_age,
+            immediate,
+            SystemTime::now(),
+            |kind, data| async move { (self.handler)(backend, request, &kind, &data).await },
+        )
+        .await
+        .map_err(|error| Error::Other(error.to_string()))
+    }
+}
+
+/// One kind of leased secret a backend hands out (`framework.Secret`): renew and revoke
+/// requests for its leases reach these handlers, found by the `secret_type` the lease's
+/// internal data carries.
+pub struct SecretType<B> {
+    /// The name kept in the lease's internal data as `secret_type`.
+    pub kind: &'static str,
+    /// The schema the handlers read the lease's data with.
+    pub fields: Vec<FieldSchema>,
+    /// The lease's TTL when the handler does not set one; zero means the mount's default.
+    pub default_duration: Duration,
+    /// Extends a lease; without it leases are not renewable.
+    pub renew: Option<OperationHandler<B>>,
+    /// Ends a lease: undo what issuing it did.
+    pub revoke: Option<OperationHandler<B>>,
+}
+
+impl<B> SecretType<B> {
+    /// A secret type with no handlers yet.
+    pub fn new(kind: &'static str) -> Self {
+        Self {
+            kind,
+            fields: Vec::new(),
+            default_duration: Duration::ZERO,
+            renew: None,
+            revoke: None,
+        }
+    }
+
+    /// Adds a field to the schema the handlers read the lease's data with.
+    pub fn field(mut self, field: FieldSchema) -> Self {
+        self.fields.push(field);
+        self
+    }
+
+    /// Sets the TTL of leases whose handler sets none.
+    pub fn default_duration(mut self, duration: Duration) -> Self {
+        self.default_duration = duration;
+        self
+    }
+
+    /// Sets the renew handler.
+    pub fn renew(mut self, handler: OperationHandler<B>) -> Self {
+        self.renew = Some(handler);
+        self
+    }
+
+    /// Sets the revoke handler.
+    pub fn revoke(mut self, handler: OperationHandler<B>) -> Self {
+        self.revoke = Some(handler);
+        self
+    }
+
+    /// A response handing out `data` under a lease of this type, as Go's
+    /// `Secret.Response`: `internal` is kept with the lease (plus `secret_type`), the TTL is
+    /// the default duration and the lease is renewable when there is a renew handler.
+    pub fn response(
+        &self,
+        data: Map<String, serde_json::Value>,
+        mut internal: Map<String, serde_json::Value>,
+    ) -> Response {
+        internal.insert(
+            SECRET_TYPE_KEY.to_owned(),
+            serde_json::Value::String(self.kind.to_owned()),
+        );
+        let mut secret = Secret::new(self.default_duration, internal);
+        secret.lease.renewable = self.renew.is_some();
+        Response {
+            secret: Some(secret),
+            ..Response::with_data(data)
+        }
+    }
+}
+
+/// The mount's TTL limits, as its system view answers them, for [`calculate_ttl`].
+pub async fn mount_ttl_limits(system_view: &dyn SystemView) -> Result<TtlLimits, Error> {
+    Ok(TtlLimits {
+        default_lease_ttl: system_view.default_lease_ttl().await?,
+        max_lease_ttl: system_view.max_lease_ttl().await?,
+    })
+}
+
+impl From<TtlError> for Error {
+    fn from(error: TtlError) -> Self {
+        Self::Other(error.to_string())
+    }
+}
+
+/// The key of a lease's internal data that names its secret type.
+pub const SECRET_TYPE_KEY: &str = "secret_type";
+
 /// One path of a backend: its pattern, fields, operations and help.
 pub struct PathSpec<B> {
+    /// Which request paths it serves; its captures are fields.
     pub pattern: PathPattern,
+    /// The fields it accepts.
     pub fields: Vec<FieldSchema>,
+    /// The operations it answers, and their handlers.
     pub operations: Vec<(Operation, OperationHandler<B>)>,
+    /// Tells create from update; without one, every write is an update.
     pub existence_check: Option<ExistenceHandler<B>>,
+    /// One line of help.
     pub synopsis: &'static str,
+    /// More help.
     pub description: &'static str,
 }
 
@@ -46,21 +221,25 @@ impl<B> PathSpec<B> {
         }
     }
 
+    /// Adds a field.
     pub fn field(mut self, field: FieldSchema) -> Self {
         self.fields.push(field);
         self
     }
 
+    /// Adds an operation and its handler.
     pub fn operation(mut self, operation: Operation, handler: OperationHandler<B>) -> Self {
         self.operations.push((operation, handler));
         self
     }
 
+    /// Sets the existence check.
     pub fn existence_check(mut self, handler: ExistenceHandler<B>) -> Self {
         self.existence_check = Some(handler);
         self
     }
 
+    /// Sets the help texts.
     pub fn help(mut self, synopsis: &'static str, description: &'static str) -> Self {
         self.synopsis = synopsis;
         self.description = description;
@@ -85,16 +264,89 @@ pub struct Router<B> {
     backend_help: &'static str,
     special_paths: SpecialPaths,
     backend_type: BackendType,
+    secret_types: Vec<SecretType<B>>,
+    auth_renew: Option<OperationHandler<B>>,
+    periodic: Option<PeriodicHandler<B>>,
+    wal_rollback: Option<WalRollback<B>>,
+    initialize: Option<InitializeHandler<B>>,
+    invalidate: Option<fn(&B, &str)>,
+    clean: Option<CleanHandler<B>>,
 }
 
 impl<B> Router<B> {
+    /// A router of `paths` with `backend_help` as the text of `help` on the mount's root.
     pub fn new(backend_help: &'static str, paths: Vec<PathSpec<B>>) -> Self {
         Self {
             paths,
             backend_help,
             special_paths: SpecialPaths::default(),
             backend_type: BackendType::Logical,
+            secret_types: Vec::new(),
+            auth_renew: None,
+            periodic: None,
+            wal_rollback: None,
+            initialize: None,
+            invalidate: None,
+            clean: None,
         }
+    }
+
+    /// Sets what runs once after Setup, when storage has become writable (`InitializeFunc`).
+    pub fn with_initialize(
+        mut self,
+        initialize: InitializeHandler<B>,
+    ) -> Self {
+        self.initialize = Some(initialize);
+        self
+    }
+
+    /// Sets what runs when a storage key changed behind the backend's back (`Invalidate`).
+    pub fn with_invalidate(mut self, invalidate: fn(&B, &str)) -> Self {
+        self.invalidate = Some(invalidate);
+        self
+    }
+
+    /// Sets what runs when the mount goes away (`Clean`).
+    pub fn with_clean(mut self, clean: CleanHandler<B>) -> Self {
+        self.clean = Some(clean);
+        self
+    }
+
+    /// Declares a kind of leased secret the backend hands out.
+    pub fn with_secret_type(mut self, secret_type: SecretType<B>) -> Self {
+        self.secret_types.push(secret_type);
+        self
+    }
+
+    /// The secret type named `kind`, to build responses with ([`SecretType::response`]).
+    ///
+    /// # Panics
+    /// If no such type was declared: a programming error found by the first test of the path.
+    pub fn secret_type(&self, kind: &str) -> &SecretType<B> {
+        self.secret_types
+            .iter()
+            .find(|secret| secret.kind == kind)
+            .unwrap_or_else(|| panic!("secret type {kind:?} is not declared on the router"))
+    }
+
+    /// Sets the handler of token renewals for an auth method (`AuthRenew`); without one,
+    /// renewals answer "this auth type doesn't support renew".
+    pub fn with_auth_renew(mut self, handler: OperationHandler<B>) -> Self {
+        self.auth_renew = Some(handler);
+        self
+    }
+
+    /// Sets the periodic function, run on every `rollback` request.
+    pub fn with_periodic(mut self, handler: PeriodicHandler<B>) -> Self {
+        self.periodic = Some(handler);
+        self
+    }
+
+    /// Sets how write-ahead log entries are rolled back, run on every `rollback` request
+    /// after the periodic function.
+    pub fn with_wal_rollback(mut self, wal_rollback: WalRollback<B>) -> Self {
+        self.wal_rollback = Some(wal_rollback);
+        self
     }
 
     /// Declares an auth method's router (a secrets engine's is the default), which OpenAPI
@@ -115,10 +367,12 @@ impl<B> Router<B> {
         self
     }
 
+    /// The paths, in the order they are tried.
     pub fn paths(&self) -> &[PathSpec<B>] {
         &self.paths
     }
 
+    /// The declared special paths.
     pub fn special_paths(&self) -> &SpecialPaths {
         &self.special_paths
     }
@@ -137,15 +391,9 @@ impl<B> Router<B> {
     ) -> Result<Option<Response>, Error> {
         match request.operation {
             Operation::Renew | Operation::Revoke => {
-                // This backend issues no leases, so nothing can be renewed or revoked.
-                return Err(Error::Other(if request.has_secret {
-                    "secret is unsupported by this backend".to_owned()
-                } else {
-                    "request has no secret".to_owned()
-                }));
+                return self.handle_renew_revoke(backend, request).await;
             }
-            // No periodic function and no write-ahead log: nothing to roll back.
-            Operation::Rollback => return Ok(None),
+            Operation::Rollback => return self.handle_rollback(backend, request).await,
             Operation::Help if request.path.is_empty() => {
                 return Ok(Some(help::root_help(self, request)));
             }
@@ -195,6 +443,69 @@ impl<B> Router<B> {
         Ok(response)
     }
 
+    /// Renew and revoke come before path routing, as in the Go framework: a token renewal goes
+    /// to the auth renew handler, a lease's to its secret type's handlers.
+    async fn handle_renew_revoke(
+        &self,
+        backend: &B,
+        request: &Request,
+    ) -> Result<Option<Response>, Error> {
+        if request.operation == Operation::Renew && request.auth.is_some() {
+            let Some(renew) = self.auth_renew else {
+                return Ok(Some(Response::error(
+                    "this auth type doesn't support renew",
+                )));
+            };
+            let (fields, _) = FieldData::new(&[], &request.data, Captures::new());
+            return renew(backend, request, &fields).await;
+        }
+        let secret = request
+            .secret
+            .as_ref()
+            .ok_or_else(|| Error::Other("request has no secret".to_owned()))?;
+        let secret_type = secret
+            .internal_data
+            .get(SECRET_TYPE_KEY)
+            .and_then(serde_json::Value::as_str)
+            .and_then(|kind| self.secret_types.iter().find(|t| t.kind == kind))
+            .ok_or_else(|| Error::Other("secret is unsupported by this backend".to_owned()))?;
+        let handler = match request.operation {
+            Operation::Renew => secret_type.renew,
+            _ => secret_type.revoke,
+        };
+        let handler = handler.ok_or(Error::UnsupportedOperation)?;
+        let (fields, _) = FieldData::new(&secret_type.fields, &request.data, Captures::new());
+        handler(backend, request, &fields).await
+    }
+
+    /// The periodic function, then the write-ahead log; both run even when the first fails,
+    /// and the answer names every failure. Nothing to do is a nil response.
+    async fn handle_rollback(
+        &self,
+        backend: &B,
+        request: &Request,
+    ) -> Result<Option<Response>, Error> {
+        let mut failures = Vec::new();
+        if let Some(periodic) = self.periodic {
+            if let Err(error) = periodic(backend, request).await {
+                failures.push(error.to_string());
+            }
+        }
+        if let Some(wal) = &self.wal_rollback {
+            if let Err(error) = wal.run(backend, request).await {
+                failures.push(error.to_string());
+            }
+        }
+        match failures.len() {
+            0 => Ok(None),
+            1 => Err(Error::Other(failures.remove(0))),
+            n => Err(Error::Other(format!(
+                "{n} errors occurred:\n\t* {}\n\n",
+                failures.join("\n\t* ")
+            ))),
+        }
+    }
+
     /// Answers an existence check as `framework.Backend.HandleExistenceCheck` does:
     /// `Ok(None)` when the path has no check.
     pub async fn existence_check(
@@ -215,6 +526,51 @@ impl<B> Router<B> {
         let (fields, _) = FieldData::new(&spec.fields, &request.data, captures);
         fields.validate().map_err(Error::User)?;
         check(backend, request, &fields).await.map(Some)
+    }
+}
+
+/// A backend whose requests a [`Router`] handles. Implementing it implements
+/// [`Backend`](super::Backend): routing, existence checks, special paths and the backend's
+/// type all come from the router.
+pub trait RoutedBackend: Send + Sync + Sized + 'static {
+    /// The backend's paths and global handlers, usually a `static` built once.
+    fn router(&self) -> &Router<Self>;
+}
+
+impl<T: RoutedBackend> Backend for T {
+    fn backend_type(&self) -> BackendType {
+        self.router().backend_type()
+    }
+
+    fn special_paths(&self) -> SpecialPaths {
+        self.router().special_paths().clone()
+    }
+
+    async fn handle_request(&self, request: Request) -> Result<Option<Response>, Error> {
+        self.router().handle_request(self, &request).await
+    }
+
+    async fn existence_check(&self, request: Request) -> Result<Option<bool>, Error> {
+        self.router().existence_check(self, &request).await
+    }
+
+    async fn initialize(&self) -> Result<(), Error> {
+        match self.router().initialize {
+            Some(initialize) => initialize(self).await,
+            None => Ok(()),
+        }
+    }
+
+    fn invalidate(&self, key: &str) {
+        if let Some(invalidate) = self.router().invalidate {
+            invalidate(self, key);
+        }
+    }
+
+    async fn cleanup(&self) {
+        if let Some(clean) = self.router().clean {
+            clean(self).await;
+        }
     }
 }
 

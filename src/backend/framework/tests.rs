@@ -343,7 +343,7 @@ async fn renew_and_revoke_without_a_secret_say_so() {
 async fn renew_and_revoke_with_a_secret_say_it_is_unsupported() {
     for operation in [Operation::Renew, Operation::Revoke] {
         let mut request = Request::new(operation.clone(), "items/foo");
-        request.has_secret = true;
+        request.secret = Some(crate::backend::Secret::default());
         let (result, calls) = handle(request).await;
         assert_eq!(
             result,
@@ -587,4 +587,288 @@ async fn existence_check_with_an_invalid_field_is_a_user_error() {
         other => panic!("expected a user error, got {other:?}"),
     }
     assert!(calls.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The global operations: renew and revoke dispatched by secret type, token renewal, and
+// rollback (periodic function, then the write-ahead log).
+// ---------------------------------------------------------------------------------------------
+
+/// A backend with one secret type (`token`, renewable and revocable), token renewal, a
+/// periodic function and a WAL, recording every call; `fail` makes its handlers fail.
+#[derive(Default)]
+struct LeaseBackend {
+    calls: Mutex<Vec<String>>,
+    storage: crate::backend::MemoryStorage,
+    fail: bool,
+}
+
+impl LeaseBackend {
+    fn record(&self, call: String) -> Result<(), Error> {
+        self.calls.lock().unwrap().push(call);
+        if self.fail {
+            Err(Error::Other("handler failed".into()))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+fn renew_token<'a>(
+    backend: &'a LeaseBackend,
+    request: &'a Request,
+    fields: &'a FieldData<'a>,
+) -> BoxFuture<'a, Result<Option<Response>, Error>> {
+    Box::pin(async move {
+        backend.record(format!("renew {}", fields.get_string("user")))?;
+        let mut secret = request.secret.clone().unwrap();
+        secret.lease.ttl = Duration::from_secs(60);
+        Ok(Some(Response {
+            secret: Some(secret),
+            ..Response::default()
+        }))
+    })
+}
+
+fn revoke_token<'a>(
+    backend: &'a LeaseBackend,
+    request: &'a Request,
+    _: &'a FieldData<'a>,
+) -> BoxFuture<'a, Result<Option<Response>, Error>> {
+    Box::pin(async move {
+        let internal = &request.secret.as_ref().unwrap().internal_data;
+        backend.record(format!("revoke {}", internal["user"]))?;
+        Ok(None)
+    })
+}
+
+fn renew_login<'a>(
+    backend: &'a LeaseBackend,
+    request: &'a Request,
+    _: &'a FieldData<'a>,
+) -> BoxFuture<'a, Result<Option<Response>, Error>> {
+    Box::pin(async move {
+        backend.record(format!("auth renew {}", request.path))?;
+        Ok(Some(Response {
+            auth: request.auth.clone(),
+            ..Response::default()
+        }))
+    })
+}
+
+fn periodic<'a>(backend: &'a LeaseBackend, _: &'a Request) -> BoxFuture<'a, Result<(), Error>> {
+    Box::pin(async move { backend.record("periodic".into()) })
+}
+
+fn roll_back<'a>(
+    backend: &'a LeaseBackend,
+    _: &'a Request,
+    kind: &'a str,
+    data: &'a Value,
+) -> BoxFuture<'a, Result<(), Error>> {
+    Box::pin(async move { backend.record(format!("wal {kind} {data}")) })
+}
+
+fn lease_router(with_globals: bool) -> Router<LeaseBackend> {
+    let router = Router::new("", Vec::new()).with_secret_type(
+        SecretType::new("token")
+            .field(FieldSchema::new("user", FieldType::String, ""))
+            .default_duration(Duration::from_secs(30))
+            .renew(renew_token)
+            .revoke(revoke_token),
+    );
+    let router = router.with_secret_type(SecretType::new("fixed"));
+    if !with_globals {
+        return router;
+    }
+    router
+        .with_auth_renew(renew_login)
+        .with_periodic(periodic)
+        .with_wal_rollback(
+            WalRollback::new(|b: &LeaseBackend| &b.storage as &dyn Storage, roll_back)
+                .min_age(Duration::from_secs(3600)),
+        )
+}
+
+fn lease_request(operation: Operation, secret_type: Option<Value>) -> Request {
+    let mut internal = Map::new();
+    internal.insert("user".into(), json!("alice"));
+    if let Some(kind) = secret_type {
+        internal.insert(SECRET_TYPE_KEY.into(), kind);
+    }
+    let mut request = Request::new(operation, "creds/web");
+    request.data = json!({"user": "alice", "other": 1})
+        .as_object()
+        .unwrap()
+        .clone();
+    request.secret = Some(Secret::new(Duration::from_secs(30), internal));
+    request
+}
+
+#[test]
+fn a_secret_type_response_names_its_type_and_is_renewable_with_a_renew_handler() {
+    let router = lease_router(false);
+    let mut internal = Map::new();
+    internal.insert("user".into(), json!("alice"));
+    let response = router.secret_type("token").response(
+        json!({"password": "p"}).as_object().unwrap().clone(),
+        internal,
+    );
+    let secret = response.secret.unwrap();
+    assert_eq!(secret.internal_data["secret_type"], json!("token"));
+    assert_eq!(secret.internal_data["user"], json!("alice"));
+    assert_eq!(secret.lease.ttl, Duration::from_secs(30));
+    assert!(secret.lease.renewable);
+    assert_eq!(response.data["password"], json!("p"));
+    let fixed = router.secret_type("fixed").response(Map::new(), Map::new());
+    assert!(!fixed.secret.unwrap().lease.renewable);
+}
+
+#[tokio::test]
+async fn renew_and_revoke_reach_the_handlers_of_the_leases_secret_type() {
+    let router = lease_router(true);
+    let backend = LeaseBackend::default();
+    let renewed = router
+        .handle_request(
+            &backend,
+            &lease_request(Operation::Renew, Some(json!("token"))),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(renewed.secret.unwrap().lease.ttl, Duration::from_secs(60));
+    let revoked = router
+        .handle_request(
+            &backend,
+            &lease_request(Operation::Revoke, Some(json!("token"))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(revoked, None);
+    // The renew handler read the lease's data through the secret type's schema.
+    assert_eq!(backend.calls(), ["renew alice", "revoke \"alice\""]);
+}
+
+#[tokio::test]
+async fn a_lease_without_a_known_secret_type_is_unsupported() {
+    let router = lease_router(true);
+    let backend = LeaseBackend::default();
+    for secret_type in [None, Some(json!(7)), Some(json!("nobody"))] {
+        for operation in [Operation::Renew, Operation::Revoke] {
+            let result = router
+                .handle_request(
+                    &backend,
+                    &lease_request(operation.clone(), secret_type.clone()),
+                )
+                .await;
+            assert_eq!(
+                result,
+                Err(Error::Other("secret is unsupported by this backend".into())),
+                "{operation} {secret_type:?}"
+            );
+        }
+    }
+    // A type without handlers: unsupported operation, which the server treats as final.
+    for operation in [Operation::Renew, Operation::Revoke] {
+        let result = router
+            .handle_request(&backend, &lease_request(operation, Some(json!("fixed"))))
+            .await;
+        assert_eq!(result, Err(Error::UnsupportedOperation));
+    }
+    assert!(backend.calls().is_empty());
+}
+
+#[tokio::test]
+async fn token_renewal_goes_to_the_auth_renew_handler_or_is_refused() {
+    let mut request = Request::new(Operation::Renew, "login");
+    request.auth = Some(crate::backend::Auth {
+        policies: vec!["dev".into()],
+        ..Default::default()
+    });
+    let backend = LeaseBackend::default();
+    let renewed = lease_router(true)
+        .handle_request(&backend, &request)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(renewed.auth.unwrap().policies, ["dev"]);
+    assert_eq!(backend.calls(), ["auth renew login"]);
+
+    let refused = lease_router(false)
+        .handle_request(&backend, &request)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(refused.is_error());
+    assert_eq!(
+        refused.data["error"],
+        json!("this auth type doesn't support renew")
+    );
+}
+
+#[tokio::test]
+async fn rollback_runs_the_periodic_function_then_rolls_back_old_wal_entries() {
+    let router = lease_router(true);
+    let backend = LeaseBackend::default();
+    let old = SystemTime::now() - Duration::from_secs(7200);
+    let old_id = wal::put_wal_at(&backend.storage, "user", &json!("old"), old)
+        .await
+        .unwrap();
+    let young_id = wal::put_wal(&backend.storage, "user", &json!("young"))
+        .await
+        .unwrap();
+
+    let rollback = Request::new(Operation::Rollback, "");
+    assert_eq!(router.handle_request(&backend, &rollback).await, Ok(None));
+    assert_eq!(backend.calls(), ["periodic", "wal user \"old\""]);
+    // The rolled-back entry is gone; the young one waits for its operation to finish.
+    assert_eq!(
+        wal::list_wal(&backend.storage).await.unwrap(),
+        std::slice::from_ref(&young_id)
+    );
+    assert_ne!(old_id, young_id);
+
+    // `immediate` rolls back everything.
+    let mut immediate = rollback.clone();
+    immediate.data.insert("immediate".into(), json!(true));
+    assert_eq!(router.handle_request(&backend, &immediate).await, Ok(None));
+    assert!(wal::list_wal(&backend.storage).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_failing_rollback_keeps_the_entry_and_reports_both_failures() {
+    let router = lease_router(true);
+    let backend = LeaseBackend {
+        fail: true,
+        ..LeaseBackend::default()
+    };
+    wal::put_wal(&backend.storage, "user", &json!("x"))
+        .await
+        .unwrap();
+    let mut rollback = Request::new(Operation::Rollback, "");
+    rollback.data.insert("immediate".into(), json!(""));
+    let Err(Error::Other(message)) = router.handle_request(&backend, &rollback).await else {
+        panic!("the failures must be reported");
+    };
+    assert!(message.starts_with("2 errors occurred"), "{message}");
+    assert!(message.contains("handler failed"), "{message}");
+    assert_eq!(wal::list_wal(&backend.storage).await.unwrap().len(), 1);
+    assert_eq!(backend.calls(), ["periodic", "wal user \"x\""]);
+}
+
+#[tokio::test]
+async fn rollback_without_periodic_work_or_a_wal_is_a_nil_response() {
+    let backend = LeaseBackend::default();
+    let rollback = Request::new(Operation::Rollback, "");
+    assert_eq!(
+        lease_router(false)
+            .handle_request(&backend, &rollback)
+            .await,
+        Ok(None)
+    );
+    assert!(backend.calls().is_empty());
 }

@@ -125,7 +125,7 @@ pub async fn list_wal(storage: &(impl Storage + ?Sized)) -> Result<Vec<String>, 
 
 /// Why one entry was not rolled back.
 #[derive(Debug)]
-pub enum WalEntryFailure {
+pub(crate) enum WalEntryFailure {
     /// The entry could not be read.
     Read(WalError),
     /// The rollback callback failed; the entry stays, for the next rollback.
@@ -164,7 +164,7 @@ impl std::error::Error for WalEntryFailure {
 /// Why a rollback did not finish. Go answers either with an error *response* (not an error)
 /// carrying this text, so the server logs it and the next rollback tries again.
 #[derive(Debug)]
-pub enum WalRollbackError {
+pub(crate) enum WalRollbackError {
     /// The log could not be listed; nothing was rolled back.
     List(StorageError),
     /// These entries failed; the others were rolled back and deleted.
@@ -208,7 +208,7 @@ impl std::error::Error for WalRollbackError {
 /// which Go does when the request's data has the key `immediate`, whatever its value) is given
 /// to `rollback` as `(kind, data)` and deleted when that succeeds. A failed entry is kept and
 /// the others still tried; the failures come back together.
-pub async fn rollback_wal<S, F, Fut>(
+pub(crate) async fn rollback_wal<S, F, Fut>(
     storage: &S,
     min_age: Duration,
     immediate: bool,

@@ -6,7 +6,10 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
-use crate::backend::{BoxFuture, MemoryStorage, Operation, StorageError};
+use vault_plugin_sdk::backend::{
+    Backend, BackendConfig, BackendFactory, BackendType, BoxFuture, MemoryStorage, Operation,
+    Request, Response, SpecialPaths, StaticSystemView, Storage, StorageError,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -84,8 +87,8 @@ fn special_is_the_only_unauthenticated_path_and_nothing_needs_root() {
     assert_eq!(
         mock().0.special_paths(),
         SpecialPaths {
-            root: vec![],
             unauthenticated: vec!["special".to_owned()],
+            ..SpecialPaths::default()
         }
     );
 }
@@ -115,6 +118,7 @@ async fn factory_builds_a_backend_over_the_given_storage() {
             config: HashMap::new(),
             backend_uuid: String::new(),
             storage: storage.clone(),
+            system_view: Arc::new(StaticSystemView::default()),
         })
         .await
         .unwrap();

@@ -3,8 +3,8 @@
 use serde_json::{Map, Value};
 
 use super::MockBackend;
-use crate::backend::framework::{FieldData, PathSpec};
-use crate::backend::{BoxFuture, Error, Operation, Request, Response};
+use vault_plugin_sdk::backend::framework::{FieldData, PathSpec};
+use vault_plugin_sdk::backend::{BoxFuture, Error, Operation, Request, Response};
 
 pub(super) fn paths() -> Vec<PathSpec<MockBackend>> {
     vec![

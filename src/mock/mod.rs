@@ -8,18 +8,15 @@ mod kv;
 
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
-use super::framework::Router;
-use super::{
-    Backend, BackendConfig, BackendFactory, BackendType, Error, Request, Response, SpecialPaths,
-    Storage,
-};
+use vault_plugin_sdk::backend::framework::{RoutedBackend, Router};
+use vault_plugin_sdk::backend::{BackendConfig, BackendFactory, Error, SpecialPaths, Storage};
 
 /// The variable the Go mock reads to report another version (so that tests can run two
 /// versions side by side).
-pub const VERSION_OVERRIDE_ENV: &str = "TESTING_MOCK_VAULT_PLUGIN_VERSION";
+pub(crate) const VERSION_OVERRIDE_ENV: &str = "TESTING_MOCK_VAULT_PLUGIN_VERSION";
 
 /// The value of `internal` when a backend starts, as in the Go mock.
-pub const DEFAULT_INTERNAL_VALUE: &str = "bar";
+pub(crate) const DEFAULT_INTERNAL_VALUE: &str = "bar";
 
 // The paths carry no synopses or field descriptions because the Go mock's have none: help and
 // OpenAPI answers are compared whole with it (`tests/differential.rs`).
@@ -29,21 +26,27 @@ static ROUTER: LazyLock<Router<MockBackend>> = LazyLock::new(|| {
     paths.push(internal::path());
     paths.extend(fixed::paths());
     paths.push(env::path());
-    Router::new("", paths).with_special_paths(SpecialPaths {
-        root: Vec::new(),
-        unauthenticated: vec!["special".to_owned()],
-    })
+    Router::new("", paths)
+        .with_special_paths(SpecialPaths {
+            unauthenticated: vec!["special".to_owned()],
+            ..SpecialPaths::default()
+        })
+        .with_invalidate(|backend, key| {
+            if key == "internal" {
+                backend.internal().clear();
+            }
+        })
 });
 
 /// Builds one [`MockBackend`] per mount.
 #[derive(Clone, Debug)]
-pub struct MockFactory {
+pub(crate) struct MockFactory {
     version: String,
 }
 
 impl MockFactory {
     /// Reports `v<crate version>`, or the value of [`VERSION_OVERRIDE_ENV`] when it is set.
-    pub fn from_env() -> Self {
+    pub(crate) fn from_env() -> Self {
         let version = std::env::var(VERSION_OVERRIDE_ENV)
             .ok()
             .filter(|v| !v.is_empty())
@@ -51,7 +54,8 @@ impl MockFactory {
         Self { version }
     }
 
-    pub fn with_version(version: impl Into<String>) -> Self {
+    #[cfg(test)]
+    pub(crate) fn with_version(version: impl Into<String>) -> Self {
         Self {
             version: version.into(),
         }
@@ -71,13 +75,13 @@ impl BackendFactory for MockFactory {
 }
 
 /// One mount of the mock: its storage and the in-memory `internal` value.
-pub struct MockBackend {
+pub(crate) struct MockBackend {
     storage: Arc<dyn Storage>,
     internal: Mutex<String>,
 }
 
 impl MockBackend {
-    pub fn new(storage: Arc<dyn Storage>) -> Self {
+    pub(crate) fn new(storage: Arc<dyn Storage>) -> Self {
         Self {
             storage,
             internal: Mutex::new(DEFAULT_INTERNAL_VALUE.to_owned()),
@@ -91,34 +95,10 @@ impl MockBackend {
     }
 }
 
-impl Backend for MockBackend {
-    fn backend_type(&self) -> BackendType {
-        BackendType::Logical
+impl RoutedBackend for MockBackend {
+    fn router(&self) -> &Router<Self> {
+        &ROUTER
     }
-
-    fn special_paths(&self) -> SpecialPaths {
-        ROUTER.special_paths().clone()
-    }
-
-    async fn handle_request(&self, request: Request) -> Result<Option<Response>, Error> {
-        ROUTER.handle_request(self, &request).await
-    }
-
-    async fn existence_check(&self, request: Request) -> Result<Option<bool>, Error> {
-        ROUTER.existence_check(self, &request).await
-    }
-
-    async fn initialize(&self) -> Result<(), Error> {
-        Ok(())
-    }
-
-    fn invalidate(&self, key: &str) {
-        if key == "internal" {
-            self.internal().clear();
-        }
-    }
-
-    async fn cleanup(&self) {}
 }
 
 #[cfg(test)]

@@ -3,8 +3,8 @@
 use serde_json::{Map, Value};
 
 use super::MockBackend;
-use crate::backend::framework::{FieldData, FieldSchema, FieldType, PathSpec};
-use crate::backend::{BoxFuture, Error, Operation, Request, Response};
+use vault_plugin_sdk::backend::framework::{FieldData, FieldSchema, FieldType, PathSpec};
+use vault_plugin_sdk::backend::{BoxFuture, Error, Operation, Request, Response};
 
 pub(super) fn paths() -> Vec<PathSpec<MockBackend>> {
     vec![
@@ -43,12 +43,7 @@ fn read<'a>(
 ) -> BoxFuture<'a, Result<Option<Response>, Error>> {
     Box::pin(async move {
         let version = fields.get_int("version");
-        let Some(value) = backend
-            .storage
-            .get(&request.path)
-            .await
-            .map_err(|e| Error::Other(e.0))?
-        else {
+        let Some(value) = backend.storage.get(&request.path).await? else {
             return Ok(None);
         };
         // Stored values are the raw bytes of a string; Go's string conversion keeps invalid
@@ -74,8 +69,7 @@ fn write<'a>(
         backend
             .storage
             .put(&request.path, value.clone().into_bytes())
-            .await
-            .map_err(|e| Error::Other(e.0))?;
+            .await?;
         let mut data = Map::new();
         data.insert("value".to_owned(), Value::String(value));
         Ok(Some(Response::with_data(data)))
@@ -88,11 +82,7 @@ fn delete<'a>(
     _: &'a FieldData<'a>,
 ) -> BoxFuture<'a, Result<Option<Response>, Error>> {
     Box::pin(async move {
-        backend
-            .storage
-            .delete(&request.path)
-            .await
-            .map_err(|e| Error::Other(e.0))?;
+        backend.storage.delete(&request.path).await?;
         Ok(None)
     })
 }
@@ -103,11 +93,7 @@ fn list<'a>(
     _: &'a FieldData<'a>,
 ) -> BoxFuture<'a, Result<Option<Response>, Error>> {
     Box::pin(async move {
-        let keys = backend
-            .storage
-            .list("kv/")
-            .await
-            .map_err(|e| Error::Other(e.0))?;
+        let keys = backend.storage.list("kv/").await?;
         Ok(Some(Response::list(keys)))
     })
 }

@@ -2,8 +2,8 @@
 //! handling of each wire error type and its auto-reload on a shut-down connection.
 
 use super::MockBackend;
-use crate::backend::framework::{FieldData, FieldSchema, FieldType, PathSpec};
-use crate::backend::{BoxFuture, Error, Operation, Request, Response};
+use vault_plugin_sdk::backend::framework::{FieldData, FieldSchema, FieldType, PathSpec};
+use vault_plugin_sdk::backend::{BoxFuture, Error, Operation, Request, Response};
 
 /// Go's `rpc.ErrShutdown`. The server compares error texts with it and, on a match, reloads
 /// the plugin and retries the request once.

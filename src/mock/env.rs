@@ -4,8 +4,8 @@
 use serde_json::{Map, Value};
 
 use super::MockBackend;
-use crate::backend::framework::{FieldData, FieldSchema, FieldType, PathSpec};
-use crate::backend::{BoxFuture, Error, Operation, Request, Response};
+use vault_plugin_sdk::backend::framework::{FieldData, FieldSchema, FieldType, PathSpec};
+use vault_plugin_sdk::backend::{BoxFuture, Error, Operation, Request, Response};
 
 pub(super) fn path() -> PathSpec<MockBackend> {
     PathSpec::new("env/{key}")

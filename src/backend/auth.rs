@@ -1,0 +1,111 @@
+//! What an auth method answers to a login: who the caller is and what token to make.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use super::secret::LeaseOptions;
+
+/// The result of a login (`logical.Auth`): the server makes a token from it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Auth {
+    /// The token's lifetime; `renewable` must be true for `token renew` to reach the backend.
+    pub lease: LeaseOptions,
+    /// Kept with the token and sent back on renew.
+    pub internal_data: Map<String, Value>,
+    /// Shown in the token's display name, after the mount's path (`userpass-alice`).
+    pub display_name: String,
+    /// The token's policies; the server adds `default` unless `no_default_policy`.
+    pub policies: Vec<String>,
+    /// Shown as the token's `meta`.
+    pub metadata: BTreeMap<String, String>,
+    /// The server's; empty in what a backend returns.
+    pub client_token: String,
+    /// The server's; empty in what a backend returns.
+    pub accessor: String,
+    /// A periodic token's period; zero for none.
+    pub period: Duration,
+    /// How many uses the token has; zero means unlimited.
+    pub num_uses: i64,
+    /// The server's, from the alias.
+    pub entity_id: String,
+    /// The identity alias the login maps to; its name must not be empty.
+    pub alias: Option<Alias>,
+    /// Aliases of external groups the caller belongs to.
+    pub group_aliases: Vec<Alias>,
+    /// IPs or CIDRs the token may be used from.
+    pub bound_cidrs: Vec<String>,
+    /// The server's.
+    pub token_policies: Vec<String>,
+    /// The server's.
+    pub identity_policies: Vec<String>,
+    /// A hard limit on the token's life, whatever renewals; zero for none.
+    pub explicit_max_ttl: Duration,
+    /// Which kind of token to make.
+    pub token_type: TokenType,
+    /// Leaves out the `default` policy.
+    pub no_default_policy: bool,
+}
+
+/// An identity alias (`logical.Alias`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Alias {
+    /// The name that identifies the caller within this auth method.
+    pub name: String,
+    /// Set by the server.
+    pub mount_type: String,
+    /// Set by the server.
+    pub mount_accessor: String,
+    /// The alias's metadata.
+    pub metadata: BTreeMap<String, String>,
+    /// The server's.
+    pub id: String,
+    /// The server's.
+    pub namespace_id: String,
+    /// Metadata the backend leaves to operators.
+    pub custom_metadata: BTreeMap<String, String>,
+    /// Local to this cluster (not replicated).
+    pub local: bool,
+}
+
+/// The kind of token a login makes (`logical.TokenType`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TokenType {
+    /// What the mount's tuning says, else a service token.
+    #[default]
+    Default,
+    /// A service token: renewable, with a lease.
+    Service,
+    /// A batch token: lightweight, neither renewable nor revocable one by one.
+    Batch,
+    /// A service token unless the mount's tuning says otherwise.
+    DefaultService,
+    /// A batch token unless the mount's tuning says otherwise.
+    DefaultBatch,
+}
+
+impl TokenType {
+    /// The wire number.
+    pub(crate) fn to_wire(self) -> u32 {
+        match self {
+            Self::Default => 0,
+            Self::Service => 1,
+            Self::Batch => 2,
+            Self::DefaultService => 3,
+            Self::DefaultBatch => 4,
+        }
+    }
+
+    /// The type a wire number names; unknown numbers read as the default, which lets the
+    /// server decide.
+    pub(crate) fn from_wire(number: u32) -> Self {
+        match number {
+            1 => Self::Service,
+            2 => Self::Batch,
+            3 => Self::DefaultService,
+            4 => Self::DefaultBatch,
+            _ => Self::Default,
+        }
+    }
+}

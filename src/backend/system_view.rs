@@ -1,0 +1,234 @@
+//! What a backend may ask the server about its mount and the server (`logical.SystemView`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use super::auth::Alias;
+use super::storage::BoxFuture;
+
+/// A failed system-view call, with the server's text where it gave one (for example
+/// "missing system view implementation" while the plugin is only being registered).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SystemViewError(pub String);
+
+impl fmt::Display for SystemViewError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SystemViewError {}
+
+/// The answer of a system-view call.
+pub type SystemViewResult<'a, T> = BoxFuture<'a, Result<T, SystemViewError>>;
+
+/// The server's view of the mount, over the broker connection Setup opened.
+pub trait SystemView: Send + Sync {
+    /// The mount's default lease TTL (its tuning, else the server's).
+    fn default_lease_ttl(&self) -> SystemViewResult<'_, Duration>;
+    /// The mount's maximum lease TTL (its tuning, else the server's).
+    fn max_lease_ttl(&self) -> SystemViewResult<'_, Duration>;
+    /// True while the mount is being disabled: revocations then may tolerate failures.
+    fn tainted(&self) -> SystemViewResult<'_, bool>;
+    /// True when the server or the mount turned caching off.
+    fn caching_disabled(&self) -> SystemViewResult<'_, bool>;
+    /// The server's replication and HA state flags.
+    fn replication_state(&self) -> SystemViewResult<'_, ReplicationState>;
+    /// True for a mount local to this cluster.
+    fn local_mount(&self) -> SystemViewResult<'_, bool>;
+    /// Whether the server locks its memory (OpenBao: always false).
+    fn mlock_enabled(&self) -> SystemViewResult<'_, bool>;
+    /// The entity with this id, if there is one.
+    fn entity_info<'a>(&'a self, entity_id: &'a str) -> SystemViewResult<'a, Option<Entity>>;
+    /// The groups an entity belongs to, directly or inherited.
+    fn groups_for_entity<'a>(&'a self, entity_id: &'a str) -> SystemViewResult<'a, Vec<Group>>;
+    /// The server's version.
+    fn plugin_env(&self) -> SystemViewResult<'_, PluginEnvironment>;
+    /// A password made by the server's password policy of this name.
+    fn generate_password_from_policy<'a>(
+        &'a self,
+        policy_name: &'a str,
+    ) -> SystemViewResult<'a, String>;
+    /// The cluster's name and id.
+    fn cluster_info(&self) -> SystemViewResult<'_, ClusterInfo>;
+    /// Wraps `data` in a single-use token that lives for `ttl`.
+    fn response_wrap_data<'a>(
+        &'a self,
+        data: &'a Map<String, Value>,
+        ttl: Duration,
+    ) -> SystemViewResult<'a, WrappingToken>;
+}
+
+/// Replication and HA flags (`consts.ReplicationState`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReplicationState(pub u32);
+
+impl ReplicationState {
+    /// A performance standby (bit 16384): it cannot write, and forwards writes.
+    pub const PERFORMANCE_STANDBY: u32 = 1 << 14;
+
+    /// True when the node cannot write storage and the request should be forwarded.
+    pub fn is_performance_standby(self) -> bool {
+        self.0 & Self::PERFORMANCE_STANDBY != 0
+    }
+}
+
+/// An identity entity (`logical.Entity`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Entity {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its aliases in the mount's namespace.
+    pub aliases: Vec<Alias>,
+    /// Its metadata.
+    pub metadata: BTreeMap<String, String>,
+    /// A disabled entity's tokens are refused.
+    pub disabled: bool,
+    /// Its namespace.
+    pub namespace_id: String,
+}
+
+/// An identity group (`logical.Group`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Group {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its metadata.
+    pub metadata: BTreeMap<String, String>,
+    /// Its namespace.
+    pub namespace_id: String,
+}
+
+/// The server's version (`logical.PluginEnvironment`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PluginEnvironment {
+    /// For example `2.7.2`.
+    pub vault_version: String,
+    /// For example `beta1`.
+    pub vault_version_prerelease: String,
+    /// Build metadata.
+    pub vault_version_metadata: String,
+}
+
+/// The cluster a server belongs to.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClusterInfo {
+    /// Empty on OpenBao.
+    pub cluster_name: String,
+    /// The cluster's id.
+    pub cluster_id: String,
+}
+
+/// A wrapping token the server made for [`SystemView::response_wrap_data`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WrappingToken {
+    /// The token that unwraps the data once.
+    pub token: String,
+    /// Its accessor.
+    pub accessor: String,
+    /// How long it lives.
+    pub ttl: Duration,
+    /// Where it was made.
+    pub creation_path: String,
+}
+
+/// A system view with fixed answers, for tests and benchmarks that leave the server out (as
+/// [`MemoryStorage`](super::MemoryStorage) stands in for storage). The defaults are the
+/// server's built-in TTLs, 768 hours both; identity and password policies are unavailable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StaticSystemView {
+    /// What [`SystemView::default_lease_ttl`] answers.
+    pub default_lease_ttl: Duration,
+    /// What [`SystemView::max_lease_ttl`] answers.
+    pub max_lease_ttl: Duration,
+    /// What [`SystemView::tainted`] answers.
+    pub tainted: bool,
+    /// What [`SystemView::replication_state`] answers.
+    pub replication_state: ReplicationState,
+}
+
+impl Default for StaticSystemView {
+    fn default() -> Self {
+        Self {
+            default_lease_ttl: Duration::from_secs(768 * 3600),
+            max_lease_ttl: Duration::from_secs(768 * 3600),
+            tainted: false,
+            replication_state: ReplicationState::default(),
+        }
+    }
+}
+
+fn ready<'a, T: Send + 'a>(value: Result<T, SystemViewError>) -> SystemViewResult<'a, T> {
+    Box::pin(std::future::ready(value))
+}
+
+fn unavailable<'a, T: Send + 'a>(what: &str) -> SystemViewResult<'a, T> {
+    ready(Err(SystemViewError(format!(
+        "{what} is not available in a static system view"
+    ))))
+}
+
+impl SystemView for StaticSystemView {
+    fn default_lease_ttl(&self) -> SystemViewResult<'_, Duration> {
+        ready(Ok(self.default_lease_ttl))
+    }
+
+    fn max_lease_ttl(&self) -> SystemViewResult<'_, Duration> {
+        ready(Ok(self.max_lease_ttl))
+    }
+
+    fn tainted(&self) -> SystemViewResult<'_, bool> {
+        ready(Ok(self.tainted))
+    }
+
+    fn caching_disabled(&self) -> SystemViewResult<'_, bool> {
+        ready(Ok(false))
+    }
+
+    fn replication_state(&self) -> SystemViewResult<'_, ReplicationState> {
+        ready(Ok(self.replication_state))
+    }
+
+    fn local_mount(&self) -> SystemViewResult<'_, bool> {
+        ready(Ok(false))
+    }
+
+    fn mlock_enabled(&self) -> SystemViewResult<'_, bool> {
+        ready(Ok(false))
+    }
+
+    fn entity_info<'a>(&'a self, _: &'a str) -> SystemViewResult<'a, Option<Entity>> {
+        ready(Ok(None))
+    }
+
+    fn groups_for_entity<'a>(&'a self, _: &'a str) -> SystemViewResult<'a, Vec<Group>> {
+        ready(Ok(Vec::new()))
+    }
+
+    fn plugin_env(&self) -> SystemViewResult<'_, PluginEnvironment> {
+        ready(Ok(PluginEnvironment::default()))
+    }
+
+    fn generate_password_from_policy<'a>(&'a self, _: &'a str) -> SystemViewResult<'a, String> {
+        unavailable("a password policy")
+    }
+
+    fn cluster_info(&self) -> SystemViewResult<'_, ClusterInfo> {
+        ready(Ok(ClusterInfo::default()))
+    }
+
+    fn response_wrap_data<'a>(
+        &'a self,
+        _: &'a Map<String, Value>,
+        _: Duration,
+    ) -> SystemViewResult<'a, WrappingToken> {
+        unavailable("response wrapping")
+    }
+}
