@@ -4,7 +4,9 @@
 //! between protobuf messages and the backend's own types and knows nothing of paths.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+
+use crate::sync::RecoveringMutex;
 
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
@@ -54,7 +56,7 @@ pub(crate) struct BackendService<F: BackendFactory> {
     factory: F,
     broker: Arc<Broker>,
     mode: ServiceMode,
-    mounts: Mutex<HashMap<String, Arc<F::Backend>>>,
+    mounts: RecoveringMutex<HashMap<String, Arc<F::Backend>>>,
 }
 
 impl<F: BackendFactory> BackendService<F> {
@@ -63,7 +65,7 @@ impl<F: BackendFactory> BackendService<F> {
             factory,
             broker,
             mode,
-            mounts: Mutex::new(HashMap::new()),
+            mounts: RecoveringMutex::new(HashMap::new()),
         }
     }
 
@@ -86,9 +88,7 @@ impl<F: BackendFactory> BackendService<F> {
     }
 
     fn mounts(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<F::Backend>>> {
-        // Critical sections are single map operations; poisoning cannot leave a half-made
-        // entry.
-        self.mounts.lock().unwrap_or_else(PoisonError::into_inner)
+        self.mounts.lock()
     }
 
     /// How many mounts this process serves now.

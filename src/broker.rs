@@ -6,7 +6,10 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::io;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+
+use crate::io::Io;
+use crate::sync::RecoveringMutex;
 use std::time::Duration;
 
 use std::task::{Context, Poll};
@@ -15,7 +18,6 @@ use hyper::body::Incoming;
 use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::{OnceCell, mpsc, oneshot};
 use tokio::time::Instant;
@@ -86,7 +88,7 @@ enum Slot {
 
 /// Matches broker announcements with the calls waiting for them, and dials them.
 pub(crate) struct Broker {
-    slots: Mutex<HashMap<u32, Slot>>,
+    slots: RecoveringMutex<HashMap<u32, Slot>>,
     /// `None` only in the legacy metadata mode, where the server's broker is plain gRPC.
     tls: Option<TlsConnector>,
 }
@@ -107,14 +109,13 @@ impl Broker {
     /// A broker that dials with TLS when given a configuration, in plain text otherwise.
     pub(crate) fn with_tls(client_config: Option<Arc<rustls::ClientConfig>>) -> Self {
         Self {
-            slots: Mutex::new(HashMap::new()),
+            slots: RecoveringMutex::new(HashMap::new()),
             tls: client_config.map(TlsConnector::from),
         }
     }
 
     fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Slot>> {
-        // Every critical section is a single map operation; poisoning cannot corrupt it.
-        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+        self.slots.lock()
     }
 
     /// Records an announcement, handing it to its waiter if there is one.
@@ -184,7 +185,7 @@ impl Broker {
         Ok(BrokerChannel {
             shared: Arc::new(ChannelShared {
                 connector,
-                connection: Mutex::new(Connection {
+                connection: RecoveringMutex::new(Connection {
                     sender,
                     redial: None,
                 }),
@@ -206,7 +207,7 @@ pub(crate) struct BrokerChannel {
 
 struct ChannelShared {
     connector: BrokerConnector,
-    connection: Mutex<Connection>,
+    connection: RecoveringMutex<Connection>,
 }
 
 /// One dial's outcome, shared by every call that waited for it.
@@ -231,11 +232,7 @@ impl fmt::Debug for BrokerChannel {
 
 impl BrokerChannel {
     fn connection(&self) -> std::sync::MutexGuard<'_, Connection> {
-        // Every critical section is a clone or an assignment; poisoning cannot corrupt it.
-        self.shared
-            .connection
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.shared.connection.lock()
     }
 
     /// The sender of the open connection, or of a new one if the server closed it.
@@ -302,10 +299,6 @@ impl tower::Service<http::Request<Body>> for BrokerChannel {
         })
     }
 }
-
-/// A byte stream of either kind of socket.
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 #[derive(Clone)]
 struct BrokerConnector {

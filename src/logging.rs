@@ -6,8 +6,12 @@
 
 use std::fmt::{self, Write as _};
 use std::io::Write as _;
+#[cfg(test)]
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, MutexGuard};
+
+use crate::sync::RecoveringMutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::field::{Field, Visit};
@@ -50,7 +54,7 @@ pub(crate) struct LogOutput {
 }
 
 struct Shared {
-    pending: Mutex<Vec<u8>>,
+    pending: RecoveringMutex<Vec<u8>>,
     /// Whether lines below warn may wait for a flush.
     holding: AtomicBool,
     sink: LineSink,
@@ -69,7 +73,7 @@ impl LogOutput {
     pub(crate) fn new(sink: LineSink) -> Self {
         Self {
             shared: Arc::new(Shared {
-                pending: Mutex::new(Vec::new()),
+                pending: RecoveringMutex::new(Vec::new()),
                 holding: AtomicBool::new(false),
                 sink,
             }),
@@ -107,10 +111,7 @@ impl LogOutput {
     }
 
     fn pending(&self) -> MutexGuard<'_, Vec<u8>> {
-        self.shared
-            .pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.shared.pending.lock()
     }
 
     fn write_out(&self, pending: &mut Vec<u8>) {
@@ -130,7 +131,7 @@ impl LogOutput {
         let default_hook = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             // `try_lock`: the panic may have happened while the buffer was held.
-            if let Ok(mut pending) = output.shared.pending.try_lock() {
+            if let Some(mut pending) = output.shared.pending.try_lock() {
                 output.write_out(&mut pending);
             }
             default_hook(info);

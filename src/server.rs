@@ -23,6 +23,7 @@ use crate::handshake::{
     self, HandshakeError, Listener, PluginEnv, PluginListener, SUPPORTED_VERSIONS, Transport,
 };
 use crate::host_storage::MAX_MESSAGE_SIZE;
+use crate::io::Io;
 use crate::proto::logical::plugin_version_server::PluginVersionServer;
 use crate::proto::pb::backend_server::BackendServer;
 use crate::proto::plugin::grpc_broker_server::GrpcBrokerServer;
@@ -486,7 +487,7 @@ impl ConnectionState {
 /// stranger cannot flood the server's log, and an operator still sees that it happens.
 #[derive(Debug, Default)]
 struct RefusalLog {
-    window: std::sync::Mutex<RefusalWindow>,
+    window: crate::sync::RecoveringMutex<RefusalWindow>,
 }
 
 #[derive(Debug, Default)]
@@ -499,10 +500,7 @@ struct RefusalWindow {
 
 impl RefusalLog {
     fn window(&self) -> std::sync::MutexGuard<'_, RefusalWindow> {
-        // Every critical section is a few assignments; poisoning cannot corrupt it.
-        self.window
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.window.lock()
     }
 
     fn refused(self: &Arc<Self>, detail: &str) {
@@ -569,10 +567,6 @@ impl Drop for ConnectionGuard {
         }
     }
 }
-
-/// A byte stream of either kind of socket.
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// One accepted, authenticated connection, as it is served.
 struct ServerIo {

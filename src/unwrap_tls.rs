@@ -19,10 +19,11 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivateSec1KeyDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
 use serde_json::Value;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::handshake::read_sdk_var;
+use crate::io::Io;
 use crate::tls::{self, Identity};
 
 /// How long the whole unwrap may take.
@@ -279,10 +280,6 @@ pub(crate) fn identity_from_unwrapped(body: &Value) -> Result<Identity, UnwrapEr
     )
     .map_err(|e| UnwrapError::BadResponse(e.to_string()))
 }
-
-/// A byte stream of either kind.
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// `PUT /v1/sys/wrapping/unwrap` over HTTP/1.0 (so the Go server closes the connection after
 /// the answer and never uses chunked encoding), returning the JSON body.

@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Mutex, PoisonError};
 
 /// A boxed future, so [`Storage`] can be used as a trait object.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -38,7 +37,7 @@ pub trait Storage: Send + Sync {
 /// Storage in memory, for tests and for benchmarks that leave the server out.
 #[derive(Debug, Default)]
 pub struct MemoryStorage {
-    entries: Mutex<BTreeMap<String, Vec<u8>>>,
+    entries: crate::sync::RecoveringMutex<BTreeMap<String, Vec<u8>>>,
 }
 
 impl MemoryStorage {
@@ -48,9 +47,7 @@ impl MemoryStorage {
     }
 
     fn entries(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Vec<u8>>> {
-        // A panic while holding the lock cannot leave the map half-written (every operation is
-        // a single insert/remove), so the data is still good.
-        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+        self.entries.lock()
     }
 }
 
