@@ -5,7 +5,76 @@
 //! write-ahead log).
 //!
 //! A backend describes its paths once in a [`Router`] and implements [`RoutedBackend`]; the
-//! [`Backend`](super::Backend) trait the machinery calls then comes for free.
+//! [`Backend`] trait the machinery calls then comes for free.
+//!
+//! ```
+//! use std::sync::{Arc, LazyLock};
+//!
+//! use serde_json::{Map, Value, json};
+//! use vault_plugin_sdk::backend::framework::{
+//!     FieldData, FieldSchema, FieldType, PathSpec, RoutedBackend, Router,
+//! };
+//! use vault_plugin_sdk::backend::{
+//!     Backend, BoxFuture, Error, MemoryStorage, Operation, Request, Response, Storage,
+//! };
+//!
+//! /// Greets by name, counting greetings in storage.
+//! struct Greeter {
+//!     storage: Arc<dyn Storage>,
+//! }
+//!
+//! fn greet<'a>(
+//!     greeter: &'a Greeter,
+//!     _: &'a Request,
+//!     fields: &'a FieldData<'a>,
+//! ) -> BoxFuture<'a, Result<Option<Response>, Error>> {
+//!     Box::pin(async move {
+//!         let name = fields.get_string("name");
+//!         let key = format!("count/{name}");
+//!         let count = match greeter.storage.get(&key).await? {
+//!             Some(bytes) => String::from_utf8_lossy(&bytes).parse::<u64>().unwrap_or(0),
+//!             None => 0,
+//!         } + 1;
+//!         greeter.storage.put(&key, count.to_string().into_bytes()).await?;
+//!         let mut data = Map::new();
+//!         data.insert("greeting".into(), Value::from(format!("hello, {name}")));
+//!         data.insert("count".into(), Value::from(count));
+//!         Ok(Some(Response::with_data(data)))
+//!     })
+//! }
+//!
+//! static ROUTER: LazyLock<Router<Greeter>> = LazyLock::new(|| {
+//!     Router::new(
+//!         "Greets.",
+//!         vec![
+//!             PathSpec::new("hello/{name}")
+//!                 .field(FieldSchema::new("name", FieldType::String, "Whom to greet."))
+//!                 .operation(Operation::Read, greet),
+//!         ],
+//!     )
+//! });
+//!
+//! impl RoutedBackend for Greeter {
+//!     fn router(&self) -> &Router<Self> {
+//!         &ROUTER
+//!     }
+//! }
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let greeter = Greeter { storage: Arc::new(MemoryStorage::new()) };
+//! for count in [1, 2] {
+//!     let response = greeter
+//!         .handle_request(Request::new(Operation::Read, "hello/alice"))
+//!         .await
+//!         .unwrap()
+//!         .unwrap();
+//!     assert_eq!(Value::Object(response.data), json!({"greeting": "hello, alice", "count": count}));
+//! }
+//! // No such path: the server answers 404.
+//! let missing = greeter.handle_request(Request::new(Operation::Read, "bye/alice")).await;
+//! assert_eq!(missing, Err(Error::UnsupportedPath));
+//! # });
+//! ```
 
 mod fields;
 mod help;
@@ -292,10 +361,7 @@ impl<B> Router<B> {
     }
 
     /// Sets what runs once after Setup, when storage has become writable (`InitializeFunc`).
-    pub fn with_initialize(
-        mut self,
-        initialize: InitializeHandler<B>,
-    ) -> Self {
+    pub fn with_initialize(mut self, initialize: InitializeHandler<B>) -> Self {
         self.initialize = Some(initialize);
         self
     }
@@ -530,7 +596,7 @@ impl<B> Router<B> {
 }
 
 /// A backend whose requests a [`Router`] handles. Implementing it implements
-/// [`Backend`](super::Backend): routing, existence checks, special paths and the backend's
+/// [`Backend`]: routing, existence checks, special paths and the backend's
 /// type all come from the router.
 pub trait RoutedBackend: Send + Sync + Sized + 'static {
     /// The backend's paths and global handlers, usually a `static` built once.
