@@ -96,3 +96,140 @@ fn every_error_maps_to_its_wire_type() {
         );
     }
 }
+
+#[test]
+fn a_lease_travels_in_nanoseconds_with_go_zero_time_when_unset() {
+    let mut internal = Map::new();
+    internal.insert("user".into(), Value::from("alice"));
+    let mut secret = backend::Secret::new(std::time::Duration::from_secs(90), internal);
+    secret.lease.max_ttl = std::time::Duration::from_secs(3600);
+    secret.lease.renewable = true;
+    let wire = response_to_wire(backend::Response {
+        secret: Some(secret),
+        ..Default::default()
+    })
+    .secret
+    .unwrap();
+    let lease = wire.lease_options.unwrap();
+    assert_eq!(lease.ttl, 90_000_000_000);
+    assert_eq!(lease.max_ttl, 3_600_000_000_000);
+    assert!(lease.renewable);
+    // The server fails on a missing Timestamp; Go sends its zero time.
+    assert_eq!(lease.issue_time.unwrap().seconds, -62_135_596_800);
+    assert_eq!(wire.internal_data, r#"{"user":"alice"}"#);
+
+    // With no internal data the server still needs a JSON object.
+    let empty = response_to_wire(backend::Response {
+        secret: Some(backend::Secret::default()),
+        ..Default::default()
+    });
+    assert_eq!(empty.secret.unwrap().internal_data, "{}");
+}
+
+#[test]
+fn a_renew_request_carries_the_lease_back_with_its_issue_time() {
+    let issued = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+    let request = request_from_wire(Some(pb::Request {
+        operation: "renew".into(),
+        path: "creds/web".into(),
+        data: "null".into(),
+        secret: Some(pb::Secret {
+            lease_options: Some(pb::LeaseOptions {
+                ttl: 30_000_000_000,
+                renewable: true,
+                increment: 60_000_000_000,
+                issue_time: Some(prost_types::Timestamp {
+                    seconds: 1_700_000_000,
+                    nanos: 0,
+                }),
+                max_ttl: -5,
+            }),
+            internal_data: r#"{"secret_type":"password"}"#.into(),
+            lease_id: "pw/creds/web/abc".into(),
+        }),
+        ..Default::default()
+    }))
+    .unwrap();
+    assert!(request.data.is_empty());
+    let secret = request.secret.unwrap();
+    assert_eq!(secret.lease.ttl, std::time::Duration::from_secs(30));
+    assert_eq!(secret.lease.increment, std::time::Duration::from_secs(60));
+    // A negative duration, which the server never sends, reads as zero.
+    assert_eq!(secret.lease.max_ttl, std::time::Duration::ZERO);
+    assert_eq!(secret.lease.issue_time, Some(issued));
+    assert_eq!(secret.internal_data["secret_type"], "password");
+    assert_eq!(secret.lease_id, "pw/creds/web/abc");
+}
+
+#[test]
+fn internal_data_that_is_not_an_object_is_refused_precisely() {
+    let refused = request_from_wire(Some(pb::Request {
+        operation: "revoke".into(),
+        secret: Some(pb::Secret {
+            internal_data: "[1]".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }))
+    .unwrap_err();
+    assert_eq!(
+        refused,
+        "the secret's internal data must be a JSON object, not an array"
+    );
+    let refused = request_from_wire(Some(pb::Request {
+        operation: "renew".into(),
+        auth: Some(pb::Auth {
+            internal_data: "{".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }))
+    .unwrap_err();
+    assert!(
+        refused.starts_with("the auth's internal data is not valid JSON"),
+        "{refused}"
+    );
+}
+
+#[test]
+fn an_auth_round_trips_with_its_alias_token_type_and_durations() {
+    let auth = backend::Auth {
+        lease: backend::LeaseOptions {
+            ttl: std::time::Duration::from_secs(60),
+            renewable: true,
+            ..Default::default()
+        },
+        display_name: "alice".into(),
+        policies: vec!["dev".into()],
+        metadata: [("username".to_owned(), "alice".to_owned())].into(),
+        alias: Some(backend::Alias {
+            name: "alice".into(),
+            ..Default::default()
+        }),
+        period: std::time::Duration::from_secs(5),
+        explicit_max_ttl: std::time::Duration::from_secs(7),
+        token_type: backend::TokenType::Batch,
+        no_default_policy: true,
+        ..Default::default()
+    };
+    let wire = response_to_wire(backend::Response {
+        auth: Some(auth.clone()),
+        ..Default::default()
+    })
+    .auth
+    .unwrap();
+    assert_eq!(wire.token_type, 2);
+    assert_eq!(wire.period, 5_000_000_000);
+    assert_eq!(wire.alias.as_ref().unwrap().name, "alice");
+    assert_eq!(wire.internal_data, "{}");
+    let back = request_from_wire(Some(pb::Request {
+        operation: "renew".into(),
+        auth: Some(wire),
+        ..Default::default()
+    }))
+    .unwrap()
+    .auth
+    .unwrap();
+    // Unset on the way out, so Go's zero time, which reads back as unset.
+    assert_eq!(back, auth);
+}
