@@ -1,0 +1,381 @@
+//! `creds/<name>`: a new username and password under a lease, and the lease's renew and revoke.
+
+use std::time::{Duration, SystemTime};
+
+use aws_lc_rs::rand::{SecureRandom as _, SystemRandom};
+use serde_json::{Map, Value};
+use vault_plugin_sdk::backend::framework::{
+    FieldData, FieldSchema, FieldType, PathSpec, RoutedBackend as _, TtlRequest, calculate_ttl,
+    mount_ttl_limits,
+};
+use vault_plugin_sdk::backend::{BoxFuture, Error, Operation, Request, Response, Secret};
+
+use crate::backend::PasswordBackend;
+use crate::issued::{Issued, issued_key};
+use crate::roles::Role;
+
+/// The secret type of the leases, kept by the server in each lease's internal data: renew and
+/// revoke requests reach [`renew`] and [`revoke`] by it.
+pub(crate) const SECRET_KIND: &str = "password";
+
+/// Passwords and usernames are drawn from these, so they need no quoting in a shell or a URL.
+const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+/// The random part of a username: 62^16 names make a collision in one role negligible.
+const USERNAME_SUFFIX: usize = 16;
+
+pub(crate) fn paths() -> Vec<PathSpec<PasswordBackend>> {
+    vec![
+        PathSpec::new("creds/{name}")
+            .field(FieldSchema::new("name", FieldType::String, "The role's name.").required())
+            .operation(Operation::Read, read)
+            .help(
+                "Issues a username and password under a lease.",
+                "The lease lives for the role's ttl and at most its max_ttl; renew and revoke \
+                 it with `lease renew` and `lease revoke`.",
+            ),
+    ]
+}
+
+/// `length` characters drawn uniformly from [`ALPHABET`] by the operating system's CSPRNG.
+pub(crate) fn random_string(length: usize) -> Result<String, Error> {
+    // Bytes at or above the largest multiple of the alphabet's size are rejected, so every
+    // character is equally likely (a plain `% 62` would favour the first eight).
+    let limit = u8::try_from(256 - 256 % ALPHABET.len()).unwrap_or(u8::MAX);
+    let rng = SystemRandom::new();
+    let mut out = String::with_capacity(length);
+    let mut buffer = [0u8; 64];
+    while out.len() < length {
+        rng.fill(&mut buffer)
+            .map_err(|_| Error::Other("the system's random generator failed".to_owned()))?;
+        for &byte in buffer.iter().filter(|&&b| b < limit) {
+            if out.len() == length {
+                break;
+            }
+            out.push(char::from(ALPHABET[usize::from(byte) % ALPHABET.len()]));
+        }
+    }
+    Ok(out)
+}
+
+/// Issues a credential. The lease asks for the role's TTLs and leaves the rest to the server,
+/// which fills a zero TTL with the mount's default and caps both by the mount's max
+/// (`CalculateTTL`); the same arithmetic here only gives the expiry to record.
+fn read<'a>(
+    backend: &'a PasswordBackend,
+    request: &'a Request,
+    fields: &'a FieldData<'a>,
+) -> BoxFuture<'a, Result<Option<Response>, Error>> {
+    Box::pin(async move {
+        let name = fields.get_string("name");
+        let Some(role) = backend.role(&name).await? else {
+            return Ok(Some(Response::error(format!("unknown role: {name}"))));
+        };
+        let now = SystemTime::now();
+        let ttl = granted_ttl(backend, &role, Duration::ZERO, None, now).await?;
+        let username = format!("{name}-{}", random_string(USERNAME_SUFFIX)?);
+        let password = random_string(role.length)?;
+
+        let record = Issued {
+            role: name.clone(),
+            issue_time: now,
+            ttl,
+            expires_at: now + ttl,
+        };
+        // Written before the answer: if the server then fails to register the lease, it
+        // revokes the secret at once and the revoke removes this entry.
+        backend.put_json(&issued_key(&username), &record).await?;
+        tracing::info!(role = %name, username = %username, path = %request.path, "issued a credential");
+
+        let mut data = Map::new();
+        data.insert("username".to_owned(), Value::String(username.clone()));
+        data.insert("password".to_owned(), Value::String(password));
+        // Renew replaces the lease's data with the renew answer's (none), so what revoke needs
+        // lives in the internal data, which the server keeps as it is.
+        let mut internal = Map::new();
+        internal.insert("username".to_owned(), Value::String(username));
+        internal.insert("role".to_owned(), Value::String(name));
+        let mut response = backend
+            .router()
+            .secret_type(SECRET_KIND)
+            .response(data, internal);
+        if let Some(secret) = response.secret.as_mut() {
+            secret.lease.ttl = role.ttl;
+            secret.lease.max_ttl = role.max_ttl;
+        }
+        Ok(Some(response))
+    })
+}
+
+/// The TTL the server gives a lease of `role` at `now`: what it computes itself from the
+/// lease's answer, the client's `increment` and the mount's limits.
+async fn granted_ttl(
+    backend: &PasswordBackend,
+    role: &Role,
+    increment: Duration,
+    issue_time: Option<SystemTime>,
+    now: SystemTime,
+) -> Result<Duration, Error> {
+    let limits = mount_ttl_limits(backend.system_view.as_ref()).await?;
+    let request = TtlRequest {
+        increment,
+        backend_ttl: role.ttl,
+        backend_max_ttl: role.max_ttl,
+        ..TtlRequest::default()
+    };
+    let (ttl, _warnings) = calculate_ttl(&limits, &request, issue_time, now)?;
+    Ok(ttl)
+}
+
+/// The lease's username and role, as [`read`] put them in its internal data.
+fn lease_identity(request: &Request) -> Result<(String, String), Error> {
+    let internal = request
+        .secret
+        .as_ref()
+        .map(|secret| &secret.internal_data)
+        .ok_or_else(|| Error::Other("the request carries no lease".to_owned()))?;
+    let field = |key: &str| {
+        internal
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| Error::Other(format!("the lease's internal data has no {key}")))
+    };
+    Ok((field("username")?, field("role")?))
+}
+
+/// Renews within the caps, as Go's engines do: the answer is the request's own secret with
+/// the role's TTLs, and the server computes the new TTL from them and the increment. The
+/// recorded expiry follows, so the periodic tidy keeps the entry.
+pub(crate) fn renew<'a>(
+    backend: &'a PasswordBackend,
+    request: &'a Request,
+    _: &'a FieldData<'a>,
+) -> BoxFuture<'a, Result<Option<Response>, Error>> {
+    Box::pin(async move {
+        let (username, role_name) = lease_identity(request)?;
+        let Some(role) = backend.role(&role_name).await? else {
+            return Err(Error::BadRequest(format!(
+                "role {role_name:?} no longer exists: the lease of {username} cannot be renewed"
+            )));
+        };
+        let mut secret: Secret = request.secret.clone().unwrap_or_default();
+        let now = SystemTime::now();
+        let issue_time = secret.lease.issue_time.unwrap_or(now);
+        let ttl = granted_ttl(
+            backend,
+            &role,
+            secret.lease.increment,
+            Some(issue_time),
+            now,
+        )
+        .await
+        .map_err(|e| Error::BadRequest(e.to_string()))?;
+        let record = Issued {
+            role: role_name,
+            issue_time,
+            ttl,
+            expires_at: now + ttl,
+        };
+        backend.put_json(&issued_key(&username), &record).await?;
+
+        secret.lease.ttl = role.ttl;
+        secret.lease.max_ttl = role.max_ttl;
+        secret.lease.renewable = true;
+        Ok(Some(Response {
+            secret: Some(secret),
+            ..Response::default()
+        }))
+    })
+}
+
+/// Forgets the credential. Revoking one that is already gone (the periodic tidy was first, or
+/// the revoke is retried) succeeds: a failure would only make the server retry, then give up.
+pub(crate) fn revoke<'a>(
+    backend: &'a PasswordBackend,
+    request: &'a Request,
+    _: &'a FieldData<'a>,
+) -> BoxFuture<'a, Result<Option<Response>, Error>> {
+    Box::pin(async move {
+        let (username, role) = lease_identity(request)?;
+        backend.storage.delete(&issued_key(&username)).await?;
+        tracing::info!(role = %role, username = %username, "revoked a credential");
+        Ok(None)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use serde_json::json;
+    use vault_plugin_sdk::backend::{Backend as _, Operation, Request, Response};
+
+    use super::{ALPHABET, random_string};
+    use crate::backend::testing::{backend, call};
+    use crate::issued::Issued;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    fn secret_request(operation: Operation, issued: &Response, increment: Duration) -> Request {
+        let mut secret = issued.secret.clone().expect("a lease");
+        secret.lease.issue_time = Some(SystemTime::now());
+        secret.lease.increment = increment;
+        secret.lease_id = "pw/creds/web/abc".to_owned();
+        let mut request = Request::new(operation, "creds/web");
+        request.secret = Some(secret);
+        request
+    }
+
+    async fn issue(backend: &crate::backend::PasswordBackend) -> (Response, String) {
+        let issued = call(backend, Operation::Read, "creds/web", json!({}))
+            .await
+            .expect("a credential");
+        let username = issued.data["username"]
+            .as_str()
+            .expect("a username")
+            .to_owned();
+        (issued, username)
+    }
+
+    #[test]
+    fn random_strings_have_the_length_and_the_alphabet() {
+        let text = random_string(1000).expect("random bytes");
+        assert_eq!(text.len(), 1000);
+        assert!(text.bytes().all(|b| ALPHABET.contains(&b)));
+        assert_ne!(text, random_string(1000).expect("random bytes"));
+        assert_eq!(random_string(0).expect("random bytes"), "");
+    }
+
+    #[tokio::test]
+    async fn a_credential_has_a_renewable_lease_with_the_roles_ttls_and_is_recorded() {
+        let backend = backend();
+        call(
+            &backend,
+            Operation::Update,
+            "roles/web",
+            json!({"ttl": 600, "max_ttl": 1200, "length": 12}),
+        )
+        .await;
+        let (issued, username) = issue(&backend).await;
+        assert!(username.starts_with("web-"), "{username}");
+        assert_eq!(issued.data["password"].as_str().map(str::len), Some(12));
+
+        let secret = issued.secret.expect("a lease");
+        assert!(secret.lease.renewable);
+        assert_eq!(secret.lease.ttl, Duration::from_secs(600));
+        assert_eq!(secret.lease.max_ttl, Duration::from_secs(1200));
+        assert_eq!(secret.internal_data["secret_type"], json!("password"));
+        assert_eq!(secret.internal_data["username"], json!(username));
+        assert_eq!(secret.internal_data["role"], json!("web"));
+
+        let listed = call(&backend, Operation::List, "issued/", json!({})).await;
+        assert_eq!(
+            listed.map(|r| r.data["keys"].clone()),
+            Some(json!([username]))
+        );
+        let record: Issued = backend
+            .get_json(&format!("issued/{username}"))
+            .await
+            .expect("storage")
+            .expect("a record");
+        assert_eq!(record.role, "web");
+        assert_eq!(record.ttl, Duration::from_secs(600));
+    }
+
+    #[tokio::test]
+    async fn without_a_role_ttl_the_recorded_expiry_is_the_mounts_default() {
+        let backend = backend();
+        call(&backend, Operation::Update, "roles/web", json!({})).await;
+        let (issued, username) = issue(&backend).await;
+        // The lease asks for nothing: the server applies the mount's default.
+        assert_eq!(issued.secret.expect("a lease").lease.ttl, Duration::ZERO);
+        let record: Issued = backend
+            .get_json(&format!("issued/{username}"))
+            .await
+            .expect("storage")
+            .expect("a record");
+        assert_eq!(record.ttl, HOUR);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_role_is_a_400() {
+        let backend = backend();
+        let response = call(&backend, Operation::Read, "creds/nobody", json!({}))
+            .await
+            .expect("an error response");
+        assert!(response.is_error());
+        assert_eq!(response.data["error"], json!("unknown role: nobody"));
+    }
+
+    #[tokio::test]
+    async fn renew_returns_the_secret_with_the_roles_ttls_and_moves_the_recorded_expiry() {
+        let backend = backend();
+        call(
+            &backend,
+            Operation::Update,
+            "roles/web",
+            json!({"ttl": 60, "max_ttl": 7200}),
+        )
+        .await;
+        let (issued, username) = issue(&backend).await;
+
+        let request = secret_request(Operation::Renew, &issued, HOUR);
+        let renewed = backend
+            .handle_request(request.clone())
+            .await
+            .expect("renewed");
+        let secret = renewed.and_then(|r| r.secret).expect("the secret back");
+        assert_eq!(secret.lease.ttl, Duration::from_secs(60));
+        assert_eq!(secret.lease.max_ttl, Duration::from_secs(7200));
+        assert_eq!(
+            secret.internal_data,
+            request.secret.clone().expect("a lease").internal_data
+        );
+
+        let record: Issued = backend
+            .get_json(&format!("issued/{username}"))
+            .await
+            .expect("storage")
+            .expect("a record");
+        assert_eq!(record.ttl, HOUR, "the increment, within max_ttl");
+
+        // An increment above max_ttl is capped at what is left of it.
+        let request = secret_request(Operation::Renew, &issued, 10 * HOUR);
+        backend.handle_request(request).await.expect("renewed");
+        let record: Issued = backend
+            .get_json(&format!("issued/{username}"))
+            .await
+            .expect("storage")
+            .expect("a record");
+        assert!(record.ttl <= 2 * HOUR && record.ttl >= 2 * HOUR - Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn renew_after_the_role_is_deleted_fails_and_revoke_still_forgets() {
+        let backend = backend();
+        call(&backend, Operation::Update, "roles/web", json!({})).await;
+        let (issued, username) = issue(&backend).await;
+        call(&backend, Operation::Delete, "roles/web", json!({})).await;
+
+        let renewed = backend
+            .handle_request(secret_request(Operation::Renew, &issued, Duration::ZERO))
+            .await;
+        let error = renewed.expect_err("renew must fail").to_string();
+        assert!(error.contains("no longer exists"), "{error}");
+
+        let revoked = backend
+            .handle_request(secret_request(Operation::Revoke, &issued, Duration::ZERO))
+            .await;
+        assert_eq!(revoked, Ok(None));
+        let record: Option<Issued> = backend
+            .get_json(&format!("issued/{username}"))
+            .await
+            .expect("storage");
+        assert_eq!(record, None);
+        // A second revoke (a retry) succeeds too.
+        let again = backend
+            .handle_request(secret_request(Operation::Revoke, &issued, Duration::ZERO))
+            .await;
+        assert_eq!(again, Ok(None));
+    }
+}

@@ -1,0 +1,356 @@
+//! The `leased-passwords` example plugin (`examples/leased-passwords/`) against a real OpenBao
+//! dev server: roles, credentials under leases, renew within the caps, revoke by id, by prefix
+//! and by expiry, and the failure paths. The example must be built in the same target dir
+//! (`cargo build --examples`, or `cargo test --all-targets`).
+
+use std::time::Duration;
+
+use plugin_test_support::common::{self, DevServer};
+use serde_json::{Value, json};
+
+const PLUGIN: &str = "leased-passwords";
+const MOUNT: &str = "pw";
+/// The dev server's built-in default and max lease TTL: 768 h.
+const SERVER_DEFAULT_TTL: u64 = 768 * 3600;
+
+/// A dev server with the example registered and enabled at `pw/`.
+fn server() -> DevServer {
+    let server = DevServer::start();
+    let bin = common::example_bin(PLUGIN);
+    server.register_and_enable_binary(&bin, "secret", PLUGIN, MOUNT);
+    server
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    common::lossy(&out.stderr)
+}
+
+/// Runs the CLI with `-format=json` (inserted after the subcommand words) and parses stdout.
+fn cli_json(server: &DevServer, words: &[&str], args: &[&str]) -> Value {
+    let mut all: Vec<&str> = words.to_vec();
+    all.push("-format=json");
+    all.extend_from_slice(args);
+    let out = server.cli_ok(&all);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{all:?}: not JSON ({e}): {out}"))
+}
+
+/// Reads a credential of `role`: (lease id, lease duration, username, the whole answer).
+fn issue(server: &DevServer, role: &str) -> (String, u64, String, Value) {
+    let answer = cli_json(server, &["read"], &[&format!("{MOUNT}/creds/{role}")]);
+    let lease_id = answer["lease_id"].as_str().expect("lease_id").to_owned();
+    let duration = answer["lease_duration"].as_u64().expect("lease_duration");
+    let username = answer["data"]["username"]
+        .as_str()
+        .expect("username")
+        .to_owned();
+    (lease_id, duration, username, answer)
+}
+
+/// The usernames `list pw/issued/` shows (none: the server's 404 for an empty list).
+fn issued(server: &DevServer) -> Vec<String> {
+    let (status, body) = server.http("LIST", &format!("{MOUNT}/issued/"), None);
+    match status {
+        404 => Vec::new(),
+        200 => body["data"]["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .map(|k| k.as_str().expect("a key").to_owned())
+            .collect(),
+        _ => panic!("list issued/: {status} {body}"),
+    }
+}
+
+#[test]
+fn roles_are_created_read_updated_listed_and_deleted() {
+    let server = server();
+    let out = server.cli_ok(&["write", "pw/roles/web", "ttl=30m", "max_ttl=2h"]);
+    assert!(
+        out.contains("Success! Data written to: pw/roles/web"),
+        "{out}"
+    );
+
+    let role = cli_json(&server, &["read"], &["pw/roles/web"]);
+    assert_eq!(
+        role["data"],
+        json!({"ttl": 1800, "max_ttl": 7200, "length": 20})
+    );
+
+    // An update changes only what it names.
+    server.cli_ok(&["write", "pw/roles/web", "length=40"]);
+    let role = cli_json(&server, &["read"], &["pw/roles/web"]);
+    assert_eq!(
+        role["data"],
+        json!({"ttl": 1800, "max_ttl": 7200, "length": 40})
+    );
+
+    server.cli_ok(&["write", "pw/roles/db", "ttl=60"]);
+    let listed = cli_json(&server, &["list"], &["pw/roles/"]);
+    assert_eq!(listed, json!(["db", "web"]));
+
+    let out = server.cli_ok(&["delete", "pw/roles/web"]);
+    assert!(
+        out.contains("Success! Data deleted (if it existed) at: pw/roles/web"),
+        "{out}"
+    );
+    let (status, _) = server.http("GET", "pw/roles/web", None);
+    assert_eq!(status, 404);
+    assert_eq!(cli_json(&server, &["list"], &["pw/roles/"]), json!(["db"]));
+}
+
+/// The existence check makes the first write a create: a token with only `create` on the
+/// path may make a role but not change it.
+#[test]
+fn existence_check_tells_create_from_update() {
+    let server = server();
+    let policy = r#"path "pw/roles/*" { capabilities = ["create", "read"] }"#;
+    let policy_file = server.dir().join("creator.hcl");
+    std::fs::write(&policy_file, policy).expect("write the policy");
+    server.cli_ok(&[
+        "policy",
+        "write",
+        "creator",
+        policy_file.to_str().expect("a UTF-8 path"),
+    ]);
+    let token = cli_json(&server, &["token", "create"], &["-policy=creator"]);
+    let token = token["auth"]["client_token"]
+        .as_str()
+        .expect("a token")
+        .to_owned();
+
+    let as_creator = |args: &[&str]| {
+        let mut cmd = server.cli_cmd(args);
+        cmd.env("BAO_TOKEN", &token).env("VAULT_TOKEN", &token);
+        cmd.output().expect("run the CLI")
+    };
+    let out = as_creator(&["write", "pw/roles/new", "ttl=60"]);
+    assert!(out.status.success(), "a create: {}", stderr(&out));
+    let out = as_creator(&["write", "pw/roles/new", "ttl=120"]);
+    assert!(!out.status.success(), "an update needs `update`");
+    assert!(
+        stderr(&out).contains("permission denied"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn credentials_carry_a_renewable_lease_of_the_roles_ttl_or_the_mounts_default() {
+    let server = server();
+    server.cli_ok(&[
+        "write",
+        "pw/roles/web",
+        "ttl=30m",
+        "max_ttl=1h",
+        "length=32",
+    ]);
+    let (lease_id, duration, username, answer) = issue(&server, "web");
+    assert!(lease_id.starts_with("pw/creds/web/"), "{lease_id}");
+    assert_eq!(duration, 1800);
+    assert_eq!(answer["renewable"], json!(true));
+    assert_eq!(answer["data"]["password"].as_str().map(str::len), Some(32));
+    assert!(username.starts_with("web-"), "{username}");
+    assert_eq!(issued(&server), std::slice::from_ref(&username));
+
+    // The CLI's table shows the lease rows.
+    let table = server.cli_ok(&["read", "pw/creds/web"]);
+    assert!(
+        table.contains("lease_id") && table.contains("pw/creds/web/"),
+        "{table}"
+    );
+    assert!(
+        table.contains("lease_duration") && table.contains("30m"),
+        "{table}"
+    );
+    assert!(
+        table.contains("lease_renewable") && table.contains("true"),
+        "{table}"
+    );
+
+    // The recorded entry, without the password.
+    let entry = cli_json(&server, &["read"], &[&format!("pw/issued/{username}")]);
+    assert_eq!(entry["data"]["role"], "web");
+    assert_eq!(entry["data"]["ttl"], 1800);
+    assert!(entry["data"].get("password").is_none(), "{entry}");
+
+    // A role without a ttl gets the mount's default: the server's, then the tuned one.
+    server.cli_ok(&["write", "pw/roles/plain", "length=12"]);
+    let (_, duration, _, _) = issue(&server, "plain");
+    assert_eq!(duration, SERVER_DEFAULT_TTL);
+    server.cli_ok(&["secrets", "tune", "-default-lease-ttl=45m", "pw/"]);
+    let (_, duration, username, _) = issue(&server, "plain");
+    assert_eq!(duration, 2700);
+    let entry = cli_json(&server, &["read"], &[&format!("pw/issued/{username}")]);
+    assert_eq!(
+        entry["data"]["ttl"], 2700,
+        "the plugin records the mount's default"
+    );
+
+    // A role ttl above the mount's max is capped by the server.
+    server.cli_ok(&["secrets", "tune", "-max-lease-ttl=1h", "pw/"]);
+    server.cli_ok(&["write", "pw/roles/long", "ttl=5h"]);
+    let (_, duration, username, _) = issue(&server, "long");
+    assert_eq!(duration, 3600);
+    let entry = cli_json(&server, &["read"], &[&format!("pw/issued/{username}")]);
+    assert_eq!(entry["data"]["ttl"], 3600);
+    assert_eq!(issued(&server).len(), 5);
+}
+
+#[test]
+fn renew_extends_within_the_roles_max_ttl() {
+    let server = server();
+    server.cli_ok(&["write", "pw/roles/web", "ttl=1m", "max_ttl=10m"]);
+    let (lease_id, duration, username, _) = issue(&server, "web");
+    assert_eq!(duration, 60);
+
+    let renewed = cli_json(&server, &["lease", "renew"], &[&lease_id]);
+    assert_eq!(renewed["lease_id"], json!(lease_id));
+    assert_eq!(renewed["lease_duration"], 60);
+    assert_eq!(renewed["renewable"], json!(true));
+
+    let renewed = cli_json(&server, &["lease", "renew"], &["-increment=5m", &lease_id]);
+    assert_eq!(renewed["lease_duration"], 300);
+    let entry = cli_json(&server, &["read"], &[&format!("pw/issued/{username}")]);
+    assert_eq!(
+        entry["data"]["ttl"], 300,
+        "the recorded expiry follows the renew"
+    );
+
+    // Above max_ttl: capped at what is left of it since the first issue, with a warning.
+    let renewed = cli_json(&server, &["lease", "renew"], &["-increment=1h", &lease_id]);
+    let capped = renewed["lease_duration"].as_u64().expect("lease_duration");
+    assert!((590..=600).contains(&capped), "{renewed}");
+    let warnings = renewed["warnings"].to_string();
+    assert!(
+        warnings.contains("exceeded the effective max_ttl"),
+        "{renewed}"
+    );
+    let entry = cli_json(&server, &["read"], &[&format!("pw/issued/{username}")]);
+    assert_eq!(entry["data"]["ttl"], json!(capped));
+
+    // The lease as the server keeps it.
+    let lookup = cli_json(&server, &["lease", "lookup"], &[&lease_id]);
+    assert_eq!(lookup["data"]["renewable"], json!(true));
+    assert!(lookup["data"]["last_renewal"].is_string(), "{lookup}");
+}
+
+#[test]
+fn revoke_by_id_and_by_prefix_removes_the_issued_entries() {
+    let server = server();
+    server.cli_ok(&["write", "pw/roles/web", "ttl=1h"]);
+    server.cli_ok(&["write", "pw/roles/db", "ttl=1h"]);
+    let (first, _, first_user, _) = issue(&server, "web");
+    let web: Vec<String> = (0..3).map(|_| issue(&server, "web").2).collect();
+    let (_, _, db_user, _) = issue(&server, "db");
+    assert_eq!(issued(&server).len(), 5);
+
+    let out = server.cli_ok(&["lease", "revoke", "-sync", &first]);
+    assert!(
+        out.contains(&format!("Success! Revoked lease: {first}")),
+        "{out}"
+    );
+    let left = issued(&server);
+    assert!(!left.contains(&first_user), "{left:?}");
+    assert_eq!(left.len(), 4);
+    let out = server.cli(&["lease", "lookup", &first]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("invalid lease"), "{}", stderr(&out));
+
+    let out = server.cli_ok(&["lease", "revoke", "-sync", "-prefix", "pw/creds/web"]);
+    assert!(
+        out.contains("Success! Revoked any leases with prefix: pw/creds/web"),
+        "{out}"
+    );
+    let left = issued(&server);
+    assert_eq!(left, [db_user], "only db's credential is left of {web:?}");
+
+    // Without -sync the revoke is queued; the entry goes once the server has sent it.
+    let (db_lease, _, _, _) = issue(&server, "db");
+    let out = server.cli_ok(&["lease", "revoke", "-prefix", "pw/creds/db"]);
+    assert!(
+        out.contains("All revocation operations queued successfully!"),
+        "{out}"
+    );
+    common::wait_until(
+        "the queued revokes to reach the plugin",
+        Duration::from_secs(20),
+        || issued(&server).is_empty(),
+    );
+    let out = server.cli(&["lease", "lookup", &db_lease]);
+    assert!(!out.status.success());
+}
+
+#[test]
+fn an_expired_lease_is_revoked_and_its_entry_removed() {
+    let server = server();
+    server.cli_ok(&["write", "pw/roles/brief", "ttl=2s", "max_ttl=2s"]);
+    let (lease_id, duration, username, _) = issue(&server, "brief");
+    assert_eq!(duration, 2);
+    assert_eq!(issued(&server), std::slice::from_ref(&username));
+
+    // The server revokes on expiry; give it ample time, checking often.
+    common::wait_until(
+        "the expired lease's entry to be removed",
+        Duration::from_secs(30),
+        || !issued(&server).contains(&username),
+    );
+    common::wait_until("the lease to be gone", Duration::from_secs(10), || {
+        !server.cli(&["lease", "lookup", &lease_id]).status.success()
+    });
+    // Renew after the max TTL: refused by the server (the lease is gone).
+    let out = server.cli(&["lease", "renew", &lease_id]);
+    assert!(!out.status.success());
+}
+
+#[test]
+fn failures_are_clear_400s() {
+    let server = server();
+
+    let (status, body) = server.http("GET", "pw/creds/nobody", None);
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["errors"], json!(["unknown role: nobody"]));
+
+    for (field, value) in [("ttl", "soon"), ("max_ttl", "-5"), ("length", "abc")] {
+        let (status, body) = server.http("PUT", "pw/roles/bad", Some(&json!({ field: value })));
+        assert_eq!(status, 400, "{field}={value}: {body}");
+        // The existence check converts the fields first, and the server answers its user
+        // error as it is (400, without the "Field validation failed: " a handler's has).
+        let error = body["errors"][0].as_str().unwrap_or_default();
+        assert!(
+            error.contains(&format!("error converting input for field \"{field}\"")),
+            "{field}={value}: {body}"
+        );
+    }
+    // The same for a role that exists (an update).
+    server.cli_ok(&["write", "pw/roles/good", "ttl=60"]);
+    let (status, body) = server.http("PUT", "pw/roles/good", Some(&json!({"length": [1]})));
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        server.http("GET", "pw/roles/good", None).1["data"]["length"],
+        20
+    );
+    let (status, body) = server.http("PUT", "pw/roles/bad", Some(&json!({"length": 2})));
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = server.http(
+        "PUT",
+        "pw/roles/bad",
+        Some(&json!({"ttl": "2h", "max_ttl": "1h"})),
+    );
+    assert_eq!(
+        (status, body["errors"].clone()),
+        (400, json!(["ttl cannot be greater than max_ttl"]))
+    );
+    assert_eq!(server.http("GET", "pw/roles/bad", None).0, 404);
+
+    // Renew after the role is deleted fails and says why; the lease can still be revoked.
+    server.cli_ok(&["write", "pw/roles/web", "ttl=1h"]);
+    let (lease_id, _, username, _) = issue(&server, "web");
+    server.cli_ok(&["delete", "pw/roles/web"]);
+    let out = server.cli(&["lease", "renew", &lease_id]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("role \"web\" no longer exists"), "{err}");
+    assert_eq!(issued(&server), [username]);
+    server.cli_ok(&["lease", "revoke", "-sync", &lease_id]);
+    assert!(issued(&server).is_empty());
+}
