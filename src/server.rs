@@ -165,8 +165,60 @@ pub(crate) async fn run<F: BackendFactory>(
     writeln!(stdout, "{line}")
         .and_then(|()| stdout.flush())
         .map_err(StartError::Stdout)?;
-    // go-plugin's own start-up lines, at its levels, so the server's log reads as with a Go
-    // plugin; then one line of ours, also below info.
+    log_start(version, &security, &addr, &plugin_version, env);
+
+    let services = services(
+        backend,
+        health_service,
+        plugin_version,
+        mode,
+        broker,
+        &lifecycle,
+    );
+    let reason = serve_until_stopped(services, incoming, &lifecycle, options.stop_grace).await;
+    accept.abort();
+    connection_state.refusals.report_held();
+    drop(socket_dir);
+    Ok(reason)
+}
+
+/// Serves the connections that come in until the lifecycle says stop (then replies in flight
+/// get `grace` to go out) or the server is gone.
+async fn serve_until_stopped<F: BackendFactory>(
+    services: GrpcServices<BackendServer<BackendService<F>>>,
+    incoming: mpsc::Receiver<ServerIo>,
+    lifecycle: &Lifecycle,
+    grace: Duration,
+) -> ExitReason {
+    let stopped = {
+        let lifecycle = lifecycle.clone();
+        async move {
+            lifecycle.stopped().await;
+        }
+    };
+    let serve = grpc_serve::serve(services, incoming, stopped);
+    tokio::pin!(serve);
+    tokio::select! {
+        () = &mut serve => {
+            lifecycle.reason().unwrap_or_else(|| ExitReason::HostGone("the server stopped".into()))
+        }
+        reason = lifecycle.stopped() => {
+            // Let replies in flight go out, but never keep the server waiting.
+            let _ = tokio::time::timeout(grace, &mut serve).await;
+            reason
+        }
+    }
+}
+
+/// go-plugin's own start-up lines, at its levels, so the server's log reads as with a Go
+/// plugin; then one line of ours, also below info.
+fn log_start(
+    version: u32,
+    security: &Security,
+    addr: &handshake::ListenAddr,
+    plugin_version: &str,
+    env: &PluginEnv,
+) {
     if security.handshake_cert.is_some() {
         tracing::debug!("configuring server automatic mTLS");
     }
@@ -179,19 +231,25 @@ pub(crate) async fn run<F: BackendFactory>(
         server_version = env.server_version.as_deref().unwrap_or("unknown"),
         "plugin started"
     );
+}
 
-    let stopped = {
-        let lifecycle = lifecycle.clone();
-        async move {
-            lifecycle.stopped().await;
-        }
-    };
-    let services = GrpcServices::new(
+/// Every gRPC service the plugin serves, by name.
+fn services<F: BackendFactory>(
+    backend: BackendService<F>,
+    health: tonic_health::pb::health_server::HealthServer<
+        impl tonic_health::pb::health_server::Health,
+    >,
+    plugin_version: String,
+    mode: ServiceMode,
+    broker: Arc<Broker>,
+    lifecycle: &Lifecycle,
+) -> GrpcServices<BackendServer<BackendService<F>>> {
+    GrpcServices::new(
         BackendServer::new(backend)
             .max_decoding_message_size(MAX_MESSAGE_SIZE)
             .max_encoding_message_size(MAX_MESSAGE_SIZE),
     )
-    .with(health_service)
+    .with(health)
     .with(PluginVersionServer::new(VersionService::new(
         plugin_version,
     )))
@@ -205,24 +263,7 @@ pub(crate) async fn run<F: BackendFactory>(
     .with(GrpcControllerServer::new(ControllerService::new(
         lifecycle.clone(),
     )))
-    .with(GrpcStdioServer::new(StdioService::new(lifecycle.clone())));
-    let serve = grpc_serve::serve(services, incoming, stopped);
-    tokio::pin!(serve);
-
-    let reason = tokio::select! {
-        () = &mut serve => {
-            lifecycle.reason().unwrap_or_else(|| ExitReason::HostGone("the server stopped".into()))
-        }
-        reason = lifecycle.stopped() => {
-            // Let replies in flight go out, but never keep the server waiting.
-            let _ = tokio::time::timeout(options.stop_grace, &mut serve).await;
-            reason
-        }
-    };
-    accept.abort();
-    connection_state.refusals.report_held();
-    drop(socket_dir);
-    Ok(reason)
+    .with(GrpcStdioServer::new(StdioService::new(lifecycle.clone())))
 }
 
 /// How the connections of this run are secured.
@@ -334,19 +375,10 @@ async fn accept_loop(
     state: Arc<ConnectionState>,
     options: ServeOptions,
 ) {
-    tokio::spawn({
-        let state = state.clone();
-        async move {
-            tokio::time::sleep(options.connect_timeout).await;
-            if !state.established.load(Ordering::SeqCst) {
-                state.lifecycle.exit(ExitReason::StartFailed(format!(
-                    "no mutual-TLS connection from the server within {}s of the handshake; \
-                     the server gave up on this plugin",
-                    options.connect_timeout.as_secs_f32()
-                )));
-            }
-        }
-    });
+    tokio::spawn(exit_unless_connected(
+        state.clone(),
+        options.connect_timeout,
+    ));
     let pending = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
     let mut backoff = AcceptBackoff::default();
     loop {
@@ -354,14 +386,7 @@ async fn accept_loop(
         let Ok(permit) = pending.clone().acquire_owned().await else {
             return;
         };
-        let accepted = match &listener {
-            Listener::Unix(l) => l.accept().await.map(|(s, _)| Box::new(s) as Box<dyn Io>),
-            Listener::Tcp(l) => l.accept().await.map(|(s, _)| {
-                let _ = s.set_nodelay(true);
-                Box::new(s) as Box<dyn Io>
-            }),
-        };
-        let socket = match accepted {
+        let socket = match accept(&listener).await {
             Ok(socket) => {
                 backoff.recovered();
                 socket
@@ -372,31 +397,67 @@ async fn accept_loop(
                 continue;
             }
         };
-        let acceptor = acceptor.clone();
-        let connections = connections.clone();
-        let state = state.clone();
-        let timeout = options.tls_handshake_timeout;
-        tokio::spawn(async move {
-            let secured = async {
-                match &acceptor {
-                    Some(acceptor) => accept_tls(acceptor, socket).await,
-                    None => Ok(socket),
-                }
+        tokio::spawn(secure_and_hand_over(
+            socket,
+            acceptor.clone(),
+            permit,
+            connections.clone(),
+            state.clone(),
+            options.tls_handshake_timeout,
+        ));
+    }
+}
+
+/// Ends the process when the server has not connected `timeout` after the handshake line.
+async fn exit_unless_connected(state: Arc<ConnectionState>, timeout: Duration) {
+    tokio::time::sleep(timeout).await;
+    if !state.established.load(Ordering::SeqCst) {
+        state.lifecycle.exit(ExitReason::StartFailed(format!(
+            "no mutual-TLS connection from the server within {}s of the handshake; the \
+             server gave up on this plugin",
+            timeout.as_secs_f32()
+        )));
+    }
+}
+
+async fn accept(listener: &Listener) -> io::Result<Box<dyn Io>> {
+    match listener {
+        Listener::Unix(l) => l.accept().await.map(|(s, _)| Box::new(s) as Box<dyn Io>),
+        Listener::Tcp(l) => l.accept().await.map(|(s, _)| {
+            let _ = s.set_nodelay(true);
+            Box::new(s) as Box<dyn Io>
+        }),
+    }
+}
+
+/// Completes one connection's TLS handshake within `timeout` (holding a pending-handshake
+/// `permit` meanwhile) and hands the connection to the server loop.
+async fn secure_and_hand_over(
+    socket: Box<dyn Io>,
+    acceptor: Option<TlsAcceptor>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    connections: mpsc::Sender<ServerIo>,
+    state: Arc<ConnectionState>,
+    timeout: Duration,
+) {
+    let secured = async {
+        match &acceptor {
+            Some(acceptor) => accept_tls(acceptor, socket).await,
+            None => Ok(socket),
+        }
+    };
+    let outcome = tokio::time::timeout(timeout, secured).await;
+    drop(permit);
+    match outcome {
+        Ok(Ok(stream)) => {
+            let io = ServerIo {
+                stream,
+                _guard: ConnectionGuard::open(state),
             };
-            let outcome = tokio::time::timeout(timeout, secured).await;
-            drop(permit);
-            match outcome {
-                Ok(Ok(stream)) => {
-                    let io = ServerIo {
-                        stream,
-                        _guard: ConnectionGuard::open(state),
-                    };
-                    let _ = connections.send(io).await;
-                }
-                Ok(Err(e)) => state.handshake_failed(&e.to_string()),
-                Err(_) => state.handshake_failed("the TLS handshake timed out"),
-            }
-        });
+            let _ = connections.send(io).await;
+        }
+        Ok(Err(e)) => state.handshake_failed(&e.to_string()),
+        Err(_) => state.handshake_failed("the TLS handshake timed out"),
     }
 }
 
