@@ -82,18 +82,37 @@ fn overflow_mul(a: i64, b: i64) -> Result<i64, String> {
     a.checked_mul(b).ok_or_else(|| OVERFLOW.to_owned())
 }
 
+/// The largest magnitude `time.ParseDuration` accepts: 2^63 nanoseconds, which only a negative
+/// duration can hold.
+const DURATION_LIMIT: u64 = 1 << 63;
+
+/// Why `time.ParseDuration` rejected its input; every text quotes the whole input, so
+/// [`parse_go_duration`] words them.
+enum DurationError {
+    Invalid,
+    MissingUnit,
+    UnknownUnit(String),
+}
+
+impl DurationError {
+    /// Go's text for this error in parsing `orig`.
+    fn text(&self, orig: &str) -> String {
+        match self {
+            Self::Invalid => format!("time: invalid duration {}", time_quote(orig)),
+            Self::MissingUnit => format!("time: missing unit in duration {}", time_quote(orig)),
+            Self::UnknownUnit(unit) => format!(
+                "time: unknown unit {} in duration {}",
+                time_quote(unit),
+                time_quote(orig)
+            ),
+        }
+    }
+}
+
 /// `time.ParseDuration`: a signed sequence of decimal numbers with units, in nanoseconds.
 pub(super) fn parse_go_duration(orig: &str) -> Result<i64, String> {
-    let invalid = || format!("time: invalid duration {}", time_quote(orig));
-    const LIMIT: u64 = 1 << 63;
-    let mut s = orig;
-    let mut negative = false;
-    if let Some(rest) = s.strip_prefix('-') {
-        negative = true;
-        s = rest;
-    } else if let Some(rest) = s.strip_prefix('+') {
-        s = rest;
-    }
+    let invalid = || DurationError::Invalid.text(orig);
+    let (negative, mut s) = split_sign(orig);
     if s == "0" {
         return Ok(0);
     }
@@ -102,89 +121,10 @@ pub(super) fn parse_go_duration(orig: &str) -> Result<i64, String> {
     }
     let mut total: u64 = 0;
     while !s.is_empty() {
-        let first = s.as_bytes()[0];
-        if !(first == b'.' || first.is_ascii_digit()) {
-            return Err(invalid());
-        }
-        // The integer part; Go rejects it once it passes 2^63.
-        let int_len = s.bytes().take_while(u8::is_ascii_digit).count();
-        let mut whole: u64 = 0;
-        for digit in s[..int_len].bytes() {
-            if whole > LIMIT / 10 {
-                return Err(invalid());
-            }
-            whole = whole * 10 + u64::from(digit - b'0');
-            if whole > LIMIT {
-                return Err(invalid());
-            }
-        }
-        s = &s[int_len..];
-        // The fraction: digits past what fits are consumed and dropped.
-        let mut fraction: u64 = 0;
-        let mut scale = 1.0f64;
-        let mut fraction_len = 0;
-        if let Some(rest) = s.strip_prefix('.') {
-            s = rest;
-            fraction_len = s.bytes().take_while(u8::is_ascii_digit).count();
-            let mut overflowed = false;
-            for digit in s[..fraction_len].bytes() {
-                if overflowed || fraction > (LIMIT - 1) / 10 {
-                    overflowed = true;
-                    continue;
-                }
-                let next = fraction * 10 + u64::from(digit - b'0');
-                if next > LIMIT {
-                    overflowed = true;
-                    continue;
-                }
-                fraction = next;
-                scale *= 10.0;
-            }
-            s = &s[fraction_len..];
-        }
-        if int_len == 0 && fraction_len == 0 {
-            return Err(invalid());
-        }
-        let unit_len = s
-            .bytes()
-            .take_while(|b| *b != b'.' && !b.is_ascii_digit())
-            .count();
-        if unit_len == 0 {
-            return Err(format!(
-                "time: missing unit in duration {}",
-                time_quote(orig)
-            ));
-        }
-        let unit_text = &s[..unit_len];
-        s = &s[unit_len..];
-        let unit: u64 = match unit_text {
-            "ns" => 1,
-            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60_000_000_000,
-            "h" => 3_600_000_000_000,
-            _ => {
-                return Err(format!(
-                    "time: unknown unit {} in duration {}",
-                    time_quote(unit_text),
-                    time_quote(orig)
-                ));
-            }
-        };
-        if whole > LIMIT / unit {
-            return Err(invalid());
-        }
-        let mut value = whole * unit;
-        if fraction > 0 {
-            // Go scales the fraction in floating point, and so do we, for the same rounding.
-            value += (fraction as f64 * (unit as f64 / scale)) as u64;
-            if value > LIMIT {
-                return Err(invalid());
-            }
-        }
+        let (value, rest) = duration_term(s).map_err(|e| e.text(orig))?;
+        s = rest;
         total += value;
-        if total > LIMIT {
+        if total > DURATION_LIMIT {
             return Err(invalid());
         }
     }
@@ -193,6 +133,128 @@ pub(super) fn parse_go_duration(orig: &str) -> Result<i64, String> {
         return Ok((total as i64).wrapping_neg());
     }
     i64::try_from(total).map_err(|_| invalid())
+}
+
+/// Whether a duration's text starts with `-`, and the text without its sign.
+fn split_sign(s: &str) -> (bool, &str) {
+    if let Some(rest) = s.strip_prefix('-') {
+        (true, rest)
+    } else {
+        (false, s.strip_prefix('+').unwrap_or(s))
+    }
+}
+
+/// One `number unit` term at the start of a non-empty `s`, in nanoseconds, and the text after it.
+fn duration_term(s: &str) -> Result<(u64, &str), DurationError> {
+    let first = s.as_bytes()[0];
+    if !(first == b'.' || first.is_ascii_digit()) {
+        return Err(DurationError::Invalid);
+    }
+    let (whole, int_len) = leading_int(s)?;
+    let s = &s[int_len..];
+    let (fraction, fraction_len, s) = match s.strip_prefix('.') {
+        Some(rest) => {
+            let (fraction, fraction_len) = leading_fraction(rest);
+            (fraction, fraction_len, &rest[fraction_len..])
+        }
+        None => (Fraction::NONE, 0, s),
+    };
+    if int_len == 0 && fraction_len == 0 {
+        return Err(DurationError::Invalid);
+    }
+    let (unit, unit_len) = leading_unit(s)?;
+    Ok((term_nanos(whole, fraction, unit)?, &s[unit_len..]))
+}
+
+/// The integer part at the start of `s` and its length; Go rejects it once it passes 2^63.
+fn leading_int(s: &str) -> Result<(u64, usize), DurationError> {
+    let int_len = s.bytes().take_while(u8::is_ascii_digit).count();
+    let mut whole: u64 = 0;
+    for digit in s[..int_len].bytes() {
+        if whole > DURATION_LIMIT / 10 {
+            return Err(DurationError::Invalid);
+        }
+        whole = whole * 10 + u64::from(digit - b'0');
+        if whole > DURATION_LIMIT {
+            return Err(DurationError::Invalid);
+        }
+    }
+    Ok((whole, int_len))
+}
+
+/// The digits of a term's fraction, as Go keeps them: an integer and the power of ten it is
+/// over.
+#[derive(Clone, Copy)]
+struct Fraction {
+    digits: u64,
+    scale: f64,
+}
+
+impl Fraction {
+    const NONE: Self = Self {
+        digits: 0,
+        scale: 1.0,
+    };
+}
+
+/// The fraction at the start of `s` (the text after the `.`) and its length: digits past what
+/// fits are consumed and dropped.
+fn leading_fraction(s: &str) -> (Fraction, usize) {
+    let mut fraction = Fraction::NONE;
+    let fraction_len = s.bytes().take_while(u8::is_ascii_digit).count();
+    let mut overflowed = false;
+    for digit in s[..fraction_len].bytes() {
+        if overflowed || fraction.digits > (DURATION_LIMIT - 1) / 10 {
+            overflowed = true;
+            continue;
+        }
+        let next = fraction.digits * 10 + u64::from(digit - b'0');
+        if next > DURATION_LIMIT {
+            overflowed = true;
+            continue;
+        }
+        fraction.digits = next;
+        fraction.scale *= 10.0;
+    }
+    (fraction, fraction_len)
+}
+
+/// The unit at the start of `s`, in nanoseconds, and its length.
+fn leading_unit(s: &str) -> Result<(u64, usize), DurationError> {
+    let unit_len = s
+        .bytes()
+        .take_while(|b| *b != b'.' && !b.is_ascii_digit())
+        .count();
+    if unit_len == 0 {
+        return Err(DurationError::MissingUnit);
+    }
+    let unit_text = &s[..unit_len];
+    let unit = match unit_text {
+        "ns" => 1,
+        "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "m" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        _ => return Err(DurationError::UnknownUnit(unit_text.to_owned())),
+    };
+    Ok((unit, unit_len))
+}
+
+/// `whole.fraction` times `unit` nanoseconds, rejected past 2^63 as Go does.
+fn term_nanos(whole: u64, fraction: Fraction, unit: u64) -> Result<u64, DurationError> {
+    if whole > DURATION_LIMIT / unit {
+        return Err(DurationError::Invalid);
+    }
+    let mut value = whole * unit;
+    if fraction.digits > 0 {
+        // Go scales the fraction in floating point, and so do we, for the same rounding.
+        value += (fraction.digits as f64 * (unit as f64 / fraction.scale)) as u64;
+        if value > DURATION_LIMIT {
+            return Err(DurationError::Invalid);
+        }
+    }
+    Ok(value)
 }
 
 /// `parseutil.ParseDurationSecond` on a JSON value, in nanoseconds: `None` for null (no value).
