@@ -83,6 +83,8 @@ fn title_case(hyphenated: &str) -> String {
         .collect()
 }
 
+/// The OpenAPI path item of `spec`, as `documentPath` builds one: its help, its captures as
+/// parameters, its `x-vault-*` flags and an operation per HTTP method it answers.
 fn path_item<B>(
     router: &Router<B>,
     spec: &PathSpec<B>,
@@ -95,6 +97,36 @@ fn path_item<B>(
         item.insert("description".into(), Value::from(spec.synopsis.trim()));
     }
     let captures: Vec<&str> = spec.pattern.capture_names().collect();
+    let parameters = path_parameters(spec, &captures);
+    if !parameters.is_empty() {
+        item.insert("parameters".into(), Value::Array(parameters));
+    }
+    insert_vault_extensions(&mut item, router, spec, path);
+
+    let operations = OperationTemplate {
+        prefix,
+        path,
+        tags: tags(router.backend_type()),
+    };
+    if let Some(get) = get_operation(spec, &operations) {
+        item.insert("get".into(), get);
+    }
+    if let Some(post) = post_operation(spec, &captures, &operations, schemas) {
+        item.insert("post".into(), post);
+    }
+    if supports(spec, Operation::Delete) {
+        item.insert("delete".into(), operations.operation("delete", true));
+    }
+    Value::Object(item)
+}
+
+/// Whether `spec` answers `operation`.
+fn supports<B>(spec: &PathSpec<B>, operation: Operation) -> bool {
+    spec.operations.iter().any(|(o, _)| *o == operation)
+}
+
+/// The path's captures as required string parameters, in the order of their lower-case names.
+fn path_parameters<B>(spec: &PathSpec<B>, captures: &[&str]) -> Vec<Value> {
     let mut parameters: Vec<(String, Value)> = captures
         .iter()
         .map(|name| {
@@ -112,10 +144,16 @@ fn path_item<B>(
         })
         .collect();
     parameters.sort_by(|a, b| a.0.cmp(&b.0));
-    if !parameters.is_empty() {
-        let parameters = parameters.into_iter().map(|(_, p)| p).collect();
-        item.insert("parameters".into(), Value::Array(parameters));
-    }
+    parameters.into_iter().map(|(_, p)| p).collect()
+}
+
+/// The `x-vault-*` flags of a path: whether it needs no token, needs sudo, or can be created.
+fn insert_vault_extensions<B>(
+    item: &mut Map<String, Value>,
+    router: &Router<B>,
+    spec: &PathSpec<B>,
+    path: &str,
+) {
     let special = router.special_paths();
     if listed(&special.unauthenticated, path) {
         item.insert("x-vault-unauthenticated".into(), Value::Bool(true));
@@ -123,31 +161,52 @@ fn path_item<B>(
     if listed(&special.root, path) {
         item.insert("x-vault-sudo".into(), Value::Bool(true));
     }
-    let has = |op: Operation| spec.operations.iter().any(|(o, _)| *o == op);
-    if has(Operation::Create) {
+    if supports(spec, Operation::Create) {
         item.insert("x-vault-createSupported".into(), Value::Bool(true));
     }
+}
 
-    let tags = match router.backend_type() {
+/// The tags of every operation: the kind of mount the backend is.
+fn tags(backend_type: BackendType) -> Value {
+    match backend_type {
         BackendType::Logical => json!(["secrets"]),
         BackendType::Credential => json!(["auth"]),
-    };
-    let operation = |verb: &str, deleting: bool| {
+    }
+}
+
+/// What the operations of one path share: their ids' prefix and path, and their tags.
+struct OperationTemplate<'a> {
+    prefix: &'a str,
+    path: &'a str,
+    tags: Value,
+}
+
+impl OperationTemplate<'_> {
+    /// The operation `verb` names, answering 204 when it deletes and 200 otherwise.
+    fn operation(&self, verb: &str, deleting: bool) -> Value {
         let responses = if deleting {
             json!({ "204": { "description": "empty body" } })
         } else {
             json!({ "200": { "description": "OK" } })
         };
         json!({
-            "operationId": operation_id(prefix, verb, path),
+            "operationId": self.operation_id(verb),
             "responses": responses,
-            "tags": tags,
+            "tags": self.tags,
         })
-    };
+    }
 
-    if has(Operation::Read) {
-        let mut get = operation("read", false);
-        if has(Operation::List) {
+    fn operation_id(&self, verb: &str) -> String {
+        operation_id(self.prefix, verb, self.path)
+    }
+}
+
+/// `get`: a read that lists when asked to, or a list that must be asked for.
+fn get_operation<B>(spec: &PathSpec<B>, operations: &OperationTemplate<'_>) -> Option<Value> {
+    let lists = supports(spec, Operation::List);
+    if supports(spec, Operation::Read) {
+        let mut get = operations.operation("read", false);
+        if lists {
             get["parameters"] = json!([{
                 "name": "list",
                 "description": "Return a list if `true`",
@@ -155,9 +214,9 @@ fn path_item<B>(
                 "schema": { "type": "string" },
             }]);
         }
-        item.insert("get".into(), get);
-    } else if has(Operation::List) {
-        let mut get = operation("list", false);
+        Some(get)
+    } else if lists {
+        let mut get = operations.operation("list", false);
         get["parameters"] = json!([{
             "name": "list",
             "description": "Must be set to `true`",
@@ -165,44 +224,55 @@ fn path_item<B>(
             "schema": { "type": "string", "enum": ["true"] },
             "required": true,
         }]);
-        item.insert("get".into(), get);
-    }
-    // Update wins over create when a path has both, as in the Go SDK.
-    let write_verb = if has(Operation::Update) {
-        Some("write")
-    } else if has(Operation::Create) {
-        Some("create")
+        Some(get)
     } else {
         None
+    }
+}
+
+/// `post`: a write or a create, its body's fields as a named schema added to `schemas`.
+fn post_operation<B>(
+    spec: &PathSpec<B>,
+    captures: &[&str],
+    operations: &OperationTemplate<'_>,
+    schemas: &mut Map<String, Value>,
+) -> Option<Value> {
+    // Update wins over create when a path has both, as in the Go SDK.
+    let verb = if supports(spec, Operation::Update) {
+        "write"
+    } else if supports(spec, Operation::Create) {
+        "create"
+    } else {
+        return None;
     };
-    if let Some(verb) = write_verb {
-        let mut post = operation(verb, false);
-        let body_fields = spec.fields.iter().filter(|f| !captures.contains(&f.name));
-        let properties: Map<String, Value> = body_fields
-            .map(|f| {
-                let mut schema = f.openapi_schema();
-                if !f.description.trim().is_empty() {
-                    schema["description"] = Value::from(f.description.trim());
-                }
-                (f.name.to_owned(), schema)
-            })
-            .collect();
-        if !properties.is_empty() {
-            let name = format!("{}Request", title_case(&operation_id(prefix, verb, path)));
-            post["requestBody"] = json!({
-                "required": true,
-                "content": {
-                    "application/json": {
-                        "schema": { "$ref": format!("#/components/schemas/{name}") },
-                    },
+    let mut post = operations.operation(verb, false);
+    let properties = body_properties(spec, captures);
+    if !properties.is_empty() {
+        let name = format!("{}Request", title_case(&operations.operation_id(verb)));
+        post["requestBody"] = json!({
+            "required": true,
+            "content": {
+                "application/json": {
+                    "schema": { "$ref": format!("#/components/schemas/{name}") },
                 },
-            });
-            schemas.insert(name, json!({ "type": "object", "properties": properties }));
-        }
-        item.insert("post".into(), post);
+            },
+        });
+        schemas.insert(name, json!({ "type": "object", "properties": properties }));
     }
-    if has(Operation::Delete) {
-        item.insert("delete".into(), operation("delete", true));
-    }
-    Value::Object(item)
+    Some(post)
+}
+
+/// The schemas of the fields a request body carries: those that are not path captures.
+fn body_properties<B>(spec: &PathSpec<B>, captures: &[&str]) -> Map<String, Value> {
+    spec.fields
+        .iter()
+        .filter(|f| !captures.contains(&f.name))
+        .map(|f| {
+            let mut schema = f.openapi_schema();
+            if !f.description.trim().is_empty() {
+                schema["description"] = Value::from(f.description.trim());
+            }
+            (f.name.to_owned(), schema)
+        })
+        .collect()
 }
