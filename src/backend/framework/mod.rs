@@ -91,6 +91,8 @@ pub use wal::{
     put_wal, put_wal_at,
 };
 
+use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde_json::Map;
@@ -100,16 +102,67 @@ use super::{
     Storage, SystemView,
 };
 
-/// Handles one operation on a path.
-pub type OperationHandler<B> = for<'a> fn(
-    &'a B,
-    &'a Request,
-    &'a FieldData<'a>,
-) -> BoxFuture<'a, Result<Option<Response>, Error>>;
+/// Handles one operation on a path, as the router keeps it. Builders take any [`HandlerFn`]
+/// and box it into this.
+pub type OperationHandler<B> = Handler<B, Option<Response>>;
 
-/// Tells whether the target of a create/update exists.
-pub type ExistenceHandler<B> =
-    for<'a> fn(&'a B, &'a Request, &'a FieldData<'a>) -> BoxFuture<'a, Result<bool, Error>>;
+/// Tells whether the target of a create/update exists, as the router keeps it.
+pub type ExistenceHandler<B> = Handler<B, bool>;
+
+/// A boxed handler answering `Result<T, Error>`.
+pub type Handler<B, T> = Arc<
+    dyn for<'a> Fn(&'a B, &'a Request, &'a FieldData<'a>) -> BoxFuture<'a, Result<T, Error>>
+        + Send
+        + Sync,
+>;
+
+/// A handler: an `async fn` of the backend, the request and its fields,
+///
+/// ```
+/// # use vault_plugin_sdk::backend::framework::FieldData;
+/// # use vault_plugin_sdk::backend::{Error, Request, Response};
+/// # struct MyBackend;
+/// async fn read(
+///     backend: &MyBackend,
+///     request: &Request,
+///     fields: &FieldData<'_>,
+/// ) -> Result<Option<Response>, Error> {
+/// #   let _ = (backend, request, fields);
+///     Ok(None)
+/// }
+/// ```
+///
+/// or a plain `fn` with the same arguments that returns a [`BoxFuture`]. An operation's
+/// handler answers `Option<Response>` (`None` is a nil response: 404 on a read, 204 on a
+/// write), an existence check's `bool`.
+pub trait HandlerFn<'a, B: 'a, T>: Send + Sync + 'static {
+    /// The future the handler returns.
+    type Future: Future<Output = Result<T, Error>> + Send + 'a;
+
+    /// Handles the request.
+    fn call(&self, backend: &'a B, request: &'a Request, fields: &'a FieldData<'a>)
+    -> Self::Future;
+}
+
+impl<'a, B: 'a, T, F, Fut> HandlerFn<'a, B, T> for F
+where
+    F: Fn(&'a B, &'a Request, &'a FieldData<'a>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<T, Error>> + Send + 'a,
+{
+    type Future = Fut;
+
+    fn call(&self, backend: &'a B, request: &'a Request, fields: &'a FieldData<'a>) -> Fut {
+        self(backend, request, fields)
+    }
+}
+
+/// Boxes a handler the way the router keeps it.
+fn boxed<B, T, H>(handler: H) -> Handler<B, T>
+where
+    H: for<'a> HandlerFn<'a, B, T>,
+{
+    Arc::new(move |backend, request, fields| Box::pin(handler.call(backend, request, fields)))
+}
 
 /// Runs once after Setup, when storage has become writable.
 pub type InitializeHandler<B> = for<'a> fn(&'a B) -> BoxFuture<'a, Result<(), Error>>;
@@ -212,14 +265,14 @@ impl<B> SecretType<B> {
     }
 
     /// Sets the renew handler.
-    pub fn renew(mut self, handler: OperationHandler<B>) -> Self {
-        self.renew = Some(handler);
+    pub fn renew(mut self, handler: impl for<'a> HandlerFn<'a, B, Option<Response>>) -> Self {
+        self.renew = Some(boxed(handler));
         self
     }
 
     /// Sets the revoke handler.
-    pub fn revoke(mut self, handler: OperationHandler<B>) -> Self {
-        self.revoke = Some(handler);
+    pub fn revoke(mut self, handler: impl for<'a> HandlerFn<'a, B, Option<Response>>) -> Self {
+        self.revoke = Some(boxed(handler));
         self
     }
 
@@ -297,14 +350,21 @@ impl<B> PathSpec<B> {
     }
 
     /// Adds an operation and its handler.
-    pub fn operation(mut self, operation: Operation, handler: OperationHandler<B>) -> Self {
-        self.operations.push((operation, handler));
+    pub fn operation(
+        mut self,
+        operation: Operation,
+        handler: impl for<'a> HandlerFn<'a, B, Option<Response>>,
+    ) -> Self {
+        self.operations.push((operation, boxed(handler)));
         self
     }
 
-    /// Sets the existence check.
-    pub fn existence_check(mut self, handler: ExistenceHandler<B>) -> Self {
-        self.existence_check = Some(handler);
+    /// Sets the existence check. The server asks it before every create or update, so with a
+    /// check a field that does not convert is refused there: 400 with the conversion error
+    /// alone, without the "Field validation failed: " a handler's validation puts first. The Go
+    /// framework answers the same way.
+    pub fn existence_check(mut self, handler: impl for<'a> HandlerFn<'a, B, bool>) -> Self {
+        self.existence_check = Some(boxed(handler));
         self
     }
 
@@ -315,11 +375,11 @@ impl<B> PathSpec<B> {
         self
     }
 
-    fn handler(&self, operation: &Operation) -> Option<OperationHandler<B>> {
+    fn handler(&self, operation: &Operation) -> Option<&OperationHandler<B>> {
         self.operations
             .iter()
             .find(|(op, _)| op == operation)
-            .map(|(_, handler)| *handler)
+            .map(|(_, handler)| handler)
     }
 
     fn field_schema(&self, name: &str) -> Option<&FieldSchema> {
@@ -397,8 +457,11 @@ impl<B> Router<B> {
 
     /// Sets the handler of token renewals for an auth method (`AuthRenew`); without one,
     /// renewals answer "this auth type doesn't support renew".
-    pub fn with_auth_renew(mut self, handler: OperationHandler<B>) -> Self {
-        self.auth_renew = Some(handler);
+    pub fn with_auth_renew(
+        mut self,
+        handler: impl for<'a> HandlerFn<'a, B, Option<Response>>,
+    ) -> Self {
+        self.auth_renew = Some(boxed(handler));
         self
     }
 
@@ -517,7 +580,7 @@ impl<B> Router<B> {
         request: &Request,
     ) -> Result<Option<Response>, Error> {
         if request.operation == Operation::Renew && request.auth.is_some() {
-            let Some(renew) = self.auth_renew else {
+            let Some(renew) = &self.auth_renew else {
                 return Ok(Some(Response::error(
                     "this auth type doesn't support renew",
                 )));
@@ -536,10 +599,10 @@ impl<B> Router<B> {
             .and_then(|kind| self.secret_types.iter().find(|t| t.kind == kind))
             .ok_or_else(|| Error::Other("secret is unsupported by this backend".to_owned()))?;
         let handler = match request.operation {
-            Operation::Renew => secret_type.renew,
-            _ => secret_type.revoke,
+            Operation::Renew => &secret_type.renew,
+            _ => &secret_type.revoke,
         };
-        let handler = handler.ok_or(Error::UnsupportedOperation)?;
+        let handler = handler.as_ref().ok_or(Error::UnsupportedOperation)?;
         let (fields, _) = FieldData::new(&secret_type.fields, &request.data, Captures::new());
         handler(backend, request, &fields).await
     }
@@ -586,7 +649,7 @@ impl<B> Router<B> {
             )));
         }
         let (spec, captures) = self.route(&request.path).ok_or(Error::UnsupportedPath)?;
-        let Some(check) = spec.existence_check else {
+        let Some(check) = &spec.existence_check else {
             return Ok(None);
         };
         let (fields, _) = FieldData::new(&spec.fields, &request.data, captures);
