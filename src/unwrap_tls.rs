@@ -15,9 +15,10 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use rustls::client::WantsClientCert;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivateSec1KeyDer, ServerName};
-use rustls::{ClientConfig, RootCertStore};
+use rustls::{ClientConfig, ConfigBuilder, RootCertStore};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -379,9 +380,6 @@ fn parse_http_response(response: &[u8]) -> Result<Value, UnwrapError> {
 
 /// The TLS client for the server's API, from the flags.
 fn api_tls_config(flags: &ApiClientFlags) -> Result<Arc<ClientConfig>, UnwrapError> {
-    let files = |path: &Path, e: &dyn fmt::Display| {
-        UnwrapError::TlsFiles(format!("{}: {e}", path.display()))
-    };
     let provider = tls::provider();
     let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -391,67 +389,90 @@ fn api_tls_config(flags: &ApiClientFlags) -> Result<Arc<ClientConfig>, UnwrapErr
             .dangerous()
             .with_custom_certificate_verifier(tls::any_server_certificate())
     } else {
-        let mut roots = RootCertStore::empty();
-        let mut sources: Vec<PathBuf> = Vec::new();
-        if let Some(file) = &flags.ca_cert {
-            sources.push(file.clone());
-        }
-        if let Some(dir) = &flags.ca_path {
-            let entries = std::fs::read_dir(dir).map_err(|e| files(dir, &e))?;
-            sources.extend(
-                entries
-                    .flatten()
-                    .map(|entry| entry.path())
-                    .filter(|p| p.is_file()),
-            );
-        }
-        let explicit = !sources.is_empty();
-        if !explicit {
-            sources.extend(
-                SYSTEM_CA_FILES
-                    .iter()
-                    .map(PathBuf::from)
-                    .filter(|p| p.is_file()),
-            );
-            sources.truncate(1);
-        }
-        for source in &sources {
-            for cert in CertificateDer::pem_file_iter(source).map_err(|e| files(source, &e))? {
-                let cert = cert.map_err(|e| files(source, &e))?;
-                // A CA directory may hold files that are not CA certificates; skip those.
-                if roots.add(cert).is_err() && explicit && flags.ca_path.is_none() {
-                    return Err(files(source, &"not a usable CA certificate"));
-                }
+        builder.with_root_certificates(api_roots(flags)?)
+    };
+    Ok(Arc::new(with_client_identity(builder, flags)?))
+}
+
+/// A failure to use one of the TLS files, naming the file.
+fn file_error(path: &Path, e: &dyn fmt::Display) -> UnwrapError {
+    UnwrapError::TlsFiles(format!("{}: {e}", path.display()))
+}
+
+/// The CA certificates to verify the server with: those the flags name, else the system's.
+fn api_roots(flags: &ApiClientFlags) -> Result<RootCertStore, UnwrapError> {
+    let (sources, explicit) = ca_sources(flags)?;
+    let mut roots = RootCertStore::empty();
+    for source in &sources {
+        for cert in CertificateDer::pem_file_iter(source).map_err(|e| file_error(source, &e))? {
+            let cert = cert.map_err(|e| file_error(source, &e))?;
+            // A CA directory may hold files that are not CA certificates; skip those.
+            if roots.add(cert).is_err() && explicit && flags.ca_path.is_none() {
+                return Err(file_error(source, &"not a usable CA certificate"));
             }
         }
-        if roots.is_empty() {
-            return Err(UnwrapError::TlsFiles(
-                "no CA certificate to verify the server with: pass -ca-cert or -ca-path in the \
-                 plugin's args"
-                    .to_owned(),
-            ));
-        }
-        builder.with_root_certificates(roots)
-    };
-    let config = match (&flags.client_cert, &flags.client_key) {
+    }
+    if roots.is_empty() {
+        return Err(UnwrapError::TlsFiles(
+            "no CA certificate to verify the server with: pass -ca-cert or -ca-path in the \
+             plugin's args"
+                .to_owned(),
+        ));
+    }
+    Ok(roots)
+}
+
+/// The files to read CA certificates from, and whether the flags named them: `-ca-cert` and
+/// the files in `-ca-path`, or when those name none, the first of the system's bundles.
+fn ca_sources(flags: &ApiClientFlags) -> Result<(Vec<PathBuf>, bool), UnwrapError> {
+    let mut sources: Vec<PathBuf> = Vec::new();
+    if let Some(file) = &flags.ca_cert {
+        sources.push(file.clone());
+    }
+    if let Some(dir) = &flags.ca_path {
+        let entries = std::fs::read_dir(dir).map_err(|e| file_error(dir, &e))?;
+        sources.extend(
+            entries
+                .flatten()
+                .map(|entry| entry.path())
+                .filter(|p| p.is_file()),
+        );
+    }
+    let explicit = !sources.is_empty();
+    if !explicit {
+        sources.extend(
+            SYSTEM_CA_FILES
+                .iter()
+                .map(PathBuf::from)
+                .filter(|p| p.is_file()),
+        );
+        sources.truncate(1);
+    }
+    Ok((sources, explicit))
+}
+
+/// The config with the client certificate and key of `-client-cert` and `-client-key`, which
+/// come together or not at all.
+fn with_client_identity(
+    builder: ConfigBuilder<ClientConfig, WantsClientCert>,
+    flags: &ApiClientFlags,
+) -> Result<ClientConfig, UnwrapError> {
+    match (&flags.client_cert, &flags.client_key) {
         (Some(cert), Some(key)) => {
             let chain = CertificateDer::pem_file_iter(cert)
-                .map_err(|e| files(cert, &e))?
+                .map_err(|e| file_error(cert, &e))?
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| files(cert, &e))?;
-            let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| files(key, &e))?;
+                .map_err(|e| file_error(cert, &e))?;
+            let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| file_error(key, &e))?;
             builder
                 .with_client_auth_cert(chain, key_der)
-                .map_err(|e| UnwrapError::TlsFiles(e.to_string()))?
+                .map_err(|e| UnwrapError::TlsFiles(e.to_string()))
         }
-        (None, None) => builder.with_no_client_auth(),
-        _ => {
-            return Err(UnwrapError::TlsFiles(
-                "-client-cert and -client-key must be given together".to_owned(),
-            ));
-        }
-    };
-    Ok(Arc::new(config))
+        (None, None) => Ok(builder.with_no_client_auth()),
+        _ => Err(UnwrapError::TlsFiles(
+            "-client-cert and -client-key must be given together".to_owned(),
+        )),
+    }
 }
 
 #[cfg(test)]
