@@ -123,7 +123,9 @@ pub(super) fn parse_go_duration(orig: &str) -> Result<i64, String> {
     while !s.is_empty() {
         let (value, rest) = duration_term(s).map_err(|e| e.text(orig))?;
         s = rest;
-        total += value;
+        // Go adds in uint64, which wraps: two terms of 2^63 each sum to 0 there. Wrapping
+        // here gives Go's answer, and never the overflow panic of a debug build.
+        total = total.wrapping_add(value);
         if total > DURATION_LIMIT {
             return Err(invalid());
         }
@@ -464,6 +466,14 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn terms_that_overflow_together_wrap_as_in_go() {
+        assert_eq!(
+            parse_go_duration("9223372036854775808ns9223372036854775808ns"),
+            Ok(0)
+        );
+    }
 
     #[test]
     fn go_durations() {
