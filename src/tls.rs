@@ -105,7 +105,7 @@ impl Identity {
             .push(rcgen::DnType::CommonName, SERVER_NAME);
         params
             .distinguished_name
-            .push(rcgen::DnType::OrganizationName, "vault-mock-plugin");
+            .push(rcgen::DnType::OrganizationName, "vault_plugin_sdk");
         params.is_ca = rcgen::IsCa::NoCa;
         params.key_usages = vec![
             rcgen::KeyUsagePurpose::DigitalSignature,
