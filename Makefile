@@ -124,6 +124,16 @@ bench: deps peers ## Performance: ours vs the Go mock vs builtin kv v1 through O
 	cp target/release/my-mock-plugin target/bench-my-mock-plugin
 	BENCH_PLUGIN_BIN="$${BENCH_PLUGIN_BIN:-$(CURDIR)/target/bench-my-mock-plugin}" $(CARGO) bench --bench bench
 
+# Per request, ours beside the Go mock, in counts rather than rates (so fine on a busy machine):
+# HTTP/2 frames by type each way (in-Rust host), system calls, context switches and task clock
+# (perf stat), system calls by name and TLS records (strace), where one request's time goes at
+# 1 connection (perf sched_switch) and RSS by mapping. Needs perf and strace; about 4 minutes.
+.PHONY: profile
+profile: deps peers ## Per-request counts, ours vs the Go mock: frames, syscalls, wake-ups, TLS records
+	$(CARGO) build --release
+	cp target/release/my-mock-plugin target/bench-my-mock-plugin
+	BENCH_PLUGIN_BIN="$${BENCH_PLUGIN_BIN:-$(CURDIR)/target/bench-my-mock-plugin}" $(CARGO) bench --bench bench -- profile
+
 # The plugin in a three-node OpenBao Raft cluster on loopback: standby writes, InvalidateKey,
 # a cluster-wide reload, failover after SIGKILL of the active node (prints the figures).
 .PHONY: test-cluster

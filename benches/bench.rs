@@ -19,15 +19,22 @@
 //!   the server makes for one HTTP request (write: resolve-path, existence check, update;
 //!   read: resolve-path, read; list: resolve-path, list).
 //!
+//! * `profile` (only when named, `make profile`): ours and the Go mock per request in counts:
+//!   HTTP/2 frames by type each way, system calls, context switches, TLS records, where one
+//!   request's time goes at 1 connection, RSS by mapping (`bench/profile.rs`).
+//!
 //! Knobs (environment): `BENCH_SECONDS` (per cell and round, default 3); `BENCH_OPS` (e.g.
 //! `write,read`) and `BENCH_CONNS` (e.g. `16`) to run fewer cells; `BENCH_PLUGIN_ARGS`
 //! (comma-separated catalog `args` for the plugin, e.g. `--log-level=warn`); `BENCH_PLUGIN_BIN`
-//! (another build of the plugin, for `startup` and `server`; `alone` always runs cargo's).
+//! (another build of the plugin, for every section).
 //!
 //! Under `cargo test --all-targets` this target is built and run without `--bench`: it then
 //! returns at once.
 
 #![allow(clippy::print_stdout)]
+
+#[path = "bench/profile.rs"]
+mod profile;
 
 use plugin_test_support::{common, host};
 use std::collections::BTreeMap;
@@ -114,6 +121,10 @@ fn main() {
     }
     if run("alone") {
         plugin_alone(cell);
+    }
+    // Not by default: counts per request (`make profile`), slow under strace.
+    if wanted.contains(&"profile") {
+        profile::profile(cell);
     }
     println!("\nload average at the end: {}", load_average());
 }
@@ -1143,15 +1154,19 @@ fn plugin_alone(cell: Duration) {
         .build()
         .expect("a tokio runtime");
     runtime.block_on(async move {
-        let mut host = host::Host::start().await;
+        let binary = plugin_binary();
+        let mut host = host::Host::start_with(|launch| launch.program(&binary)).await;
         let mount = host.mount("benchmount1").await;
         for k in 0..KEYS {
             mount
                 .storage
                 .insert(&format!("kv/k{k:03}"), VALUE.as_bytes());
         }
-        let plugin_pid =
-            plugin_child(std::process::id(), PLUGIN).expect("the plugin process runs");
+        let name = binary
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or(PLUGIN);
+        let plugin_pid = plugin_child(std::process::id(), name).expect("the plugin process runs");
         let host = Arc::new(host);
         let mut table = String::from(
             "| op | conns | requests/s | gRPC calls/s | p50 / p99 ms | plugin CPU s/10k | \

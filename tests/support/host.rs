@@ -40,7 +40,7 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::Connected;
 use tonic::transport::{Channel, Endpoint, Server, Uri};
-use tonic::{Response, Status, Streaming};
+use tonic::{Response, Status};
 use tonic_health::pb::health_client::HealthClient;
 use vault_plugin_sdk::proto::logical::plugin_version_client::PluginVersionClient;
 use vault_plugin_sdk::proto::pb::backend_client::BackendClient;
@@ -65,6 +65,8 @@ pub const SETUP_READ_ONLY: &str = "cannot write to storage during setup";
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bound for any one RPC, so a wedged plugin fails a test instead of hanging it.
 pub const RPC_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long the host waits for a stream's response headers before it lets the call go on.
+const STREAM_HEADERS_WAIT: Duration = Duration::from_secs(2);
 /// Bound for a process to exit once it has every reason to.
 pub const EXIT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The server's default lease TTL (32 days), answered by the brokered SystemView.
@@ -325,6 +327,8 @@ pub struct Launch {
     env: BTreeMap<String, String>,
     args: Vec<String>,
     tmpdir: TempDir,
+    /// Another plugin binary than cargo's (the benchmark launches the Go mock).
+    program: Option<PathBuf>,
 }
 
 impl Launch {
@@ -354,7 +358,15 @@ impl Launch {
             env,
             args: Vec::new(),
             tmpdir,
+            program: None,
         }
+    }
+
+    /// Launches `program` instead of cargo's build of the plugin (the same protocol from
+    /// another implementation, e.g. the Go mock from `make peers`).
+    pub fn program(mut self, program: &Path) -> Self {
+        self.program = Some(program.to_owned());
+        self
     }
 
     /// Sets (or replaces) an environment variable.
@@ -376,7 +388,8 @@ impl Launch {
     }
 
     pub fn spawn(self) -> Plugin {
-        let mut child = Command::new(crate::common::plugin_bin())
+        let program = self.program.unwrap_or_else(crate::common::plugin_bin);
+        let mut child = Command::new(program)
             .args(&self.args)
             .env_clear()
             .envs(&self.env)
@@ -781,7 +794,7 @@ pub struct StdioEnd {
 
 struct BrokerStream {
     announce: mpsc::Sender<plugin::ConnInfo>,
-    _replies: Streaming<plugin::ConnInfo>,
+    _replies: AbortOnDrop,
 }
 
 /// The host, connected to a running plugin as the server is after a v5 launch.
@@ -818,20 +831,50 @@ impl Host {
             });
 
         // As go-plugin does right after connecting: the broker stream, kept for the life of
-        // the process, and the stdio stream.
+        // the process, and the stdio stream. Each call runs in a task: grpc-go (the Go mock)
+        // sends a stream's response headers only with its first message, so the host waits
+        // for them at most `STREAM_HEADERS_WAIT` and then lets the call go on (ours answers
+        // at once, so for it nothing changes: a refusal still fails here).
         let (announce, outbound) = mpsc::channel(16);
-        let replies = GrpcBrokerClient::new(channel.clone())
-            .start_stream(ReceiverStream::new(outbound))
-            .await
-            .expect("open GRPCBroker/StartStream")
-            .into_inner();
-        let mut stdio = GrpcStdioClient::new(channel.clone())
-            .stream_stdio(())
-            .await
-            .expect("open GRPCStdio/StreamStdio")
-            .into_inner();
+        let mut broker = GrpcBrokerClient::new(channel.clone());
+        let (opened, broker_opened) = oneshot::channel();
+        let replies = tokio::spawn(async move {
+            match broker.start_stream(ReceiverStream::new(outbound)).await {
+                Ok(replies) => {
+                    let _ = opened.send(Ok(()));
+                    let mut replies = replies.into_inner();
+                    // What the plugin sends is dropped; the stream stays open until the host
+                    // drops it.
+                    while let Ok(Some(_)) = replies.message().await {}
+                    std::future::pending::<()>().await;
+                }
+                Err(status) => {
+                    let _ = opened.send(Err(status));
+                }
+            }
+        });
+        if let Ok(Ok(Err(status))) = tokio::time::timeout(STREAM_HEADERS_WAIT, broker_opened).await
+        {
+            panic!("open GRPCBroker/StartStream: {status:?}");
+        }
+        let mut stdio_client = GrpcStdioClient::new(channel.clone());
         let (ended, stdio_end) = oneshot::channel();
+        let (opened, stdio_opened) = oneshot::channel();
         let drain = tokio::spawn(async move {
+            let mut stdio = match stdio_client.stream_stdio(()).await {
+                Ok(stdio) => {
+                    let _ = opened.send(Ok(()));
+                    stdio.into_inner()
+                }
+                Err(status) => {
+                    let _ = opened.send(Err(status.clone()));
+                    let _ = ended.send(StdioEnd {
+                        messages: 0,
+                        result: Err(status),
+                    });
+                    return;
+                }
+            };
             let mut messages = 0;
             let result = loop {
                 match stdio.message().await {
@@ -842,6 +885,9 @@ impl Host {
             };
             let _ = ended.send(StdioEnd { messages, result });
         });
+        if let Ok(Ok(Err(status))) = tokio::time::timeout(STREAM_HEADERS_WAIT, stdio_opened).await {
+            panic!("open GRPCStdio/StreamStdio: {status:?}");
+        }
 
         Self {
             cert,
@@ -851,7 +897,7 @@ impl Host {
             sockets,
             broker: Some(BrokerStream {
                 announce,
-                _replies: replies,
+                _replies: AbortOnDrop(replies),
             }),
             stdio: Some((AbortOnDrop(drain), stdio_end)),
             next_broker_id: 1,
