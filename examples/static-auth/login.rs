@@ -5,9 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value, json};
 
 use vault_plugin_sdk::backend::framework::{FieldData, FieldSchema, FieldType, PathSpec};
-use vault_plugin_sdk::backend::{
-    Alias, Auth, BoxFuture, Error, LeaseOptions, Operation, Request, Response,
-};
+use vault_plugin_sdk::backend::{Alias, Auth, Error, LeaseOptions, Operation, Request, Response};
 
 use crate::backend::StaticAuth;
 use crate::password::PasswordHash;
@@ -43,30 +41,28 @@ pub(crate) fn path() -> PathSpec<StaticAuth> {
         )
 }
 
-fn login<'a>(
-    backend: &'a StaticAuth,
-    _: &'a Request,
-    fields: &'a FieldData<'a>,
-) -> BoxFuture<'a, Result<Option<Response>, Error>> {
-    Box::pin(async move {
-        let username = fields.get_string("username");
-        let password = fields.get_string("password");
-        // Says nothing about which users exist, so it may answer at once.
-        if username.is_empty() || password.is_empty() {
-            return Ok(Some(Response::error("missing username or password")));
-        }
-        let user = User::load(backend.storage(), &username).await?;
-        // One PBKDF2 whether the user exists or not: the time taken does not tell.
-        let verified =
-            PasswordHash::verify(user.as_ref().map(|user| user.password.clone()), password).await?;
-        let Some(user) = user.filter(|_| verified) else {
-            return Ok(Some(Response::error(INVALID_CREDENTIALS)));
-        };
-        Ok(Some(Response {
-            auth: Some(auth_for(&username, &user)),
-            ..Response::default()
-        }))
-    })
+async fn login(
+    backend: &StaticAuth,
+    _: &Request,
+    fields: &FieldData<'_>,
+) -> Result<Option<Response>, Error> {
+    let username = fields.get_string("username");
+    let password = fields.get_string("password");
+    // Says nothing about which users exist, so it may answer at once.
+    if username.is_empty() || password.is_empty() {
+        return Ok(Some(Response::error("missing username or password")));
+    }
+    let user = User::load(backend.storage(), &username).await?;
+    // One PBKDF2 whether the user exists or not: the time taken does not tell.
+    let verified =
+        PasswordHash::verify(user.as_ref().map(|user| user.password.clone()), password).await?;
+    let Some(user) = user.filter(|_| verified) else {
+        return Ok(Some(Response::error(INVALID_CREDENTIALS)));
+    };
+    Ok(Some(Response {
+        auth: Some(auth_for(&username, &user)),
+        ..Response::default()
+    }))
 }
 
 /// The token the server is to make for `username`.
@@ -110,50 +106,48 @@ fn auth_for(username: &str, user: &User) -> Auth {
 /// stores what we answer as the token's auth (so its policies stay the login's; a change of
 /// the user's policies refuses the renewal instead, as the server's userpass does, so that a
 /// revoked policy does not live on in renewed tokens).
-pub(crate) fn renew<'a>(
-    backend: &'a StaticAuth,
-    request: &'a Request,
-    _: &'a FieldData<'a>,
-) -> BoxFuture<'a, Result<Option<Response>, Error>> {
-    Box::pin(async move {
-        let Some(auth) = request.auth.as_ref() else {
-            return Err(Error::Other(
-                "a token renewal without the token's auth".to_owned(),
-            ));
-        };
-        let internal = |key: &str| auth.internal_data.get(key);
-        let Some(username) = internal(USERNAME).and_then(Value::as_str) else {
-            return Ok(Some(Response::error("the token names no user")));
-        };
-        let Some(user) = User::load(backend.storage(), username).await? else {
-            return Ok(Some(Response::error("the token's user no longer exists")));
-        };
-        if internal(PASSWORD_FINGERPRINT).and_then(Value::as_str)
-            != Some(user.password.fingerprint().as_str())
-        {
-            return Ok(Some(Response::error(
-                "the user's password has changed since the login",
-            )));
-        }
-        let login_policies = internal(POLICIES)
-            .and_then(Value::as_array)
-            .map(|policies| {
-                policies
-                    .iter()
-                    .filter_map(|policy| policy.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .map(normalize_policies);
-        if login_policies.as_ref() != Some(&user.policies) {
-            return Ok(Some(Response::error("policies have changed, not renewing")));
-        }
+pub(crate) async fn renew(
+    backend: &StaticAuth,
+    request: &Request,
+    _: &FieldData<'_>,
+) -> Result<Option<Response>, Error> {
+    let Some(auth) = request.auth.as_ref() else {
+        return Err(Error::Other(
+            "a token renewal without the token's auth".to_owned(),
+        ));
+    };
+    let internal = |key: &str| auth.internal_data.get(key);
+    let Some(username) = internal(USERNAME).and_then(Value::as_str) else {
+        return Ok(Some(Response::error("the token names no user")));
+    };
+    let Some(user) = User::load(backend.storage(), username).await? else {
+        return Ok(Some(Response::error("the token's user no longer exists")));
+    };
+    if internal(PASSWORD_FINGERPRINT).and_then(Value::as_str)
+        != Some(user.password.fingerprint().as_str())
+    {
+        return Ok(Some(Response::error(
+            "the user's password has changed since the login",
+        )));
+    }
+    let login_policies = internal(POLICIES)
+        .and_then(Value::as_array)
+        .map(|policies| {
+            policies
+                .iter()
+                .filter_map(|policy| policy.as_str().map(str::to_owned))
+                .collect()
+        })
+        .map(normalize_policies);
+    if login_policies.as_ref() != Some(&user.policies) {
+        return Ok(Some(Response::error("policies have changed, not renewing")));
+    }
 
-        let mut renewed = auth.clone();
-        renewed.lease.ttl = user.ttl;
-        renewed.lease.max_ttl = user.max_ttl;
-        Ok(Some(Response {
-            auth: Some(renewed),
-            ..Response::default()
-        }))
-    })
+    let mut renewed = auth.clone();
+    renewed.lease.ttl = user.ttl;
+    renewed.lease.max_ttl = user.max_ttl;
+    Ok(Some(Response {
+        auth: Some(renewed),
+        ..Response::default()
+    }))
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use vault_plugin_sdk::backend::framework::{FieldData, FieldSchema, FieldType, PathSpec};
-use vault_plugin_sdk::backend::{BoxFuture, Error, Operation, Request, Response, Storage};
+use vault_plugin_sdk::backend::{Error, Operation, Request, Response, Storage};
 
 use crate::backend::StaticAuth;
 use crate::password::PasswordHash;
@@ -141,110 +141,98 @@ pub(crate) fn paths() -> Vec<PathSpec<StaticAuth>> {
     ]
 }
 
-fn exists<'a>(
-    backend: &'a StaticAuth,
-    _: &'a Request,
-    fields: &'a FieldData<'a>,
-) -> BoxFuture<'a, Result<bool, Error>> {
-    Box::pin(async move {
-        let name = fields.get_string("name");
-        Ok(backend.storage().get(&key(&name)).await?.is_some())
-    })
+async fn exists(backend: &StaticAuth, _: &Request, fields: &FieldData<'_>) -> Result<bool, Error> {
+    let name = fields.get_string("name");
+    Ok(backend.storage().get(&key(&name)).await?.is_some())
 }
 
-fn read<'a>(
-    backend: &'a StaticAuth,
-    _: &'a Request,
-    fields: &'a FieldData<'a>,
-) -> BoxFuture<'a, Result<Option<Response>, Error>> {
-    Box::pin(async move {
-        let user = User::load(backend.storage(), &fields.get_string("name")).await?;
-        Ok(user.map(|user| user.to_response()))
-    })
+async fn read(
+    backend: &StaticAuth,
+    _: &Request,
+    fields: &FieldData<'_>,
+) -> Result<Option<Response>, Error> {
+    let user = User::load(backend.storage(), &fields.get_string("name")).await?;
+    Ok(user.map(|user| user.to_response()))
 }
 
 /// Create and update alike: an update changes only the fields it gives, and a create (or an
 /// update that finds no user, say because it was deleted meanwhile) needs a password.
-fn write<'a>(
-    backend: &'a StaticAuth,
-    _: &'a Request,
-    fields: &'a FieldData<'a>,
-) -> BoxFuture<'a, Result<Option<Response>, Error>> {
-    Box::pin(async move {
-        let name = fields.get_string("name");
-        // Read, change, write back: two concurrent updates of one user must not each keep
-        // half of the other's change (a password change lost would keep old tokens renewing).
-        let _guard = backend.write_lock().await;
-        let existing = User::load(backend.storage(), &name).await?;
+async fn write(
+    backend: &StaticAuth,
+    _: &Request,
+    fields: &FieldData<'_>,
+) -> Result<Option<Response>, Error> {
+    let name = fields.get_string("name");
+    // Read, change, write back: two concurrent updates of one user must not each keep
+    // half of the other's change (a password change lost would keep old tokens renewing).
+    let _guard = backend.write_lock().await;
+    let existing = User::load(backend.storage(), &name).await?;
 
-        let password = match fields.get_ok("password") {
-            Some(_) => {
-                let password = fields.get_string("password");
-                if password.is_empty() {
-                    return Ok(Some(Response::error("password must not be empty")));
-                }
-                Some(password)
+    let password = match fields.get_ok("password") {
+        Some(_) => {
+            let password = fields.get_string("password");
+            if password.is_empty() {
+                return Ok(Some(Response::error("password must not be empty")));
             }
-            None => None,
-        };
-        let password = match (password, existing.as_ref()) {
-            (Some(password), _) => PasswordHash::new(password).await?,
-            (None, Some(existing)) => existing.password.clone(),
-            (None, None) => return Ok(Some(Response::error("missing password"))),
-        };
-        let mut user = User {
-            password,
-            policies: existing
-                .as_ref()
-                .map(|user| user.policies.clone())
-                .unwrap_or_default(),
-            ttl: existing.as_ref().map(|user| user.ttl).unwrap_or_default(),
-            max_ttl: existing
-                .as_ref()
-                .map(|user| user.max_ttl)
-                .unwrap_or_default(),
-        };
-        if fields.get_ok("policies").is_some() {
-            user.policies = normalize_policies(fields.get_string_slice("policies"));
+            Some(password)
         }
-        if fields.get_ok("ttl").is_some() {
-            user.ttl = fields.get_duration("ttl");
-        }
-        if fields.get_ok("max_ttl").is_some() {
-            user.max_ttl = fields.get_duration("max_ttl");
-        }
-        // The server would refuse the login's token anyway ("auth methods cannot create root
-        // tokens"); saying so here tells the operator when the mistake is made.
-        if user.policies.iter().any(|policy| policy == "root") {
-            return Ok(Some(Response::error("a user cannot have the root policy")));
-        }
-        if !user.max_ttl.is_zero() && user.ttl > user.max_ttl {
-            return Ok(Some(Response::error("ttl cannot be greater than max_ttl")));
-        }
-        user.save(backend.storage(), &name).await?;
-        Ok(None)
-    })
+        None => None,
+    };
+    let password = match (password, existing.as_ref()) {
+        (Some(password), _) => PasswordHash::new(password).await?,
+        (None, Some(existing)) => existing.password.clone(),
+        (None, None) => return Ok(Some(Response::error("missing password"))),
+    };
+    let mut user = User {
+        password,
+        policies: existing
+            .as_ref()
+            .map(|user| user.policies.clone())
+            .unwrap_or_default(),
+        ttl: existing.as_ref().map(|user| user.ttl).unwrap_or_default(),
+        max_ttl: existing
+            .as_ref()
+            .map(|user| user.max_ttl)
+            .unwrap_or_default(),
+    };
+    if fields.get_ok("policies").is_some() {
+        user.policies = normalize_policies(fields.get_string_slice("policies"));
+    }
+    if fields.get_ok("ttl").is_some() {
+        user.ttl = fields.get_duration("ttl");
+    }
+    if fields.get_ok("max_ttl").is_some() {
+        user.max_ttl = fields.get_duration("max_ttl");
+    }
+    // The server would refuse the login's token anyway ("auth methods cannot create root
+    // tokens"); saying so here tells the operator when the mistake is made.
+    if user.policies.iter().any(|policy| policy == "root") {
+        return Ok(Some(Response::error("a user cannot have the root policy")));
+    }
+    if !user.max_ttl.is_zero() && user.ttl > user.max_ttl {
+        return Ok(Some(Response::error("ttl cannot be greater than max_ttl")));
+    }
+    user.save(backend.storage(), &name).await?;
+    Ok(None)
 }
 
 /// Deleting a user ends its tokens at their next renewal (renew finds no user); those already
 /// issued live out their TTL, as with the server's own userpass.
-fn delete<'a>(
-    backend: &'a StaticAuth,
-    _: &'a Request,
-    fields: &'a FieldData<'a>,
-) -> BoxFuture<'a, Result<Option<Response>, Error>> {
-    Box::pin(async move {
-        let name = fields.get_string("name");
-        let _guard = backend.write_lock().await;
-        backend.storage().delete(&key(&name)).await?;
-        Ok(None)
-    })
+async fn delete(
+    backend: &StaticAuth,
+    _: &Request,
+    fields: &FieldData<'_>,
+) -> Result<Option<Response>, Error> {
+    let name = fields.get_string("name");
+    let _guard = backend.write_lock().await;
+    backend.storage().delete(&key(&name)).await?;
+    Ok(None)
 }
 
-fn list<'a>(
-    backend: &'a StaticAuth,
-    _: &'a Request,
-    _: &'a FieldData<'a>,
-) -> BoxFuture<'a, Result<Option<Response>, Error>> {
-    Box::pin(async move { Ok(Some(Response::list(backend.storage().list(PREFIX).await?))) })
+async fn list(
+    backend: &StaticAuth,
+    _: &Request,
+    _: &FieldData<'_>,
+) -> Result<Option<Response>, Error> {
+    Ok(Some(Response::list(backend.storage().list(PREFIX).await?)))
 }

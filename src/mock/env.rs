@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 
 use super::MockBackend;
 use vault_plugin_sdk::backend::framework::{FieldData, FieldSchema, FieldType, PathSpec};
-use vault_plugin_sdk::backend::{BoxFuture, Error, Operation, Request, Response};
+use vault_plugin_sdk::backend::{Error, Operation, Request, Response};
 
 pub(super) fn path() -> PathSpec<MockBackend> {
     PathSpec::new("env/{key}")
@@ -20,13 +20,13 @@ pub(super) fn path() -> PathSpec<MockBackend> {
         .operation(Operation::Read, read)
 }
 
-fn read<'a>(
-    _: &'a MockBackend,
-    _: &'a Request,
-    fields: &'a FieldData<'a>,
-) -> BoxFuture<'a, Result<Option<Response>, Error>> {
+async fn read(
+    _: &MockBackend,
+    _: &Request,
+    fields: &FieldData<'_>,
+) -> Result<Option<Response>, Error> {
     let value = std::env::var(fields.get_string("key")).unwrap_or_default();
     let mut data = Map::new();
     data.insert("key".to_owned(), Value::String(value));
-    Box::pin(async move { Ok(Some(Response::with_data(data))) })
+    Ok(Some(Response::with_data(data)))
 }

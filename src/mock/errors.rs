@@ -3,7 +3,7 @@
 
 use super::MockBackend;
 use vault_plugin_sdk::backend::framework::{FieldData, FieldSchema, FieldType, PathSpec};
-use vault_plugin_sdk::backend::{BoxFuture, Error, Operation, Request, Response};
+use vault_plugin_sdk::backend::{Error, Operation, Request, Response};
 
 /// Go's `rpc.ErrShutdown`. The server compares error texts with it and, on a match, reloads
 /// the plugin and retries the request once.
@@ -41,20 +41,19 @@ pub(super) fn error_for_type(err_type: u32) -> Option<Error> {
     })
 }
 
-fn fail<'a>(
-    _: &'a MockBackend,
-    _: &'a Request,
-    fields: &'a FieldData<'a>,
-) -> BoxFuture<'a, Result<Option<Response>, Error>> {
+async fn fail(
+    _: &MockBackend,
+    _: &Request,
+    fields: &FieldData<'_>,
+) -> Result<Option<Response>, Error> {
     // Go's `GetOk` counts a JSON null as supplied (it decodes to 0), and the mock switches on
     // `uint32(err_type)`, so only the low 32 bits count.
-    let outcome = if fields.get_ok("err_type").is_some() {
+    if fields.get_ok("err_type").is_some() {
         match error_for_type(fields.get_int("err_type") as u32) {
             Some(error) => Err(error),
             None => Ok(None),
         }
     } else {
         Err(Error::Other(CONNECTION_SHUT_DOWN.to_owned()))
-    };
-    Box::pin(async move { outcome })
+    }
 }

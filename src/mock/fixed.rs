@@ -4,7 +4,7 @@ use serde_json::{Map, Value};
 
 use super::MockBackend;
 use vault_plugin_sdk::backend::framework::{FieldData, PathSpec};
-use vault_plugin_sdk::backend::{BoxFuture, Error, Operation, Request, Response};
+use vault_plugin_sdk::backend::{Error, Operation, Request, Response};
 
 pub(super) fn paths() -> Vec<PathSpec<MockBackend>> {
     vec![
@@ -13,25 +13,21 @@ pub(super) fn paths() -> Vec<PathSpec<MockBackend>> {
     ]
 }
 
-fn special<'a>(
-    _: &'a MockBackend,
-    _: &'a Request,
-    _: &'a FieldData<'a>,
-) -> BoxFuture<'a, Result<Option<Response>, Error>> {
+async fn special(
+    _: &MockBackend,
+    _: &Request,
+    _: &FieldData<'_>,
+) -> Result<Option<Response>, Error> {
     let mut data = Map::new();
     data.insert("data".to_owned(), Value::String("foo".to_owned()));
-    Box::pin(async move { Ok(Some(Response::with_data(data))) })
+    Ok(Some(Response::with_data(data)))
 }
 
-fn raw<'a>(
-    _: &'a MockBackend,
-    _: &'a Request,
-    _: &'a FieldData<'a>,
-) -> BoxFuture<'a, Result<Option<Response>, Error>> {
+async fn raw(_: &MockBackend, _: &Request, _: &FieldData<'_>) -> Result<Option<Response>, Error> {
     let mut data = Map::new();
     data.insert("http_content_type".to_owned(), Value::from("text/plain"));
     // Go sends a byte slice, which JSON carries as base64; the server decodes it back.
     data.insert("http_raw_body".to_owned(), Value::from("UmVzcG9uc2U="));
     data.insert("http_status_code".to_owned(), Value::from(200));
-    Box::pin(async move { Ok(Some(Response::with_data(data))) })
+    Ok(Some(Response::with_data(data)))
 }

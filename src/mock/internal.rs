@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 
 use super::MockBackend;
 use vault_plugin_sdk::backend::framework::{FieldData, FieldSchema, FieldType, PathSpec};
-use vault_plugin_sdk::backend::{BoxFuture, Error, Operation, Request, Response};
+use vault_plugin_sdk::backend::{Error, Operation, Request, Response};
 
 pub(super) fn path() -> PathSpec<MockBackend> {
     PathSpec::new("internal")
@@ -14,24 +14,24 @@ pub(super) fn path() -> PathSpec<MockBackend> {
         .operation(Operation::Read, read)
 }
 
-fn update<'a>(
-    backend: &'a MockBackend,
-    _: &'a Request,
-    fields: &'a FieldData<'a>,
-) -> BoxFuture<'a, Result<Option<Response>, Error>> {
+async fn update(
+    backend: &MockBackend,
+    _: &Request,
+    fields: &FieldData<'_>,
+) -> Result<Option<Response>, Error> {
     *backend.internal() = fields.get_string("value");
-    Box::pin(async { Ok(None) })
+    Ok(None)
 }
 
-fn read<'a>(
-    backend: &'a MockBackend,
-    _: &'a Request,
-    _: &'a FieldData<'a>,
-) -> BoxFuture<'a, Result<Option<Response>, Error>> {
+async fn read(
+    backend: &MockBackend,
+    _: &Request,
+    _: &FieldData<'_>,
+) -> Result<Option<Response>, Error> {
     let mut data = Map::new();
     data.insert(
         "value".to_owned(),
         Value::String(backend.internal().clone()),
     );
-    Box::pin(async move { Ok(Some(Response::with_data(data))) })
+    Ok(Some(Response::with_data(data)))
 }

@@ -4,7 +4,7 @@ use serde_json::{Map, Value};
 
 use super::MockBackend;
 use vault_plugin_sdk::backend::framework::{FieldData, FieldSchema, FieldType, PathSpec};
-use vault_plugin_sdk::backend::{BoxFuture, Error, Operation, Request, Response};
+use vault_plugin_sdk::backend::{Error, Operation, Request, Response};
 
 pub(super) fn paths() -> Vec<PathSpec<MockBackend>> {
     vec![
@@ -21,79 +21,69 @@ pub(super) fn paths() -> Vec<PathSpec<MockBackend>> {
     ]
 }
 
-fn exists<'a>(
-    backend: &'a MockBackend,
-    request: &'a Request,
-    _: &'a FieldData<'a>,
-) -> BoxFuture<'a, Result<bool, Error>> {
-    Box::pin(async move {
-        let entry = backend
-            .storage
-            .get(&request.path)
-            .await
-            .map_err(|e| Error::Other(format!("existence check failed: {e}")))?;
-        Ok(entry.is_some())
-    })
+async fn exists(
+    backend: &MockBackend,
+    request: &Request,
+    _: &FieldData<'_>,
+) -> Result<bool, Error> {
+    let entry = backend
+        .storage
+        .get(&request.path)
+        .await
+        .map_err(|e| Error::Other(format!("existence check failed: {e}")))?;
+    Ok(entry.is_some())
 }
 
-fn read<'a>(
-    backend: &'a MockBackend,
-    request: &'a Request,
-    fields: &'a FieldData<'a>,
-) -> BoxFuture<'a, Result<Option<Response>, Error>> {
-    Box::pin(async move {
-        let version = fields.get_int("version");
-        let Some(value) = backend.storage.get(&request.path).await? else {
-            return Ok(None);
-        };
-        // Stored values are the raw bytes of a string; Go's string conversion keeps invalid
-        // UTF-8 as is, JSON then carries replacement characters, which is what we send too.
-        let value = String::from_utf8_lossy(&value).into_owned();
-        // The Go mock logs the value itself; a secret does not belong in a log.
-        tracing::info!(key = %request.path, "reading value");
-        let mut data = Map::new();
-        data.insert("value".to_owned(), Value::String(value));
-        data.insert("version".to_owned(), Value::from(version));
-        Ok(Some(Response::with_data(data)))
-    })
+async fn read(
+    backend: &MockBackend,
+    request: &Request,
+    fields: &FieldData<'_>,
+) -> Result<Option<Response>, Error> {
+    let version = fields.get_int("version");
+    let Some(value) = backend.storage.get(&request.path).await? else {
+        return Ok(None);
+    };
+    // Stored values are the raw bytes of a string; Go's string conversion keeps invalid
+    // UTF-8 as is, JSON then carries replacement characters, which is what we send too.
+    let value = String::from_utf8_lossy(&value).into_owned();
+    // The Go mock logs the value itself; a secret does not belong in a log.
+    tracing::info!(key = %request.path, "reading value");
+    let mut data = Map::new();
+    data.insert("value".to_owned(), Value::String(value));
+    data.insert("version".to_owned(), Value::from(version));
+    Ok(Some(Response::with_data(data)))
 }
 
-fn write<'a>(
-    backend: &'a MockBackend,
-    request: &'a Request,
-    fields: &'a FieldData<'a>,
-) -> BoxFuture<'a, Result<Option<Response>, Error>> {
-    Box::pin(async move {
-        let value = fields.get_string("value");
-        tracing::info!(key = %request.path, "storing value");
-        backend
-            .storage
-            .put(&request.path, value.clone().into_bytes())
-            .await?;
-        let mut data = Map::new();
-        data.insert("value".to_owned(), Value::String(value));
-        Ok(Some(Response::with_data(data)))
-    })
+async fn write(
+    backend: &MockBackend,
+    request: &Request,
+    fields: &FieldData<'_>,
+) -> Result<Option<Response>, Error> {
+    let value = fields.get_string("value");
+    tracing::info!(key = %request.path, "storing value");
+    backend
+        .storage
+        .put(&request.path, value.clone().into_bytes())
+        .await?;
+    let mut data = Map::new();
+    data.insert("value".to_owned(), Value::String(value));
+    Ok(Some(Response::with_data(data)))
 }
 
-fn delete<'a>(
-    backend: &'a MockBackend,
-    request: &'a Request,
-    _: &'a FieldData<'a>,
-) -> BoxFuture<'a, Result<Option<Response>, Error>> {
-    Box::pin(async move {
-        backend.storage.delete(&request.path).await?;
-        Ok(None)
-    })
+async fn delete(
+    backend: &MockBackend,
+    request: &Request,
+    _: &FieldData<'_>,
+) -> Result<Option<Response>, Error> {
+    backend.storage.delete(&request.path).await?;
+    Ok(None)
 }
 
-fn list<'a>(
-    backend: &'a MockBackend,
-    _: &'a Request,
-    _: &'a FieldData<'a>,
-) -> BoxFuture<'a, Result<Option<Response>, Error>> {
-    Box::pin(async move {
-        let keys = backend.storage.list("kv/").await?;
-        Ok(Some(Response::list(keys)))
-    })
+async fn list(
+    backend: &MockBackend,
+    _: &Request,
+    _: &FieldData<'_>,
+) -> Result<Option<Response>, Error> {
+    let keys = backend.storage.list("kv/").await?;
+    Ok(Some(Response::list(keys)))
 }

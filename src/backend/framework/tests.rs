@@ -31,78 +31,66 @@ impl TestBackend {
 
 const ITEM_REGEX: &str = r"^items/(?P<name>\w(([\w-.]+)?\w)?)$";
 
-fn read_item<'a>(
-    backend: &'a TestBackend,
-    _: &'a Request,
-    fields: &'a FieldData<'a>,
-) -> BoxFuture<'a, Result<Option<Response>, Error>> {
-    Box::pin(async move {
-        backend.record(format!("read {}", fields.get_string("name")));
-        let mut data = Map::new();
-        data.insert("name".into(), Value::String(fields.get_string("name")));
-        data.insert("count".into(), Value::from(fields.get_int("count")));
-        data.insert(
-            "enabled".into(),
-            fields.get_ok("enabled").unwrap_or(Value::Null),
-        );
-        data.insert("label".into(), Value::String(fields.get_string("label")));
-        Ok(Some(Response::with_data(data)))
-    })
+async fn read_item(
+    backend: &TestBackend,
+    _: &Request,
+    fields: &FieldData<'_>,
+) -> Result<Option<Response>, Error> {
+    backend.record(format!("read {}", fields.get_string("name")));
+    let mut data = Map::new();
+    data.insert("name".into(), Value::String(fields.get_string("name")));
+    data.insert("count".into(), Value::from(fields.get_int("count")));
+    data.insert(
+        "enabled".into(),
+        fields.get_ok("enabled").unwrap_or(Value::Null),
+    );
+    data.insert("label".into(), Value::String(fields.get_string("label")));
+    Ok(Some(Response::with_data(data)))
 }
 
-fn update_item<'a>(
-    backend: &'a TestBackend,
-    _: &'a Request,
-    fields: &'a FieldData<'a>,
-) -> BoxFuture<'a, Result<Option<Response>, Error>> {
-    Box::pin(async move {
-        backend.record(format!("update {}", fields.get_string("name")));
-        Ok(None)
-    })
+async fn update_item(
+    backend: &TestBackend,
+    _: &Request,
+    fields: &FieldData<'_>,
+) -> Result<Option<Response>, Error> {
+    backend.record(format!("update {}", fields.get_string("name")));
+    Ok(None)
 }
 
-fn delete_item<'a>(
-    backend: &'a TestBackend,
-    _: &'a Request,
-    _: &'a FieldData<'a>,
-) -> BoxFuture<'a, Result<Option<Response>, Error>> {
-    Box::pin(async move {
-        backend.record("delete");
-        Err(Error::BadRequest("cannot delete".into()))
-    })
+async fn delete_item(
+    backend: &TestBackend,
+    _: &Request,
+    _: &FieldData<'_>,
+) -> Result<Option<Response>, Error> {
+    backend.record("delete");
+    Err(Error::BadRequest("cannot delete".into()))
 }
 
-fn item_exists<'a>(
-    backend: &'a TestBackend,
-    _: &'a Request,
-    fields: &'a FieldData<'a>,
-) -> BoxFuture<'a, Result<bool, Error>> {
-    Box::pin(async move {
-        backend.record(format!("exists {}", fields.get_string("name")));
-        Ok(fields.get_string("name") == "present")
-    })
+async fn item_exists(
+    backend: &TestBackend,
+    _: &Request,
+    fields: &FieldData<'_>,
+) -> Result<bool, Error> {
+    backend.record(format!("exists {}", fields.get_string("name")));
+    Ok(fields.get_string("name") == "present")
 }
 
-fn list_items<'a>(
-    backend: &'a TestBackend,
-    _: &'a Request,
-    _: &'a FieldData<'a>,
-) -> BoxFuture<'a, Result<Option<Response>, Error>> {
-    Box::pin(async move {
-        backend.record("list");
-        Ok(Some(Response::list(vec!["a".into(), "b".into()])))
-    })
+async fn list_items(
+    backend: &TestBackend,
+    _: &Request,
+    _: &FieldData<'_>,
+) -> Result<Option<Response>, Error> {
+    backend.record("list");
+    Ok(Some(Response::list(vec!["a".into(), "b".into()])))
 }
 
-fn read_plain<'a>(
-    backend: &'a TestBackend,
-    _: &'a Request,
-    _: &'a FieldData<'a>,
-) -> BoxFuture<'a, Result<Option<Response>, Error>> {
-    Box::pin(async move {
-        backend.record("plain");
-        Ok(Some(Response::default()))
-    })
+async fn read_plain(
+    backend: &TestBackend,
+    _: &Request,
+    _: &FieldData<'_>,
+) -> Result<Option<Response>, Error> {
+    backend.record("plain");
+    Ok(Some(Response::default()))
 }
 
 fn router() -> Router<TestBackend> {
@@ -618,46 +606,40 @@ impl LeaseBackend {
     }
 }
 
-fn renew_token<'a>(
-    backend: &'a LeaseBackend,
-    request: &'a Request,
-    fields: &'a FieldData<'a>,
-) -> BoxFuture<'a, Result<Option<Response>, Error>> {
-    Box::pin(async move {
-        backend.record(format!("renew {}", fields.get_string("user")))?;
-        let mut secret = request.secret.clone().unwrap();
-        secret.lease.ttl = Duration::from_secs(60);
-        Ok(Some(Response {
-            secret: Some(secret),
-            ..Response::default()
-        }))
-    })
+async fn renew_token(
+    backend: &LeaseBackend,
+    request: &Request,
+    fields: &FieldData<'_>,
+) -> Result<Option<Response>, Error> {
+    backend.record(format!("renew {}", fields.get_string("user")))?;
+    let mut secret = request.secret.clone().unwrap();
+    secret.lease.ttl = Duration::from_secs(60);
+    Ok(Some(Response {
+        secret: Some(secret),
+        ..Response::default()
+    }))
 }
 
-fn revoke_token<'a>(
-    backend: &'a LeaseBackend,
-    request: &'a Request,
-    _: &'a FieldData<'a>,
-) -> BoxFuture<'a, Result<Option<Response>, Error>> {
-    Box::pin(async move {
-        let internal = &request.secret.as_ref().unwrap().internal_data;
-        backend.record(format!("revoke {}", internal["user"]))?;
-        Ok(None)
-    })
+async fn revoke_token(
+    backend: &LeaseBackend,
+    request: &Request,
+    _: &FieldData<'_>,
+) -> Result<Option<Response>, Error> {
+    let internal = &request.secret.as_ref().unwrap().internal_data;
+    backend.record(format!("revoke {}", internal["user"]))?;
+    Ok(None)
 }
 
-fn renew_login<'a>(
-    backend: &'a LeaseBackend,
-    request: &'a Request,
-    _: &'a FieldData<'a>,
-) -> BoxFuture<'a, Result<Option<Response>, Error>> {
-    Box::pin(async move {
-        backend.record(format!("auth renew {}", request.path))?;
-        Ok(Some(Response {
-            auth: request.auth.clone(),
-            ..Response::default()
-        }))
-    })
+async fn renew_login(
+    backend: &LeaseBackend,
+    request: &Request,
+    _: &FieldData<'_>,
+) -> Result<Option<Response>, Error> {
+    backend.record(format!("auth renew {}", request.path))?;
+    Ok(Some(Response {
+        auth: request.auth.clone(),
+        ..Response::default()
+    }))
 }
 
 fn periodic<'a>(backend: &'a LeaseBackend, _: &'a Request) -> BoxFuture<'a, Result<(), Error>> {
