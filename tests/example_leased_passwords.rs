@@ -354,3 +354,71 @@ fn failures_are_clear_400s() {
     server.cli_ok(&["lease", "revoke", "-sync", &lease_id]);
     assert!(issued(&server).is_empty());
 }
+
+/// A role's password policy: the server makes the passwords (the plugin asks it through the
+/// system view), `length` does not apply, and a policy the server does not have fails the
+/// credential with a 400 naming it, leaving nothing recorded.
+#[test]
+fn a_password_policy_makes_the_passwords_on_the_server() {
+    let server = server();
+    let policy =
+        "length = 12\nrule \"charset\" {\n  charset = \"0123456789\"\n  min-chars = 12\n}\n";
+    let policy_file = server.dir().join("digits.hcl");
+    std::fs::write(&policy_file, policy).expect("write the password policy");
+    let policy_arg = format!("policy=@{}", policy_file.to_str().expect("a UTF-8 path"));
+    server.cli_ok(&["write", "sys/policies/password/digits", &policy_arg]);
+
+    server.cli_ok(&[
+        "write",
+        "pw/roles/pin",
+        "ttl=1h",
+        "length=40",
+        "password_policy=digits",
+    ]);
+    let role = cli_json(&server, &["read"], &["pw/roles/pin"]);
+    assert_eq!(
+        role["data"],
+        json!({"ttl": 3600, "max_ttl": 0, "password_policy": "digits"}),
+        "the policy in place of the length"
+    );
+    for _ in 0..3 {
+        let (lease_id, duration, _, answer) = issue(&server, "pin");
+        assert!(lease_id.starts_with("pw/creds/pin/"), "{lease_id}");
+        assert_eq!(duration, 3600);
+        let password = answer["data"]["password"].as_str().expect("a password");
+        assert_eq!(password.len(), 12, "{password}");
+        assert!(password.bytes().all(|b| b.is_ascii_digit()), "{password}");
+    }
+
+    // Clearing the policy brings the role's length back.
+    server.cli_ok(&["write", "pw/roles/pin", "password_policy="]);
+    let role = cli_json(&server, &["read"], &["pw/roles/pin"]);
+    assert_eq!(
+        role["data"],
+        json!({"ttl": 3600, "max_ttl": 0, "length": 40})
+    );
+    let (_, _, _, answer) = issue(&server, "pin");
+    assert_eq!(answer["data"]["password"].as_str().map(str::len), Some(40));
+
+    // A policy the server does not have.
+    server.cli_ok(&["write", "pw/roles/lost", "password_policy=nosuch"]);
+    let before = issued(&server);
+    let (status, body) = server.http("GET", "pw/creds/lost", None);
+    assert_eq!(status, 400, "{body}");
+    // The server's own text is only "failed to generate password"; the plugin names the policy.
+    assert_eq!(
+        body["errors"],
+        json!([
+            "cannot generate a password from the password policy \"nosuch\": \
+             failed to generate password"
+        ])
+    );
+    assert_eq!(
+        issued(&server),
+        before,
+        "nothing recorded for a failed credential"
+    );
+    let out = server.cli(&["read", "pw/creds/lost"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("\"nosuch\""), "{}", stderr(&out));
+}

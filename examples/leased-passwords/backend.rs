@@ -13,8 +13,9 @@ use crate::{creds, issued, roles};
 const HELP: &str = "\
 The leased-passwords secrets engine hands out random passwords under renewable leases.
 
-Write a role at roles/<name> (ttl, max_ttl, length), then read creds/<name> for a username
-and password. The server renews and revokes the lease; live credentials are listed at issued/.";
+Write a role at roles/<name> (ttl, max_ttl, and length or a server password_policy), then
+read creds/<name> for a username and password. The server renews and revokes the lease;
+live credentials are listed at issued/.";
 
 static ROUTER: LazyLock<Router<PasswordBackend>> = LazyLock::new(|| {
     let mut paths = roles::paths();
@@ -53,7 +54,8 @@ impl BackendFactory for Factory {
 /// and several requests may run at once.
 pub(crate) struct PasswordBackend {
     pub(crate) storage: Arc<dyn Storage>,
-    /// For the mount's TTL limits, to record when a lease expires.
+    /// For the mount's TTL limits, to record when a lease expires, and the server's password
+    /// policies.
     pub(crate) system_view: Arc<dyn SystemView>,
 }
 

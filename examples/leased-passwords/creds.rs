@@ -8,7 +8,7 @@ use vault_plugin_sdk::backend::framework::{
     FieldData, FieldSchema, FieldType, PathSpec, RoutedBackend as _, TtlRequest, calculate_ttl,
     mount_ttl_limits,
 };
-use vault_plugin_sdk::backend::{BoxFuture, Error, Operation, Request, Response, Secret};
+use vault_plugin_sdk::backend::{Error, Operation, Request, Response, Secret};
 
 use crate::backend::PasswordBackend;
 use crate::issued::{Issued, issued_key};
@@ -60,50 +60,66 @@ pub(crate) fn random_string(length: usize) -> Result<String, Error> {
 /// Issues a credential. The lease asks for the role's TTLs and leaves the rest to the server,
 /// which fills a zero TTL with the mount's default and caps both by the mount's max
 /// (`CalculateTTL`); the same arithmetic here only gives the expiry to record.
-fn read<'a>(
-    backend: &'a PasswordBackend,
-    request: &'a Request,
-    fields: &'a FieldData<'a>,
-) -> BoxFuture<'a, Result<Option<Response>, Error>> {
-    Box::pin(async move {
-        let name = fields.get_string("name");
-        let Some(role) = backend.role(&name).await? else {
-            return Ok(Some(Response::error(format!("unknown role: {name}"))));
-        };
-        let now = SystemTime::now();
-        let ttl = granted_ttl(backend, &role, Duration::ZERO, None, now).await?;
-        let username = format!("{name}-{}", random_string(USERNAME_SUFFIX)?);
-        let password = random_string(role.length)?;
+async fn read(
+    backend: &PasswordBackend,
+    request: &Request,
+    fields: &FieldData<'_>,
+) -> Result<Option<Response>, Error> {
+    let name = fields.get_string("name");
+    let Some(role) = backend.role(&name).await? else {
+        return Ok(Some(Response::error(format!("unknown role: {name}"))));
+    };
+    let now = SystemTime::now();
+    let ttl = granted_ttl(backend, &role, Duration::ZERO, None, now).await?;
+    let username = format!("{name}-{}", random_string(USERNAME_SUFFIX)?);
+    // With a password policy the server makes the password and the role's length does not
+    // apply. Its answer for a missing or unusable policy names neither the policy nor the
+    // cause ("failed to generate password"), so the error says which policy it was; it is
+    // the role's configuration that is wrong, not the plugin: a 400, as for an unknown role.
+    let password = match &role.password_policy {
+        None => random_string(role.length)?,
+        Some(policy) => match backend
+            .system_view
+            .generate_password_from_policy(policy)
+            .await
+        {
+            Ok(password) => password,
+            Err(e) => {
+                return Ok(Some(Response::error(format!(
+                    "cannot generate a password from the password policy {policy:?}: {e}"
+                ))));
+            }
+        },
+    };
 
-        let record = Issued {
-            role: name.clone(),
-            issue_time: now,
-            ttl,
-            expires_at: now + ttl,
-        };
-        // Written before the answer: if the server then fails to register the lease, it
-        // revokes the secret at once and the revoke removes this entry.
-        backend.put_json(&issued_key(&username), &record).await?;
-        tracing::info!(role = %name, username = %username, path = %request.path, "issued a credential");
+    let record = Issued {
+        role: name.clone(),
+        issue_time: now,
+        ttl,
+        expires_at: now + ttl,
+    };
+    // Written before the answer: if the server then fails to register the lease, it
+    // revokes the secret at once and the revoke removes this entry.
+    backend.put_json(&issued_key(&username), &record).await?;
+    tracing::info!(role = %name, username = %username, path = %request.path, "issued a credential");
 
-        let mut data = Map::new();
-        data.insert("username".to_owned(), Value::String(username.clone()));
-        data.insert("password".to_owned(), Value::String(password));
-        // Renew replaces the lease's data with the renew answer's (none), so what revoke needs
-        // lives in the internal data, which the server keeps as it is.
-        let mut internal = Map::new();
-        internal.insert("username".to_owned(), Value::String(username));
-        internal.insert("role".to_owned(), Value::String(name));
-        let mut response = backend
-            .router()
-            .secret_type(SECRET_KIND)
-            .response(data, internal);
-        if let Some(secret) = response.secret.as_mut() {
-            secret.lease.ttl = role.ttl;
-            secret.lease.max_ttl = role.max_ttl;
-        }
-        Ok(Some(response))
-    })
+    let mut data = Map::new();
+    data.insert("username".to_owned(), Value::String(username.clone()));
+    data.insert("password".to_owned(), Value::String(password));
+    // Renew replaces the lease's data with the renew answer's (none), so what revoke needs
+    // lives in the internal data, which the server keeps as it is.
+    let mut internal = Map::new();
+    internal.insert("username".to_owned(), Value::String(username));
+    internal.insert("role".to_owned(), Value::String(name));
+    let mut response = backend
+        .router()
+        .secret_type(SECRET_KIND)
+        .response(data, internal);
+    if let Some(secret) = response.secret.as_mut() {
+        secret.lease.ttl = role.ttl;
+        secret.lease.max_ttl = role.max_ttl;
+    }
+    Ok(Some(response))
 }
 
 /// The TTL the server gives a lease of `role` at `now`: what it computes itself from the
@@ -146,61 +162,57 @@ fn lease_identity(request: &Request) -> Result<(String, String), Error> {
 /// Renews within the caps, as Go's engines do: the answer is the request's own secret with
 /// the role's TTLs, and the server computes the new TTL from them and the increment. The
 /// recorded expiry follows, so the periodic tidy keeps the entry.
-pub(crate) fn renew<'a>(
-    backend: &'a PasswordBackend,
-    request: &'a Request,
-    _: &'a FieldData<'a>,
-) -> BoxFuture<'a, Result<Option<Response>, Error>> {
-    Box::pin(async move {
-        let (username, role_name) = lease_identity(request)?;
-        let Some(role) = backend.role(&role_name).await? else {
-            return Err(Error::BadRequest(format!(
-                "role {role_name:?} no longer exists: the lease of {username} cannot be renewed"
-            )));
-        };
-        let mut secret: Secret = request.secret.clone().unwrap_or_default();
-        let now = SystemTime::now();
-        let issue_time = secret.lease.issue_time.unwrap_or(now);
-        let ttl = granted_ttl(
-            backend,
-            &role,
-            secret.lease.increment,
-            Some(issue_time),
-            now,
-        )
-        .await
-        .map_err(|e| Error::BadRequest(e.to_string()))?;
-        let record = Issued {
-            role: role_name,
-            issue_time,
-            ttl,
-            expires_at: now + ttl,
-        };
-        backend.put_json(&issued_key(&username), &record).await?;
+pub(crate) async fn renew(
+    backend: &PasswordBackend,
+    request: &Request,
+    _: &FieldData<'_>,
+) -> Result<Option<Response>, Error> {
+    let (username, role_name) = lease_identity(request)?;
+    let Some(role) = backend.role(&role_name).await? else {
+        return Err(Error::BadRequest(format!(
+            "role {role_name:?} no longer exists: the lease of {username} cannot be renewed"
+        )));
+    };
+    let mut secret: Secret = request.secret.clone().unwrap_or_default();
+    let now = SystemTime::now();
+    let issue_time = secret.lease.issue_time.unwrap_or(now);
+    let ttl = granted_ttl(
+        backend,
+        &role,
+        secret.lease.increment,
+        Some(issue_time),
+        now,
+    )
+    .await
+    .map_err(|e| Error::BadRequest(e.to_string()))?;
+    let record = Issued {
+        role: role_name,
+        issue_time,
+        ttl,
+        expires_at: now + ttl,
+    };
+    backend.put_json(&issued_key(&username), &record).await?;
 
-        secret.lease.ttl = role.ttl;
-        secret.lease.max_ttl = role.max_ttl;
-        secret.lease.renewable = true;
-        Ok(Some(Response {
-            secret: Some(secret),
-            ..Response::default()
-        }))
-    })
+    secret.lease.ttl = role.ttl;
+    secret.lease.max_ttl = role.max_ttl;
+    secret.lease.renewable = true;
+    Ok(Some(Response {
+        secret: Some(secret),
+        ..Response::default()
+    }))
 }
 
 /// Forgets the credential. Revoking one that is already gone (the periodic tidy was first, or
 /// the revoke is retried) succeeds: a failure would only make the server retry, then give up.
-pub(crate) fn revoke<'a>(
-    backend: &'a PasswordBackend,
-    request: &'a Request,
-    _: &'a FieldData<'a>,
-) -> BoxFuture<'a, Result<Option<Response>, Error>> {
-    Box::pin(async move {
-        let (username, role) = lease_identity(request)?;
-        backend.storage.delete(&issued_key(&username)).await?;
-        tracing::info!(role = %role, username = %username, "revoked a credential");
-        Ok(None)
-    })
+pub(crate) async fn revoke(
+    backend: &PasswordBackend,
+    request: &Request,
+    _: &FieldData<'_>,
+) -> Result<Option<Response>, Error> {
+    let (username, role) = lease_identity(request)?;
+    backend.storage.delete(&issued_key(&username)).await?;
+    tracing::info!(role = %role, username = %username, "revoked a credential");
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -305,6 +317,51 @@ mod tests {
             .expect("an error response");
         assert!(response.is_error());
         assert_eq!(response.data["error"], json!("unknown role: nobody"));
+    }
+
+    /// The server makes a policy's passwords; the static system view of the tests has no
+    /// policies, which is the error path: a 400 that names the policy, and nothing recorded.
+    #[tokio::test]
+    async fn a_password_policy_the_server_cannot_use_is_a_400_naming_it() {
+        let backend = backend();
+        call(
+            &backend,
+            Operation::Update,
+            "roles/web",
+            json!({"password_policy": "digits"}),
+        )
+        .await;
+        let response = call(&backend, Operation::Read, "creds/web", json!({}))
+            .await
+            .expect("an error response");
+        assert!(response.is_error(), "{response:?}");
+        assert!(response.secret.is_none(), "{response:?}");
+        assert_eq!(
+            response.data["error"],
+            json!(
+                "cannot generate a password from the password policy \"digits\": \
+                 a password policy is not available in a static system view"
+            )
+        );
+        assert!(
+            backend
+                .storage
+                .list("issued/")
+                .await
+                .expect("list")
+                .is_empty()
+        );
+
+        // Without the policy the plugin makes the password again.
+        call(
+            &backend,
+            Operation::Update,
+            "roles/web",
+            json!({"password_policy": ""}),
+        )
+        .await;
+        let (issued, _) = issue(&backend).await;
+        assert_eq!(issued.data["password"].as_str().map(str::len), Some(20));
     }
 
     #[tokio::test]

@@ -125,31 +125,29 @@ pub(crate) fn periodic_tidy<'a>(
     Box::pin(async move { tidy(backend, SystemTime::now()).await.map(drop) })
 }
 
-fn list<'a>(
-    backend: &'a PasswordBackend,
-    _: &'a Request,
-    _: &'a FieldData<'a>,
-) -> BoxFuture<'a, Result<Option<Response>, Error>> {
-    Box::pin(async move { Ok(Some(Response::list(backend.storage.list("issued/").await?))) })
+async fn list(
+    backend: &PasswordBackend,
+    _: &Request,
+    _: &FieldData<'_>,
+) -> Result<Option<Response>, Error> {
+    Ok(Some(Response::list(backend.storage.list("issued/").await?)))
 }
 
-fn read<'a>(
-    backend: &'a PasswordBackend,
-    _: &'a Request,
-    fields: &'a FieldData<'a>,
-) -> BoxFuture<'a, Result<Option<Response>, Error>> {
-    Box::pin(async move {
-        let key = issued_key(&fields.get_string("username"));
-        let Some(entry) = backend.get_json::<Issued>(&key).await? else {
-            return Ok(None);
-        };
-        match entry.to_json() {
-            Value::Object(data) => Ok(Some(Response::with_data(data))),
-            _ => Err(Error::Internal(
-                "an issued entry is not an object".to_owned(),
-            )),
-        }
-    })
+async fn read(
+    backend: &PasswordBackend,
+    _: &Request,
+    fields: &FieldData<'_>,
+) -> Result<Option<Response>, Error> {
+    let key = issued_key(&fields.get_string("username"));
+    let Some(entry) = backend.get_json::<Issued>(&key).await? else {
+        return Ok(None);
+    };
+    match entry.to_json() {
+        Value::Object(data) => Ok(Some(Response::with_data(data))),
+        _ => Err(Error::Internal(
+            "an issued entry is not an object".to_owned(),
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -6,11 +6,18 @@
 //!
 //! | path | operations | what |
 //! |---|---|---|
-//! | `roles/<name>` | create, read, update, delete | `ttl`, `max_ttl` (durations, seconds when read) and `length` (default 20) |
+//! | `roles/<name>` | create, read, update, delete | `ttl`, `max_ttl` (durations, seconds when read), `length` (default 20) and `password_policy` (default none; a read shows it in place of `length`) |
 //! | `roles/` | list | the roles' names |
 //! | `creds/<name>` | read | a new `username` and `password` under a lease of the role's `ttl` (zero: the mount's default), at most the role's `max_ttl` (zero: the mount's max) |
 //! | `issued/` | list | the usernames whose lease is live (as far as the plugin knows) |
 //! | `issued/<username>` | read | what is kept of one: its role, issue time, TTL and recorded expiry (never the password) |
+//!
+//! A role's `password_policy` names one of the server's password policies
+//! (`sys/policies/password/<name>`): its passwords are then made by the server
+//! (`SystemView::generate_password_from_policy`), and `length` does not apply, the policy
+//! fixing the length and the characters. A policy the server cannot use makes `creds/<name>`
+//! fail with a 400 that names it (the server itself only says "failed to generate password");
+//! `password_policy=""` goes back to `length`.
 //!
 //! Renew (`bao lease renew [-increment=…]`) extends a lease within the role's and the mount's
 //! caps, and fails once the role is gone; revoke (`bao lease revoke`, `-prefix`, expiry, the
@@ -42,6 +49,9 @@
 //!
 //! bao write pw/roles/web ttl=1h max_ttl=24h length=32
 //! bao read pw/creds/web                    # lease_id pw/creds/web/…, username, password
+//! bao write sys/policies/password/digits policy=@digits.hcl
+//! bao write pw/roles/pin password_policy=digits
+//! bao read pw/creds/pin                    # the password is made by the policy
 //! bao list pw/issued/
 //! bao lease renew -increment=2h pw/creds/web/<id>
 //! bao lease revoke -sync pw/creds/web/<id>

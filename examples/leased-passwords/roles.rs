@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 use vault_plugin_sdk::backend::framework::{FieldData, FieldSchema, FieldType, PathSpec};
-use vault_plugin_sdk::backend::{BoxFuture, Error, Operation, Request, Response};
+use vault_plugin_sdk::backend::{Error, Operation, Request, Response};
 
 use crate::backend::{FromJson, PasswordBackend, ToJson};
 
@@ -34,9 +34,19 @@ pub(crate) fn paths() -> Vec<PathSpec<PasswordBackend>> {
                  mount's max lease TTL.",
             ))
             .field(
-                FieldSchema::new("length", FieldType::Int, "The passwords' length.")
-                    .with_default(json!(DEFAULT_LENGTH)),
+                FieldSchema::new(
+                    "length",
+                    FieldType::Int,
+                    "The passwords' length; it does not apply with a password_policy.",
+                )
+                .with_default(json!(DEFAULT_LENGTH)),
             )
+            .field(FieldSchema::new(
+                "password_policy",
+                FieldType::String,
+                "The server's password policy (sys/policies/password/<name>) that makes the \
+                 passwords instead of the plugin, length and all; empty for none.",
+            ))
             // Without an existence check every write would need `update` capability and be
             // an update; with it, the server sends `create` for a new role.
             .existence_check(exists)
@@ -46,7 +56,9 @@ pub(crate) fn paths() -> Vec<PathSpec<PasswordBackend>> {
             .operation(Operation::Delete, delete)
             .help(
                 "Manages the roles credentials are issued for.",
-                "A role fixes the passwords' length and the TTL and max TTL of their leases.",
+                "A role fixes the passwords' length, or the server's password policy that \
+                 makes them, and the TTL and max TTL of their leases. With a password_policy, \
+                 length does not apply and a read shows the policy in its place.",
             ),
     ]
 }
@@ -56,7 +68,10 @@ pub(crate) fn paths() -> Vec<PathSpec<PasswordBackend>> {
 pub(crate) struct Role {
     pub(crate) ttl: Duration,
     pub(crate) max_ttl: Duration,
+    /// Ignored while `password_policy` is set, but kept for when it is cleared.
     pub(crate) length: usize,
+    /// The server's password policy that makes the passwords, if any (never empty).
+    pub(crate) password_policy: Option<String>,
 }
 
 impl FromJson for Role {
@@ -71,6 +86,11 @@ impl FromJson for Role {
             ttl: seconds("ttl")?,
             max_ttl: seconds("max_ttl")?,
             length: usize::try_from(value.get("length")?.as_u64()?).ok()?,
+            // Absent in roles stored before the field existed.
+            password_policy: match value.get("password_policy") {
+                None | Some(Value::Null) => None,
+                Some(policy) => Some(policy.as_str()?.to_owned()),
+            },
         })
     }
 }
@@ -81,6 +101,7 @@ impl ToJson for Role {
             "ttl": self.ttl.as_secs(),
             "max_ttl": self.max_ttl.as_secs(),
             "length": self.length,
+            "password_policy": self.password_policy,
         })
     }
 }
@@ -96,99 +117,106 @@ impl PasswordBackend {
     }
 }
 
-fn exists<'a>(
-    backend: &'a PasswordBackend,
-    _: &'a Request,
-    fields: &'a FieldData<'a>,
-) -> BoxFuture<'a, Result<bool, Error>> {
-    Box::pin(async move {
-        let key = role_key(&fields.get_string("name"));
-        Ok(backend.storage.get(&key).await?.is_some())
-    })
+async fn exists(
+    backend: &PasswordBackend,
+    _: &Request,
+    fields: &FieldData<'_>,
+) -> Result<bool, Error> {
+    let key = role_key(&fields.get_string("name"));
+    Ok(backend.storage.get(&key).await?.is_some())
 }
 
 /// Create and update: an update changes only the fields it names, a create starts from the
 /// defaults.
-fn write<'a>(
-    backend: &'a PasswordBackend,
-    request: &'a Request,
-    fields: &'a FieldData<'a>,
-) -> BoxFuture<'a, Result<Option<Response>, Error>> {
-    Box::pin(async move {
-        let name = fields.get_string("name");
-        let existing = match request.operation {
-            Operation::Update => backend.role(&name).await?,
-            _ => None,
-        };
-        let mut role = existing.unwrap_or(Role {
-            ttl: Duration::ZERO,
-            max_ttl: Duration::ZERO,
-            length: 0,
-        });
-        if fields.is_present("ttl") || request.operation == Operation::Create {
-            role.ttl = fields.get_duration("ttl");
+async fn write(
+    backend: &PasswordBackend,
+    request: &Request,
+    fields: &FieldData<'_>,
+) -> Result<Option<Response>, Error> {
+    let name = fields.get_string("name");
+    let existing = match request.operation {
+        Operation::Update => backend.role(&name).await?,
+        _ => None,
+    };
+    let mut role = existing.unwrap_or(Role {
+        ttl: Duration::ZERO,
+        max_ttl: Duration::ZERO,
+        length: 0,
+        password_policy: None,
+    });
+    if fields.is_present("ttl") || request.operation == Operation::Create {
+        role.ttl = fields.get_duration("ttl");
+    }
+    if fields.is_present("max_ttl") || request.operation == Operation::Create {
+        role.max_ttl = fields.get_duration("max_ttl");
+    }
+    if fields.is_present("length") || role.length == 0 {
+        // Reads the default when absent, so a create (or an update that makes the role)
+        // gets 20.
+        let length = fields.get_int("length");
+        if !(MIN_LENGTH..=MAX_LENGTH).contains(&length) {
+            return Ok(Some(Response::error(format!(
+                "length must be between {MIN_LENGTH} and {MAX_LENGTH}, not {length}"
+            ))));
         }
-        if fields.is_present("max_ttl") || request.operation == Operation::Create {
-            role.max_ttl = fields.get_duration("max_ttl");
-        }
-        if fields.is_present("length") || role.length == 0 {
-            // Reads the default when absent, so a create (or an update that makes the role)
-            // gets 20.
-            let length = fields.get_int("length");
-            if !(MIN_LENGTH..=MAX_LENGTH).contains(&length) {
-                return Ok(Some(Response::error(format!(
-                    "length must be between {MIN_LENGTH} and {MAX_LENGTH}, not {length}"
-                ))));
-            }
-            role.length = usize::try_from(length).unwrap_or(DEFAULT_LENGTH as usize);
-        }
-        // Checked on the role as it will be, so an update of one of the two is checked
-        // against the stored other.
-        if !role.max_ttl.is_zero() && role.ttl > role.max_ttl {
-            return Ok(Some(Response::error("ttl cannot be greater than max_ttl")));
-        }
-        backend.put_json(&role_key(&name), &role).await?;
-        Ok(None)
-    })
+        role.length = usize::try_from(length).unwrap_or(DEFAULT_LENGTH as usize);
+    }
+    if fields.is_present("password_policy") {
+        let policy = fields.get_string("password_policy");
+        role.password_policy = Some(policy).filter(|p| !p.is_empty());
+    }
+    // Checked on the role as it will be, so an update of one of the two is checked
+    // against the stored other.
+    if !role.max_ttl.is_zero() && role.ttl > role.max_ttl {
+        return Ok(Some(Response::error("ttl cannot be greater than max_ttl")));
+    }
+    backend.put_json(&role_key(&name), &role).await?;
+    if fields.is_present("length") && role.password_policy.is_some() {
+        return Ok(Some(Response {
+            warnings: vec!["length does not apply while the role has a password_policy".to_owned()],
+            ..Response::default()
+        }));
+    }
+    Ok(None)
 }
 
-fn read<'a>(
-    backend: &'a PasswordBackend,
-    _: &'a Request,
-    fields: &'a FieldData<'a>,
-) -> BoxFuture<'a, Result<Option<Response>, Error>> {
-    Box::pin(async move {
-        let Some(role) = backend.role(&fields.get_string("name")).await? else {
-            return Ok(None);
-        };
-        let mut data = Map::new();
-        data.insert("ttl".to_owned(), json!(role.ttl.as_secs()));
-        data.insert("max_ttl".to_owned(), json!(role.max_ttl.as_secs()));
-        data.insert("length".to_owned(), json!(role.length));
-        Ok(Some(Response::with_data(data)))
-    })
+async fn read(
+    backend: &PasswordBackend,
+    _: &Request,
+    fields: &FieldData<'_>,
+) -> Result<Option<Response>, Error> {
+    let Some(role) = backend.role(&fields.get_string("name")).await? else {
+        return Ok(None);
+    };
+    let mut data = Map::new();
+    data.insert("ttl".to_owned(), json!(role.ttl.as_secs()));
+    data.insert("max_ttl".to_owned(), json!(role.max_ttl.as_secs()));
+    // With a policy the length does not apply: the read shows the policy in its place.
+    match role.password_policy {
+        Some(policy) => data.insert("password_policy".to_owned(), json!(policy)),
+        None => data.insert("length".to_owned(), json!(role.length)),
+    };
+    Ok(Some(Response::with_data(data)))
 }
 
 /// Deleting a role leaves its credentials' leases alone (as Go's database engine does): they
 /// live until they expire or are revoked, but can no longer be renewed.
-fn delete<'a>(
-    backend: &'a PasswordBackend,
-    _: &'a Request,
-    fields: &'a FieldData<'a>,
-) -> BoxFuture<'a, Result<Option<Response>, Error>> {
-    Box::pin(async move {
-        let key = role_key(&fields.get_string("name"));
-        backend.storage.delete(&key).await?;
-        Ok(None)
-    })
+async fn delete(
+    backend: &PasswordBackend,
+    _: &Request,
+    fields: &FieldData<'_>,
+) -> Result<Option<Response>, Error> {
+    let key = role_key(&fields.get_string("name"));
+    backend.storage.delete(&key).await?;
+    Ok(None)
 }
 
-fn list<'a>(
-    backend: &'a PasswordBackend,
-    _: &'a Request,
-    _: &'a FieldData<'a>,
-) -> BoxFuture<'a, Result<Option<Response>, Error>> {
-    Box::pin(async move { Ok(Some(Response::list(backend.storage.list("roles/").await?))) })
+async fn list(
+    backend: &PasswordBackend,
+    _: &Request,
+    _: &FieldData<'_>,
+) -> Result<Option<Response>, Error> {
+    Ok(Some(Response::list(backend.storage.list("roles/").await?)))
 }
 
 #[cfg(test)]
@@ -240,6 +268,64 @@ mod tests {
             call(&backend, Operation::Read, "roles/web", json!({})).await,
             None
         );
+    }
+
+    #[tokio::test]
+    async fn a_password_policy_is_shown_in_place_of_the_length_which_it_keeps() {
+        let backend = backend();
+        let written = call(
+            &backend,
+            Operation::Update,
+            "roles/pin",
+            json!({"password_policy": "digits"}),
+        )
+        .await;
+        assert_eq!(written, None);
+        let read = call(&backend, Operation::Read, "roles/pin", json!({})).await;
+        assert_eq!(
+            read.map(|r| r.data),
+            Some(crate::backend::testing::object(
+                json!({"ttl": 0, "max_ttl": 0, "password_policy": "digits"})
+            ))
+        );
+        let role = backend.role("pin").await.expect("storage").expect("a role");
+        assert_eq!(role.password_policy.as_deref(), Some("digits"));
+
+        // A length written with a policy is kept, with a warning that it does not apply.
+        let written = call(
+            &backend,
+            Operation::Update,
+            "roles/pin",
+            json!({"length": 32}),
+        )
+        .await
+        .expect("a warning");
+        assert_eq!(
+            written.warnings,
+            ["length does not apply while the role has a password_policy"]
+        );
+        // An empty policy clears it, and the length applies again.
+        call(
+            &backend,
+            Operation::Update,
+            "roles/pin",
+            json!({"password_policy": ""}),
+        )
+        .await;
+        let read = call(&backend, Operation::Read, "roles/pin", json!({})).await;
+        assert_eq!(
+            read.map(|r| r.data),
+            Some(crate::backend::testing::object(
+                json!({"ttl": 0, "max_ttl": 0, "length": 32})
+            ))
+        );
+    }
+
+    #[test]
+    fn a_role_stored_without_a_password_policy_reads_back_without_one() {
+        use crate::backend::FromJson as _;
+        let role = super::Role::from_json(&json!({"ttl": 1, "max_ttl": 2, "length": 9}));
+        assert_eq!(role.and_then(|r| r.password_policy), None);
     }
 
     #[tokio::test]
