@@ -77,6 +77,7 @@ demo: deps release ## Build, start a dev OpenBao with the plugin, run the tutori
 # Unit tests, the in-Rust protocol host, the end-to-end suites against OpenBao 2.7.2 and the
 # differential suite; then the matrix, the same suites against Vault 1.14.1, lint and docs.
 test: deps peers ## The whole suite, as CI runs it
+	$(CARGO) build --examples
 	$(CARGO) test --all-targets
 	$(MAKE) test-matrix test-vault lint doc
 
@@ -84,7 +85,8 @@ test-unit: ## Unit tests only
 	$(CARGO) test --lib
 
 test-e2e: deps peers ## The end-to-end suites against OpenBao 2.7.2 only
-	$(CARGO) test --test 'openbao_*' --test differential
+	$(CARGO) build --examples
+	$(CARGO) test --test 'openbao_*' --test 'example_*' --test differential
 
 # The tutorial and parity suites against each older OpenBao release.
 test-matrix: $(foreach v,$(MATRIX_BAO),$(VENV)-bao-$(v)/ok) ## Tutorial, parity and legacy suites on OpenBao 2.7.0 and 2.6.1

@@ -131,21 +131,48 @@ pub fn plugin_bin() -> PathBuf {
     path
 }
 
-/// An example plugin (`examples/<name>/`), which cargo builds beside the tests into
-/// `target/<profile>/examples/` when it builds all targets.
+/// An example plugin (`examples/<name>/`), as `cargo build --examples` builds it into
+/// `target/<profile>/examples/`. `cargo test` builds examples only as test harnesses, so the
+/// build must come first (`make test` does it); a binary older than the example's or the
+/// library's sources is refused rather than tested.
 pub fn example_bin(name: &str) -> PathBuf {
     let path = plugin_bin()
         .parent()
         .expect("target/<profile>")
         .join("examples")
         .join(name);
-    assert!(
-        path.is_file(),
-        "{} is missing: run the tests with `cargo test --all-targets` (or `cargo build \
-         --examples` first)",
-        path.display()
-    );
+    let build = "run `cargo build --examples` before the tests (`make test` does)";
+    let built = fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| panic!("{} is missing: {build}", path.display()));
+    let root = project_root();
+    let newest_source = [root.join("examples").join(name), root.join("src")]
+        .iter()
+        .filter_map(|dir| newest_mtime(dir))
+        .max();
+    if let Some(source) = newest_source {
+        assert!(
+            built >= source,
+            "{} is older than its sources: {build}",
+            path.display()
+        );
+    }
     path
+}
+
+/// The latest modification time of any file below `dir`.
+fn newest_mtime(dir: &Path) -> Option<std::time::SystemTime> {
+    let mut newest = None;
+    for entry in fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        let time = if path.is_dir() {
+            newest_mtime(&path)
+        } else {
+            entry.metadata().and_then(|m| m.modified()).ok()
+        };
+        newest = newest.max(time);
+    }
+    newest
 }
 
 /// Polls `f` every 20 ms until it returns true; panics naming `what` after `timeout`.
