@@ -27,6 +27,7 @@ pub mod backend;
 mod backend_service;
 mod broker;
 mod by_hand;
+mod civil;
 mod cli;
 mod codec;
 mod controller;

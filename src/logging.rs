@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, MutexGuard};
 
+use crate::civil::civil_from_days;
 use crate::sync::RecoveringMutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -297,7 +298,8 @@ pub(crate) fn hclog_timestamp(time: SystemTime) -> String {
     let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since_epoch.as_secs();
     let (days, secs_of_day) = (secs / 86_400, secs % 86_400);
-    let (year, month, day) = civil_from_days(days);
+    // Days since 1970 fit an i64 for any SystemTime.
+    let (year, month, day) = civil_from_days(i64::try_from(days).unwrap_or(i64::MAX));
     let mut out = String::with_capacity(27);
     let _ = write!(
         out,
@@ -308,20 +310,6 @@ pub(crate) fn hclog_timestamp(time: SystemTime) -> String {
         since_epoch.subsec_micros()
     );
     out
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
