@@ -25,18 +25,9 @@ fn stderr(out: &std::process::Output) -> String {
     common::lossy(&out.stderr)
 }
 
-/// Runs the CLI with `-format=json` (inserted after the subcommand words) and parses stdout.
-fn cli_json(server: &DevServer, words: &[&str], args: &[&str]) -> Value {
-    let mut all: Vec<&str> = words.to_vec();
-    all.push("-format=json");
-    all.extend_from_slice(args);
-    let out = server.cli_ok(&all);
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{all:?}: not JSON ({e}): {out}"))
-}
-
 /// Reads a credential of `role`: (lease id, lease duration, username, the whole answer).
 fn issue(server: &DevServer, role: &str) -> (String, u64, String, Value) {
-    let answer = cli_json(server, &["read"], &[&format!("{MOUNT}/creds/{role}")]);
+    let answer = server.cli_json(&["read"], &[&format!("{MOUNT}/creds/{role}")]);
     let lease_id = answer["lease_id"].as_str().expect("lease_id").to_owned();
     let duration = answer["lease_duration"].as_u64().expect("lease_duration");
     let username = answer["data"]["username"]
@@ -70,7 +61,7 @@ fn roles_are_created_read_updated_listed_and_deleted() {
         "{out}"
     );
 
-    let role = cli_json(&server, &["read"], &["pw/roles/web"]);
+    let role = server.cli_json(&["read"], &["pw/roles/web"]);
     assert_eq!(
         role["data"],
         json!({"ttl": 1800, "max_ttl": 7200, "length": 20})
@@ -78,14 +69,14 @@ fn roles_are_created_read_updated_listed_and_deleted() {
 
     // An update changes only what it names.
     server.cli_ok(&["write", "pw/roles/web", "length=40"]);
-    let role = cli_json(&server, &["read"], &["pw/roles/web"]);
+    let role = server.cli_json(&["read"], &["pw/roles/web"]);
     assert_eq!(
         role["data"],
         json!({"ttl": 1800, "max_ttl": 7200, "length": 40})
     );
 
     server.cli_ok(&["write", "pw/roles/db", "ttl=60"]);
-    let listed = cli_json(&server, &["list"], &["pw/roles/"]);
+    let listed = server.cli_json(&["list"], &["pw/roles/"]);
     assert_eq!(listed, json!(["db", "web"]));
 
     let out = server.cli_ok(&["delete", "pw/roles/web"]);
@@ -95,7 +86,7 @@ fn roles_are_created_read_updated_listed_and_deleted() {
     );
     let (status, _) = server.http("GET", "pw/roles/web", None);
     assert_eq!(status, 404);
-    assert_eq!(cli_json(&server, &["list"], &["pw/roles/"]), json!(["db"]));
+    assert_eq!(server.cli_json(&["list"], &["pw/roles/"]), json!(["db"]));
 }
 
 /// The existence check makes the first write a create: a token with only `create` on the
@@ -112,7 +103,7 @@ fn existence_check_tells_create_from_update() {
         "creator",
         policy_file.to_str().expect("a UTF-8 path"),
     ]);
-    let token = cli_json(&server, &["token", "create"], &["-policy=creator"]);
+    let token = server.cli_json(&["token", "create"], &["-policy=creator"]);
     let token = token["auth"]["client_token"]
         .as_str()
         .expect("a token")
@@ -168,7 +159,7 @@ fn credentials_carry_a_renewable_lease_of_the_roles_ttl_or_the_mounts_default() 
     );
 
     // The recorded entry, without the password.
-    let entry = cli_json(&server, &["read"], &[&format!("pw/issued/{username}")]);
+    let entry = server.cli_json(&["read"], &[&format!("pw/issued/{username}")]);
     assert_eq!(entry["data"]["role"], "web");
     assert_eq!(entry["data"]["ttl"], 1800);
     assert!(entry["data"].get("password").is_none(), "{entry}");
@@ -180,7 +171,7 @@ fn credentials_carry_a_renewable_lease_of_the_roles_ttl_or_the_mounts_default() 
     server.cli_ok(&["secrets", "tune", "-default-lease-ttl=45m", "pw/"]);
     let (_, duration, username, _) = issue(&server, "plain");
     assert_eq!(duration, 2700);
-    let entry = cli_json(&server, &["read"], &[&format!("pw/issued/{username}")]);
+    let entry = server.cli_json(&["read"], &[&format!("pw/issued/{username}")]);
     assert_eq!(
         entry["data"]["ttl"], 2700,
         "the plugin records the mount's default"
@@ -191,7 +182,7 @@ fn credentials_carry_a_renewable_lease_of_the_roles_ttl_or_the_mounts_default() 
     server.cli_ok(&["write", "pw/roles/long", "ttl=5h"]);
     let (_, duration, username, _) = issue(&server, "long");
     assert_eq!(duration, 3600);
-    let entry = cli_json(&server, &["read"], &[&format!("pw/issued/{username}")]);
+    let entry = server.cli_json(&["read"], &[&format!("pw/issued/{username}")]);
     assert_eq!(entry["data"]["ttl"], 3600);
     assert_eq!(issued(&server).len(), 5);
 }
@@ -203,21 +194,21 @@ fn renew_extends_within_the_roles_max_ttl() {
     let (lease_id, duration, username, _) = issue(&server, "web");
     assert_eq!(duration, 60);
 
-    let renewed = cli_json(&server, &["lease", "renew"], &[&lease_id]);
+    let renewed = server.cli_json(&["lease", "renew"], &[&lease_id]);
     assert_eq!(renewed["lease_id"], json!(lease_id));
     assert_eq!(renewed["lease_duration"], 60);
     assert_eq!(renewed["renewable"], json!(true));
 
-    let renewed = cli_json(&server, &["lease", "renew"], &["-increment=5m", &lease_id]);
+    let renewed = server.cli_json(&["lease", "renew"], &["-increment=5m", &lease_id]);
     assert_eq!(renewed["lease_duration"], 300);
-    let entry = cli_json(&server, &["read"], &[&format!("pw/issued/{username}")]);
+    let entry = server.cli_json(&["read"], &[&format!("pw/issued/{username}")]);
     assert_eq!(
         entry["data"]["ttl"], 300,
         "the recorded expiry follows the renew"
     );
 
     // Above max_ttl: capped at what is left of it since the first issue, with a warning.
-    let renewed = cli_json(&server, &["lease", "renew"], &["-increment=1h", &lease_id]);
+    let renewed = server.cli_json(&["lease", "renew"], &["-increment=1h", &lease_id]);
     let capped = renewed["lease_duration"].as_u64().expect("lease_duration");
     assert!((590..=600).contains(&capped), "{renewed}");
     let warnings = renewed["warnings"].to_string();
@@ -225,11 +216,11 @@ fn renew_extends_within_the_roles_max_ttl() {
         warnings.contains("exceeded the effective max_ttl"),
         "{renewed}"
     );
-    let entry = cli_json(&server, &["read"], &[&format!("pw/issued/{username}")]);
+    let entry = server.cli_json(&["read"], &[&format!("pw/issued/{username}")]);
     assert_eq!(entry["data"]["ttl"], json!(capped));
 
     // The lease as the server keeps it.
-    let lookup = cli_json(&server, &["lease", "lookup"], &[&lease_id]);
+    let lookup = server.cli_json(&["lease", "lookup"], &[&lease_id]);
     assert_eq!(lookup["data"]["renewable"], json!(true));
     assert!(lookup["data"]["last_renewal"].is_string(), "{lookup}");
 }
@@ -375,7 +366,7 @@ fn a_password_policy_makes_the_passwords_on_the_server() {
         "length=40",
         "password_policy=digits",
     ]);
-    let role = cli_json(&server, &["read"], &["pw/roles/pin"]);
+    let role = server.cli_json(&["read"], &["pw/roles/pin"]);
     assert_eq!(
         role["data"],
         json!({"ttl": 3600, "max_ttl": 0, "password_policy": "digits"}),
@@ -392,7 +383,7 @@ fn a_password_policy_makes_the_passwords_on_the_server() {
 
     // Clearing the policy brings the role's length back.
     server.cli_ok(&["write", "pw/roles/pin", "password_policy="]);
-    let role = cli_json(&server, &["read"], &["pw/roles/pin"]);
+    let role = server.cli_json(&["read"], &["pw/roles/pin"]);
     assert_eq!(
         role["data"],
         json!({"ttl": 3600, "max_ttl": 0, "length": 40})

@@ -26,15 +26,6 @@ fn stderr(out: &Output) -> String {
     common::lossy(&out.stderr)
 }
 
-/// Runs the CLI with `-format=json` (inserted after the subcommand words) and parses stdout.
-fn cli_json(server: &DevServer, words: &[&str], args: &[&str]) -> Value {
-    let mut all: Vec<&str> = words.to_vec();
-    all.push("-format=json");
-    all.extend_from_slice(args);
-    let out = server.cli_ok(&all);
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{all:?}: not JSON ({e}): {out}"))
-}
-
 fn create_user(server: &DevServer, name: &str, args: &[&str]) {
     let path = format!("auth/{MOUNT}/users/{name}");
     let mut all = vec!["write", path.as_str()];
@@ -94,7 +85,7 @@ fn users_are_created_read_updated_listed_and_deleted_without_their_passwords() {
             "max_ttl=2h",
         ],
     );
-    let read = cli_json(&server, &["read"], &["auth/users/users/alice"]);
+    let read = server.cli_json(&["read"], &["auth/users/users/alice"]);
     assert_eq!(
         read["data"],
         json!({"policies": ["dev", "ops"], "ttl": 3600, "max_ttl": 7200})
@@ -107,20 +98,20 @@ fn users_are_created_read_updated_listed_and_deleted_without_their_passwords() {
 
     // An update without a password keeps it: the old one still logs in.
     create_user(&server, "alice", &["ttl=30m"]);
-    let read = cli_json(&server, &["read"], &["auth/users/users/alice"]);
+    let read = server.cli_json(&["read"], &["auth/users/users/alice"]);
     assert_eq!(read["data"]["ttl"], json!(1800));
     assert_eq!(read["data"]["policies"], json!(["dev", "ops"]));
     login_token(&server, "alice", "s3cret");
 
     create_user(&server, "bob", &["password=pw"]);
-    let listed = cli_json(&server, &["list"], &["auth/users/users"]);
+    let listed = server.cli_json(&["list"], &["auth/users/users"]);
     assert_eq!(listed, json!(["alice", "bob"]));
 
     let out = server.cli_ok(&["delete", "auth/users/users/bob"]);
     assert!(out.contains("Success! Data deleted (if it existed) at: auth/users/users/bob"));
     let out = server.cli(&["read", "auth/users/users/bob"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    let listed = cli_json(&server, &["list"], &["auth/users/users"]);
+    let listed = server.cli_json(&["list"], &["auth/users/users"]);
     assert_eq!(listed, json!(["alice"]));
 
     // Managing users needs a token: only `login` is unauthenticated.
@@ -233,7 +224,7 @@ fn login_without_a_token_makes_the_users_token_and_it_renews() {
     // The password went in; nothing of it comes back.
     assert!(!login.to_string().contains("s3cret"));
 
-    let looked_up = cli_json(&server, &["token", "lookup"], &[&token]);
+    let looked_up = server.cli_json(&["token", "lookup"], &[&token]);
     let data = &looked_up["data"];
     assert_eq!(
         data["policies"],
@@ -250,13 +241,9 @@ fn login_without_a_token_makes_the_users_token_and_it_renews() {
 
     // The alias maps every login of alice to one entity.
     let again = login_token(&server, "alice", "s3cret");
-    let again = cli_json(&server, &["token", "lookup"], &[&again]);
+    let again = server.cli_json(&["token", "lookup"], &[&again]);
     assert_eq!(again["data"]["entity_id"], json!(entity));
-    let alias = cli_json(
-        &server,
-        &["read"],
-        &[&format!("identity/entity/id/{entity}")],
-    );
+    let alias = server.cli_json(&["read"], &[&format!("identity/entity/id/{entity}")]);
     assert_eq!(
         alias["data"]["aliases"][0]["name"],
         json!("alice"),
@@ -321,7 +308,7 @@ fn renew_is_refused_once_the_user_is_deleted_or_its_password_changed() {
         stderr(&out)
     );
     // The refusal does not revoke the token: it lives out its TTL.
-    let looked_up = cli_json(&server, &["token", "lookup"], &[&alice]);
+    let looked_up = server.cli_json(&["token", "lookup"], &[&alice]);
     assert_eq!(looked_up["data"]["meta"]["username"], json!("alice"));
     // And a deleted user no longer logs in.
     let (status, body) = http_login(&server, "alice", "s3cret");

@@ -744,6 +744,16 @@ impl DevServer {
         }
     }
 
+    /// Runs the CLI with `-format=json` (inserted after the subcommand `words`, before `args`)
+    /// and parses what it prints.
+    pub fn cli_json(&self, words: &[&str], args: &[&str]) -> serde_json::Value {
+        let mut all: Vec<&str> = words.to_vec();
+        all.push("-format=json");
+        all.extend_from_slice(args);
+        let out = self.cli_ok(&all);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{all:?}: not JSON ({e}): {out}"))
+    }
+
     /// Installs `binary` as `name`, registers it with the given catalog type (`secret` or
     /// `auth`) and enables it at `path` (`secrets enable` or `auth enable`).
     pub fn register_and_enable_binary(&self, binary: &Path, kind: &str, name: &str, path: &str) {
