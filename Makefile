@@ -81,8 +81,8 @@ test: deps peers ## The whole suite, as CI runs it
 	$(CARGO) test --all-targets
 	$(MAKE) test-matrix test-vault lint doc
 
-test-unit: ## Unit tests only
-	$(CARGO) test --lib
+test-unit: ## Unit tests only (the library's and the examples')
+	$(CARGO) test --lib --examples
 
 test-e2e: deps peers ## The end-to-end suites against OpenBao 2.7.2 only
 	$(CARGO) build --examples

@@ -137,6 +137,7 @@ mod tests {
 
     const MOCK: PluginInfo = PluginInfo {
         name: "my-mock-plugin",
+        version: env!("CARGO_PKG_VERSION"),
         description: "a Vault/OpenBao secrets-engine plugin",
         kind: BackendType::Logical,
         example_path: "my-secrets-plugin",
@@ -146,6 +147,7 @@ mod tests {
     fn an_auth_method_is_registered_and_enabled_as_one() {
         let info = PluginInfo {
             name: "static-auth",
+            version: env!("CARGO_PKG_VERSION"),
             description: "an auth method",
             kind: BackendType::Credential,
             example_path: "users",

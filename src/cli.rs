@@ -83,8 +83,7 @@ fn parse_go_bool(value: &str) -> Result<bool, String> {
 pub(crate) fn version_line(info: &PluginInfo, reported: &str) -> String {
     format!(
         "{} {} (reports {reported} to the server)",
-        info.name,
-        env!("CARGO_PKG_VERSION")
+        info.name, info.version
     )
 }
 
@@ -164,6 +163,7 @@ mod tests {
 
     pub(crate) const INFO: PluginInfo = PluginInfo {
         name: "my-mock-plugin",
+        version: env!("CARGO_PKG_VERSION"),
         description: "a test plugin",
         kind: crate::backend::BackendType::Logical,
         example_path: "my-secrets-plugin",

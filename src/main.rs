@@ -13,6 +13,7 @@ use vault_plugin_sdk::{PluginInfo, serve};
 
 const INFO: PluginInfo = PluginInfo {
     name: "my-mock-plugin",
+    version: env!("CARGO_PKG_VERSION"),
     description: "a Vault/OpenBao secrets-engine plugin, the Rust drop-in for the Go mock plugin",
     kind: BackendType::Logical,
     example_path: "my-secrets-plugin",

@@ -18,9 +18,13 @@ use crate::{by_hand, logging, server};
 pub struct PluginInfo {
     /// The binary's and the catalog entry's usual name, e.g. `my-mock-plugin`.
     pub name: &'static str,
+    /// The binary's own version for `--version`, usually `env!("CARGO_PKG_VERSION")` of the
+    /// plugin's crate (the server is told [`BackendFactory::version`]).
+    pub version: &'static str,
     /// One sentence on what the plugin is.
     pub description: &'static str,
-    /// A secrets engine or an auth method: how it is registered and enabled.
+    /// A secrets engine or an auth method: how the by-hand text registers and enables it. It
+    /// must match what the backend reports (`Router::with_backend_type`).
     pub kind: BackendType,
     /// The path the examples in the by-hand text enable it at.
     pub example_path: &'static str,
@@ -66,6 +70,7 @@ pub struct PluginInfo {
 /// fn main() -> ExitCode {
 ///     let info = PluginInfo {
 ///         name: "nothing",
+///         version: env!("CARGO_PKG_VERSION"),
 ///         description: "a secrets engine with no paths",
 ///         kind: BackendType::Logical,
 ///         example_path: "nothing",

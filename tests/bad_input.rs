@@ -104,6 +104,7 @@ fn args_message(args: &[&str]) -> Message {
     all.extend(args.iter().map(Into::into));
     let info = PluginInfo {
         name: "my-mock-plugin",
+        version: env!("CARGO_PKG_VERSION"),
         description: "the mock",
         kind: BackendType::Logical,
         example_path: "my-secrets-plugin",

@@ -71,6 +71,7 @@ use vault_plugin_sdk::{PluginInfo, serve};
 fn main() -> ExitCode {
     let info = PluginInfo {
         name: "leased-passwords",
+        version: env!("CARGO_PKG_VERSION"),
         description: "a secrets engine that hands out random passwords under renewable leases",
         kind: BackendType::Logical,
         example_path: "pw",

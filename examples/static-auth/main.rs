@@ -49,6 +49,7 @@ use vault_plugin_sdk::{PluginInfo, serve};
 fn main() -> ExitCode {
     let info = PluginInfo {
         name: "static-auth",
+        version: env!("CARGO_PKG_VERSION"),
         description: "an auth method whose users, passwords and policies are kept in the mount",
         kind: BackendType::Credential,
         example_path: "users",

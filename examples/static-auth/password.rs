@@ -137,13 +137,23 @@ impl PasswordHash {
 }
 
 /// Runs CPU-bound work on tokio's blocking pool, which every tokio runtime has (the SDK's
-/// single-threaded one included).
+/// single-threaded one included), at most one job per CPU at a time. `login` needs no token,
+/// so a flood of logins must queue here rather than start up to 512 hashing threads.
 async fn run_blocking<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, Error> {
+    static HASHERS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+        let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        tokio::sync::Semaphore::new(cpus)
+    });
+    let failed = |error: &dyn std::fmt::Display| {
+        Error::Internal(format!("password hashing failed: {error}"))
+    };
+    // The semaphore is never closed.
+    let _permit = HASHERS.acquire().await.map_err(|e| failed(&e))?;
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(|error| Error::Internal(format!("password hashing failed: {error}")))
+        .map_err(|e| failed(&e))
 }
 
 #[cfg(test)]

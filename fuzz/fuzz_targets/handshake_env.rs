@@ -21,6 +21,7 @@ use vault_plugin_sdk::internals::{
 
 const INFO: PluginInfo = PluginInfo {
     name: "my-mock-plugin",
+    version: env!("CARGO_PKG_VERSION"),
     description: "the mock",
     kind: BackendType::Logical,
     example_path: "my-secrets-plugin",

@@ -146,9 +146,15 @@ pub fn example_bin(name: &str) -> PathBuf {
         .and_then(|m| m.modified())
         .unwrap_or_else(|_| panic!("{} is missing: {build}", path.display()));
     let root = project_root();
+    let manifests = ["Cargo.toml", "Cargo.lock"].iter().filter_map(|file| {
+        fs::metadata(root.join(file))
+            .and_then(|m| m.modified())
+            .ok()
+    });
     let newest_source = [root.join("examples").join(name), root.join("src")]
         .iter()
         .filter_map(|dir| newest_mtime(dir))
+        .chain(manifests)
         .max();
     if let Some(source) = newest_source {
         assert!(

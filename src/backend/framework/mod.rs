@@ -15,7 +15,7 @@
 //!     FieldData, FieldSchema, FieldType, PathSpec, RoutedBackend, Router,
 //! };
 //! use vault_plugin_sdk::backend::{
-//!     Backend, BoxFuture, Error, MemoryStorage, Operation, Request, Response, Storage,
+//!     Backend, Error, MemoryStorage, Operation, Request, Response, Storage,
 //! };
 //!
 //! /// Greets by name, counting greetings in storage.
@@ -23,24 +23,22 @@
 //!     storage: Arc<dyn Storage>,
 //! }
 //!
-//! fn greet<'a>(
-//!     greeter: &'a Greeter,
-//!     _: &'a Request,
-//!     fields: &'a FieldData<'a>,
-//! ) -> BoxFuture<'a, Result<Option<Response>, Error>> {
-//!     Box::pin(async move {
-//!         let name = fields.get_string("name");
-//!         let key = format!("count/{name}");
-//!         let count = match greeter.storage.get(&key).await? {
-//!             Some(bytes) => String::from_utf8_lossy(&bytes).parse::<u64>().unwrap_or(0),
-//!             None => 0,
-//!         } + 1;
-//!         greeter.storage.put(&key, count.to_string().into_bytes()).await?;
-//!         let mut data = Map::new();
-//!         data.insert("greeting".into(), Value::from(format!("hello, {name}")));
-//!         data.insert("count".into(), Value::from(count));
-//!         Ok(Some(Response::with_data(data)))
-//!     })
+//! async fn greet(
+//!     greeter: &Greeter,
+//!     _: &Request,
+//!     fields: &FieldData<'_>,
+//! ) -> Result<Option<Response>, Error> {
+//!     let name = fields.get_string("name");
+//!     let key = format!("count/{name}");
+//!     let count = match greeter.storage.get(&key).await? {
+//!         Some(bytes) => String::from_utf8_lossy(&bytes).parse::<u64>().unwrap_or(0),
+//!         None => 0,
+//!     } + 1;
+//!     greeter.storage.put(&key, count.to_string().into_bytes()).await?;
+//!     let mut data = Map::new();
+//!     data.insert("greeting".into(), Value::from(format!("hello, {name}")));
+//!     data.insert("count".into(), Value::from(count));
+//!     Ok(Some(Response::with_data(data)))
 //! }
 //!
 //! static ROUTER: LazyLock<Router<Greeter>> = LazyLock::new(|| {
@@ -203,7 +201,8 @@ impl<B> WalRollback<B> {
         }
     }
 
-    /// Sets the age below which entries are left alone.
+    /// Sets the age below which entries are left alone. Zero means the default, ten minutes;
+    /// a `rollback` request whose data has `immediate` rolls back every entry.
     pub fn min_age(mut self, min_age: Duration) -> Self {
         self.min_age = min_age;
         self
@@ -608,7 +607,9 @@ impl<B> Router<B> {
     }
 
     /// The periodic function, then the write-ahead log; both run even when the first fails,
-    /// and the answer names every failure. Nothing to do is a nil response.
+    /// and the answer names every failure. Nothing to do is a nil response. Unlike Go's
+    /// framework, which turns WAL failures into an error response the server does not log,
+    /// they are an error here, so an entry that keeps failing shows in the server's log.
     async fn handle_rollback(
         &self,
         backend: &B,
