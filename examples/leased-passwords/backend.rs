@@ -92,6 +92,14 @@ pub(crate) trait FromJson: Sized {
     fn from_json(value: &Value) -> Option<Self>;
 }
 
+/// A whole number of seconds stored at `key` of a JSON entry.
+pub(crate) fn seconds_at(value: &Value, key: &str) -> Option<std::time::Duration> {
+    value
+        .get(key)
+        .and_then(Value::as_u64)
+        .map(std::time::Duration::from_secs)
+}
+
 /// A stored entry written as JSON.
 pub(crate) trait ToJson {
     fn to_json(&self) -> Value;

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use vault_plugin_sdk::backend::framework::{FieldData, FieldSchema, FieldType, PathSpec};
 use vault_plugin_sdk::backend::{BoxFuture, Error, Operation, Request, Response};
 
-use crate::backend::{FromJson, PasswordBackend, ToJson};
+use crate::backend::{FromJson, PasswordBackend, ToJson, seconds_at};
 
 /// How long past its recorded expiry an entry is kept: the server retries a failed revoke
 /// for about ten minutes (backoff 20 s, 40 s, … ±50 %), and may deliver one late after a
@@ -55,17 +55,11 @@ fn unix_seconds(time: SystemTime) -> u64 {
 
 impl FromJson for Issued {
     fn from_json(value: &Value) -> Option<Self> {
-        let seconds = |key| {
-            value
-                .get(key)
-                .and_then(Value::as_u64)
-                .map(Duration::from_secs)
-        };
         Some(Self {
             role: value.get("role")?.as_str()?.to_owned(),
-            issue_time: UNIX_EPOCH + seconds("issue_time")?,
-            ttl: seconds("ttl")?,
-            expires_at: UNIX_EPOCH + seconds("expires_at")?,
+            issue_time: UNIX_EPOCH + seconds_at(value, "issue_time")?,
+            ttl: seconds_at(value, "ttl")?,
+            expires_at: UNIX_EPOCH + seconds_at(value, "expires_at")?,
         })
     }
 }

@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 use vault_plugin_sdk::backend::framework::{FieldData, FieldSchema, FieldType, PathSpec};
 use vault_plugin_sdk::backend::{Error, Operation, Request, Response};
 
-use crate::backend::{FromJson, PasswordBackend, ToJson};
+use crate::backend::{FromJson, PasswordBackend, ToJson, seconds_at};
 
 /// A password's length when the role does not say.
 pub(crate) const DEFAULT_LENGTH: i64 = 20;
@@ -76,15 +76,9 @@ pub(crate) struct Role {
 
 impl FromJson for Role {
     fn from_json(value: &Value) -> Option<Self> {
-        let seconds = |key| {
-            value
-                .get(key)
-                .and_then(Value::as_u64)
-                .map(Duration::from_secs)
-        };
         Some(Self {
-            ttl: seconds("ttl")?,
-            max_ttl: seconds("max_ttl")?,
+            ttl: seconds_at(value, "ttl")?,
+            max_ttl: seconds_at(value, "max_ttl")?,
             length: usize::try_from(value.get("length")?.as_u64()?).ok()?,
             // Absent in roles stored before the field existed.
             password_policy: match value.get("password_policy") {
