@@ -166,6 +166,35 @@ mod tests {
         None => panic!("not zero"),
     };
 
+    #[tokio::test]
+    async fn hashing_jobs_run_at_most_one_per_cpu_at_a_time() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let mut jobs = tokio::task::JoinSet::new();
+        for _ in 0..4 * cpus + 4 {
+            let (running, most) = (running.clone(), most.clone());
+            jobs.spawn(run_blocking(move || {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                // Work long enough that unbounded jobs would overlap.
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                running.fetch_sub(1, Ordering::SeqCst);
+            }));
+        }
+        while let Some(done) = jobs.join_next().await {
+            done.expect("the task ran").expect("the job ran");
+        }
+        let most = most.load(Ordering::SeqCst);
+        assert!(
+            (1..=cpus).contains(&most),
+            "{most} jobs at once on {cpus} CPUs"
+        );
+    }
+
     #[test]
     fn the_right_password_verifies_and_others_do_not() {
         let stored = PasswordHash::derive("correct horse", FEW).expect("hash");
