@@ -163,7 +163,8 @@ mod tests {
 
     pub(crate) const INFO: PluginInfo = PluginInfo {
         name: "my-mock-plugin",
-        version: env!("CARGO_PKG_VERSION"),
+        // Not the SDK's own version: the line must show the plugin's.
+        version: "3.2.1",
         description: "a test plugin",
         kind: crate::backend::BackendType::Logical,
         example_path: "my-secrets-plugin",
@@ -222,11 +223,7 @@ mod tests {
         }
         assert_eq!(
             version_line(&INFO, "v9.8.7"),
-            concat!(
-                "my-mock-plugin ",
-                env!("CARGO_PKG_VERSION"),
-                " (reports v9.8.7 to the server)"
-            )
+            "my-mock-plugin 3.2.1 (reports v9.8.7 to the server)"
         );
     }
 
