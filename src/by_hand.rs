@@ -19,9 +19,9 @@ use crate::serve::PluginInfo;
 const SELF_EXE: &str = "/proc/self/exe";
 
 /// Writes the introduction for the running executable to stderr.
-pub(crate) fn explain_to_stderr(info: &PluginInfo) {
+pub(crate) fn explain_to_stderr(info: &PluginInfo, reported_version: &str) {
     let exe = std::env::current_exe().unwrap_or_else(|_| Path::new(SELF_EXE).to_owned());
-    let text = introduction(info, &exe, &own_sha256());
+    let text = introduction(info, reported_version, &exe, &own_sha256());
     // A failed write to stderr has nowhere better to be reported.
     let _ = io::stderr().lock().write_all(text.as_bytes());
 }
@@ -50,9 +50,15 @@ fn sha256_hex(mut reader: impl Read) -> io::Result<String> {
     Ok(hex)
 }
 
-/// The text for the executable at `exe` whose SHA-256 is `sha256`. The catalog name and
-/// `command=` are the file's own name: the server runs `<plugin_directory>/<command>`.
-pub(crate) fn introduction(info: &PluginInfo, exe: &Path, sha256: &io::Result<String>) -> String {
+/// The text for the executable at `exe` whose SHA-256 is `sha256` and which reports
+/// `reported_version` to the server. The catalog name and `command=` are the file's own name: the
+/// server runs `<plugin_directory>/<command>`.
+pub(crate) fn introduction(
+    info: &PluginInfo,
+    reported_version: &str,
+    exe: &Path,
+    sha256: &io::Result<String>,
+) -> String {
     // The catalog entry is named after the file when its name can be read.
     let file_name = exe
         .file_name()
@@ -80,10 +86,17 @@ pub(crate) fn introduction(info: &PluginInfo, exe: &Path, sha256: &io::Result<St
         "{file_name}: {}. The server launches it; it is not meant to be run by hand.\n\
          \n\
          {sha_line}\n\
+         Version: {} (reports {} to the server: a catalog entry's -version must name that)\n\
          \n\
          Copy it into the server's plugin_directory, then register and enable it with OpenBao or Vault:\n\
          \n  cp {path} <plugin_directory>/\n",
-        info.description
+        info.description,
+        info.version,
+        if reported_version.is_empty() {
+            "no version"
+        } else {
+            reported_version
+        },
     );
     for cli in ["bao", "vault"] {
         let _ = write!(
@@ -152,7 +165,12 @@ mod tests {
             kind: BackendType::Credential,
             example_path: "users",
         };
-        let text = introduction(&info, Path::new("/p/static-auth"), &Ok("cd34".to_owned()));
+        let text = introduction(
+            &info,
+            "v0.1.0",
+            Path::new("/p/static-auth"),
+            &Ok("cd34".to_owned()),
+        );
         for line in [
             "  bao plugin register -sha256=cd34 auth static-auth\n",
             "  bao auth enable -path=users static-auth\n",
@@ -166,12 +184,18 @@ mod tests {
     fn the_commands_use_the_file_name_and_the_sha() {
         let text = introduction(
             &MOCK,
+            "v0.0.0+mock",
             Path::new("/opt/plugins/mock-2"),
             &Ok("ab12".to_owned()),
         );
         for line in [
             "mock-2: a Vault/OpenBao secrets-engine plugin.",
             "SHA-256: ab12\n",
+            &format!(
+                "Version: {} (reports v0.0.0+mock to the server: a catalog entry's -version must \
+                 name that)\n",
+                env!("CARGO_PKG_VERSION")
+            ),
             "  cp /opt/plugins/mock-2 <plugin_directory>/\n",
             "  bao plugin register -sha256=ab12 secret mock-2\n",
             "  bao secrets enable -path=my-secrets-plugin mock-2\n",
@@ -187,7 +211,7 @@ mod tests {
     #[test]
     fn an_unreadable_executable_still_gets_the_commands() {
         let error = io::Error::from(io::ErrorKind::NotFound);
-        let text = introduction(&MOCK, Path::new("/p/my-mock-plugin"), &Err(error));
+        let text = introduction(&MOCK, "", Path::new("/p/my-mock-plugin"), &Err(error));
         assert!(
             text.contains("SHA-256: unknown, /proc/self/exe cannot be read (")
                 && text.contains("use `sha256sum /p/my-mock-plugin`"),
@@ -198,7 +222,12 @@ mod tests {
 
     #[test]
     fn paths_that_need_quoting_are_quoted() {
-        let text = introduction(&MOCK, Path::new("/my plugins/it's"), &Ok("00".to_owned()));
+        let text = introduction(
+            &MOCK,
+            "v1.0.0",
+            Path::new("/my plugins/it's"),
+            &Ok("00".to_owned()),
+        );
         assert!(
             text.contains(r"  cp '/my plugins/it'\''s' <plugin_directory>/"),
             "{text}"

@@ -105,7 +105,7 @@ pub fn serve<F: BackendFactory>(info: PluginInfo, factory: F) -> ExitCode {
     let env = match PluginEnv::from_process() {
         Ok(env) => env,
         Err(HandshakeError::NotLaunchedByHost) if std::io::stderr().is_terminal() => {
-            by_hand::explain_to_stderr(&info);
+            by_hand::explain_to_stderr(&info, &factory.version());
             return ExitCode::FAILURE;
         }
         Err(error) => return fail(&error),

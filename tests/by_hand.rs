@@ -91,6 +91,11 @@ fn expected_lines(name: &str, path: &Path, sha: &str) -> Vec<String> {
              plugin. The server launches it; it is not meant to be run by hand."
         ),
         format!("SHA-256: {sha}"),
+        format!(
+            "Version: {} (reports v0.0.0+mock to the server: a catalog entry's -version must \
+             name that)",
+            env!("CARGO_PKG_VERSION")
+        ),
         "Copy it into the server's plugin_directory, then register and enable it with OpenBao \
          or Vault:"
             .to_owned(),
@@ -179,7 +184,8 @@ fn by_hand_without_a_terminal_is_one_json_error_line() {
 fn version_names_the_crate_and_what_the_server_is_told() {
     let crate_version = env!("CARGO_PKG_VERSION");
     for (override_version, reported) in [
-        (None, format!("v{crate_version}")),
+        // The Go mock's version, so its catalog entries run this binary unchanged.
+        (None, "v0.0.0+mock".to_owned()),
         (Some("v7.7.7"), "v7.7.7".to_owned()),
     ] {
         let mut command = Command::new(PLUGIN);

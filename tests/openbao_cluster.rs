@@ -21,7 +21,8 @@ use common::{cmdline, parent_pid, pid_alive};
 use serde_json::{Value, json};
 
 const PLUGIN: &str = "my-mock-plugin";
-const CRATE_VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"));
+/// What the plugin reports without an override: the Go mock's version.
+const GO_MOCK_VERSION: &str = "v0.0.0+mock";
 const MOUNT: &str = "mock";
 
 /// Replication to a standby takes ~75–105 ms; this bound only guards against a hang.
@@ -76,7 +77,10 @@ fn cluster_with_mount() -> (Cluster, usize) {
                 let (s1, entry) = c.request(
                     i,
                     "GET",
-                    &format!("sys/plugins/catalog/secret/{PLUGIN}?version={CRATE_VERSION}"),
+                    &format!(
+                        "sys/plugins/catalog/secret/{PLUGIN}?version={}",
+                        GO_MOCK_VERSION.replace('+', "%2B")
+                    ),
                     None,
                 )?;
                 let (s2, mounts) = c.request(i, "GET", "sys/mounts", None)?;
@@ -92,7 +96,7 @@ fn cluster_with_mount() -> (Cluster, usize) {
         assert_eq!(mount["type"], json!(PLUGIN), "node{i}: {mount}");
         assert_eq!(
             mount["running_plugin_version"],
-            json!(CRATE_VERSION),
+            json!(GO_MOCK_VERSION),
             "node{i}: {mount}"
         );
         uuids.insert(mount["uuid"].as_str().unwrap_or_default().to_owned());
@@ -1424,7 +1428,7 @@ fn a_rolling_plugin_upgrade_reaches_every_node_under_load_and_loses_nothing() {
     let failed_writes: Vec<&Attempt> = writes.iter().filter(|a| a.outcome.is_err()).collect();
     let failed_reads: Vec<&ReadAttempt> = reads.iter().filter(|r| r.outcome.is_err()).collect();
     eprintln!(
-        "---- rolling upgrade figures ({CRATE_VERSION} -> {UPGRADE_VERSION}, one writer and one reader per node) ----"
+        "---- rolling upgrade figures ({GO_MOCK_VERSION} -> {UPGRADE_VERSION}, one writer and one reader per node) ----"
     );
     eprintln!(
         "register + tune + reload -> every node on {UPGRADE_VERSION} with a new process: {upgraded:.2?}"

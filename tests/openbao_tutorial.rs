@@ -8,7 +8,8 @@ use std::time::Duration;
 use common::{DevServer, pid_alive};
 
 const PLUGIN: &str = "my-mock-plugin";
-const CRATE_VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"));
+/// What the Go mock reports, and so ours: a catalog entry written for the Go mock runs ours.
+const GO_MOCK_VERSION: &str = "v0.0.0+mock";
 
 fn stderr(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
@@ -128,7 +129,7 @@ fn kv_over_the_http_api_matches_the_go_mock() {
 }
 
 #[test]
-fn typed_registration_reports_and_checks_the_version() {
+fn typed_registration_reports_and_checks_the_go_mocks_version() {
     let server = DevServer::start();
     let sha = server.install_plugin(PLUGIN);
     let sha_arg = format!("-sha256={sha}");
@@ -138,14 +139,14 @@ fn typed_registration_reports_and_checks_the_version() {
     let info = server.cli_ok(&[
         "plugin",
         "info",
-        &format!("-version={CRATE_VERSION}"),
+        &format!("-version={GO_MOCK_VERSION}"),
         "-format=json",
         "secret",
         PLUGIN,
     ]);
     let info: serde_json::Value = serde_json::from_str(&info).expect("plugin info JSON");
     // `plugin info` prints the catalog entry itself.
-    assert_eq!(info["version"], CRATE_VERSION, "{info}");
+    assert_eq!(info["version"], GO_MOCK_VERSION, "{info}");
     assert_eq!(info["sha256"], sha, "{info}");
 
     // With the right -version it registers; with another one the server refuses.
@@ -153,7 +154,7 @@ fn typed_registration_reports_and_checks_the_version() {
         "plugin",
         "register",
         &sha_arg,
-        &format!("-version={CRATE_VERSION}"),
+        &format!("-version={GO_MOCK_VERSION}"),
         "secret",
         PLUGIN,
     ]);
@@ -168,18 +169,30 @@ fn typed_registration_reports_and_checks_the_version() {
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(
-        err.contains("did not match requested version") && err.contains(CRATE_VERSION),
+        err.contains("did not match requested version") && err.contains(GO_MOCK_VERSION),
         "{err}"
     );
 
-    // The registered version mounts and reports its running version.
+    // The registered version mounts and reports its running version; a mount pinned to the Go
+    // mock's version serves the tutorial's operations.
     server.cli_ok(&["secrets", "enable", "-path=versioned", PLUGIN]);
+    server.cli_ok(&[
+        "secrets",
+        "enable",
+        "-path=pinned",
+        &format!("-plugin-version={GO_MOCK_VERSION}"),
+        PLUGIN,
+    ]);
     let (status, mounts) = server.http("GET", "sys/mounts", None);
     assert_eq!(status, 200, "{mounts}");
-    assert_eq!(
-        mounts["data"]["versioned/"]["running_plugin_version"], CRATE_VERSION,
-        "{mounts}"
-    );
+    for mount in ["versioned/", "pinned/"] {
+        assert_eq!(
+            mounts["data"][mount]["running_plugin_version"], GO_MOCK_VERSION,
+            "{mounts}"
+        );
+    }
+    assert_eq!(mounts["data"]["pinned/"]["plugin_version"], GO_MOCK_VERSION);
+    common::tutorial_kv_table(&server, "pinned");
     server.cli_ok(&["write", "versioned/kv/a", "value=1"]);
 }
 

@@ -337,7 +337,7 @@ fn registering_a_version_the_binary_does_not_report_is_refused() {
             &out,
             &format!(
                 "Code: 400. Errors:\n\n* plugin version mismatch: {PLUGIN} reported version \
-                 (v0.1.0) did not match requested version (v9.9.9)"
+                 (v0.0.0+mock) did not match requested version (v9.9.9)"
             ),
         );
         // Nothing was registered, so asking for that version at enable is "not found".
@@ -346,9 +346,9 @@ fn registering_a_version_the_binary_does_not_report_is_refused() {
             &out,
             &format!("* plugin not found in the catalog: {PLUGIN}, version=v9.9.9"),
         );
-        // The fix: the version `--version` reports, or no -version at all.
-        register_ok(&server, PLUGIN, &sha, &["-version=v0.1.0"]);
-        server.cli_ok(&["secrets", "enable", "-plugin-version=v0.1.0", PLUGIN]);
+        // The fix: the version `--version` says it reports (the Go mock's), or no -version.
+        register_ok(&server, PLUGIN, &sha, &["-version=v0.0.0+mock"]);
+        server.cli_ok(&["secrets", "enable", "-plugin-version=v0.0.0+mock", PLUGIN]);
     }
 }
 
@@ -557,7 +557,7 @@ fn comma_in_one_args_flag_is_one_argument() {
     );
 
     // The fix: one -args flag per argument. (Under another name: the first entry failed its
-    // version probe and stays unversioned, and a re-registration adds a v0.1.0 entry beside it;
+    // version probe and stays unversioned, and a re-registration adds a v0.0.0+mock entry beside it;
     // a working plugin's entry is versioned, so it is read with its version.)
     let sha = server.install_plugin("two-args");
     register_ok(
@@ -568,7 +568,8 @@ fn comma_in_one_args_flag_is_one_argument() {
     );
     let (_, entry) = server.http(
         "GET",
-        "sys/plugins/catalog/secret/two-args?version=v0.1.0",
+        // `+` escaped: a query's `+` is a space.
+        "sys/plugins/catalog/secret/two-args?version=v0.0.0%2Bmock",
         None,
     );
     assert_eq!(

@@ -76,8 +76,8 @@ fn the_tutorial_runs_word_for_word_on_vault() {
 fn typed_registration_versions_and_two_mounts_in_one_process_on_vault() {
     let server = vault();
     let sha = server.install_plugin(PLUGIN);
-    let version = "v0.1.0";
-    assert_eq!(version, concat!("v", env!("CARGO_PKG_VERSION")));
+    // The Go mock's version: a catalog entry written for it runs ours unchanged.
+    let version = "v0.0.0+mock";
     server.cli_ok(&[
         "plugin",
         "register",
@@ -99,7 +99,7 @@ fn typed_registration_versions_and_two_mounts_in_one_process_on_vault() {
     let refused = common::lossy(&wrong.stderr);
     assert!(
         refused.contains(
-            "* plugin version mismatch: my-mock-plugin reported version (v0.1.0) did not match \
+            "* plugin version mismatch: my-mock-plugin reported version (v0.0.0+mock) did not match \
              requested version (v9.9.9)"
         ),
         "{refused}"
@@ -121,6 +121,16 @@ fn typed_registration_versions_and_two_mounts_in_one_process_on_vault() {
     }
     let (_, mounts) = server.http("GET", "sys/mounts", None);
     assert_eq!(mounts["data"]["one/"]["running_plugin_version"], version);
+    assert_eq!(mounts["data"]["one/"]["plugin_version"], version);
+    // A mount pinned to the Go mock's version serves the tutorial's operations.
+    server.cli_ok(&[
+        "secrets",
+        "enable",
+        "-path=pinned",
+        &format!("-plugin-version={version}"),
+        PLUGIN,
+    ]);
+    common::tutorial_kv_table(&server, "pinned");
     assert_eq!(
         server.plugin_pids(PLUGIN).len(),
         1,

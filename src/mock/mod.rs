@@ -15,6 +15,11 @@ use vault_plugin_sdk::backend::{BackendConfig, BackendFactory, Error, SpecialPat
 /// versions side by side).
 pub(crate) const VERSION_OVERRIDE_ENV: &str = "TESTING_MOCK_VAULT_PLUGIN_VERSION";
 
+/// The version the Go mock reports (its `RunningVersion`): a catalog entry registered for the Go
+/// mock with `-version=v0.0.0+mock`, or a mount pinned to it, must run this binary unchanged. The crate's own version is still shown by
+/// `--version` and the by-hand text, so builds can be told apart.
+pub(crate) const GO_MOCK_VERSION: &str = "v0.0.0+mock";
+
 /// The value of `internal` when a backend starts, as in the Go mock.
 pub(crate) const DEFAULT_INTERNAL_VALUE: &str = "bar";
 
@@ -45,12 +50,16 @@ pub(crate) struct MockFactory {
 }
 
 impl MockFactory {
-    /// Reports `v<crate version>`, or the value of [`VERSION_OVERRIDE_ENV`] when it is set.
+    /// Reports [`GO_MOCK_VERSION`], or the value of [`VERSION_OVERRIDE_ENV`] when it is set.
     pub(crate) fn from_env() -> Self {
-        let version = std::env::var(VERSION_OVERRIDE_ENV)
-            .ok()
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// [`Self::from_env`] with the environment read through `lookup`.
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let version = lookup(VERSION_OVERRIDE_ENV)
             .filter(|v| !v.is_empty())
-            .unwrap_or_else(|| concat!("v", env!("CARGO_PKG_VERSION")).to_owned());
+            .unwrap_or_else(|| GO_MOCK_VERSION.to_owned());
         Self { version }
     }
 

@@ -100,13 +100,17 @@ fn factory_reports_the_version_it_was_given() {
 }
 
 #[test]
-fn factory_from_env_reports_a_v_version() {
-    let version = MockFactory::from_env().version();
-    assert!(version.starts_with('v'), "{version}");
-    match std::env::var(VERSION_OVERRIDE_ENV) {
-        Ok(set) if !set.is_empty() => assert_eq!(version, set),
-        _ => assert_eq!(version, concat!("v", env!("CARGO_PKG_VERSION"))),
-    }
+fn factory_reports_the_go_mocks_version_unless_the_environment_overrides_it() {
+    let unset = MockFactory::from_lookup(|_| None);
+    assert_eq!(unset.version(), "v0.0.0+mock");
+    // Not the crate's version: a catalog entry written for the Go mock must match.
+    assert_ne!(unset.version(), concat!("v", env!("CARGO_PKG_VERSION")));
+    let empty = MockFactory::from_lookup(|_| Some(String::new()));
+    assert_eq!(empty.version(), "v0.0.0+mock");
+    let set = MockFactory::from_lookup(|name| {
+        (name == VERSION_OVERRIDE_ENV).then(|| "v1.2.3".to_owned())
+    });
+    assert_eq!(set.version(), "v1.2.3");
 }
 
 #[tokio::test]

@@ -11,9 +11,6 @@ use serde_json::{Value, json};
 
 use crate::common::{DevServer, lossy, peer_bin, plugin_bin};
 
-/// The version all implementations report, aligned through the mock's own variable.
-pub const VERSION: &str = "v0.9.9-diff";
-
 /// One implementation of the mock, registered under its own name and mounted at its own path.
 pub struct Target {
     /// The catalog name; also the file name in the plugin directory.
@@ -49,7 +46,7 @@ impl Target {
         }
     }
 
-    /// Installs, registers (typed, with the aligned version in its env) and mounts the target,
+    /// Installs, registers (typed, each reporting its own default version) and mounts the target,
     /// then learns its mount's UUID.
     pub fn install(&mut self, server: &DevServer) {
         let sha = server.install_file(self.plugin, &self.binary);
@@ -59,7 +56,6 @@ impl Target {
             Some(&json!({
                 "sha256": sha,
                 "command": self.plugin,
-                "env": [format!("TESTING_MOCK_VAULT_PLUGIN_VERSION={VERSION}")],
             })),
         );
         assert_eq!(status, 204, "register {}: {body}", self.plugin);
