@@ -77,16 +77,15 @@ demo: deps release ## Build, start a dev OpenBao with the plugin, run the tutori
 # Unit tests, the in-Rust protocol host, the end-to-end suites against OpenBao 2.7.2 and the
 # differential suite; then the matrix, the same suites against Vault 1.14.1, lint and docs.
 test: deps peers ## The whole suite, as CI runs it
-	$(CARGO) build --examples
-	$(CARGO) test --all-targets
+	$(CARGO) test --workspace --all-targets
 	$(MAKE) test-matrix test-vault lint doc
 
 test-unit: ## Unit tests only (the library's and the examples')
-	$(CARGO) test --lib --examples
+	$(CARGO) test --workspace --lib --bins
 
 test-e2e: deps peers ## The end-to-end suites against OpenBao 2.7.2 only
-	$(CARGO) build --examples
-	$(CARGO) test --test 'openbao_*' --test 'example_*' --test differential
+	$(CARGO) test --test 'openbao_*' --test differential
+	$(CARGO) test -p leased-passwords -p static-auth --test openbao
 
 # The tutorial and parity suites against each older OpenBao release.
 test-matrix: $(foreach v,$(MATRIX_BAO),$(VENV)-bao-$(v)/ok) ## Tutorial, parity and legacy suites on OpenBao 2.7.0 and 2.6.1

@@ -131,56 +131,6 @@ pub fn plugin_bin() -> PathBuf {
     path
 }
 
-/// An example plugin (`examples/<name>/`), as `cargo build --examples` builds it into
-/// `target/<profile>/examples/`. `cargo test` builds examples only as test harnesses, so the
-/// build must come first (`make test` does it); a binary older than the example's or the
-/// library's sources is refused rather than tested.
-pub fn example_bin(name: &str) -> PathBuf {
-    let path = plugin_bin()
-        .parent()
-        .expect("target/<profile>")
-        .join("examples")
-        .join(name);
-    let build = "run `cargo build --examples` before the tests (`make test` does)";
-    let built = fs::metadata(&path)
-        .and_then(|m| m.modified())
-        .unwrap_or_else(|_| panic!("{} is missing: {build}", path.display()));
-    let root = project_root();
-    let manifests = ["Cargo.toml", "Cargo.lock"].iter().filter_map(|file| {
-        fs::metadata(root.join(file))
-            .and_then(|m| m.modified())
-            .ok()
-    });
-    let newest_source = [root.join("examples").join(name), root.join("src")]
-        .iter()
-        .filter_map(|dir| newest_mtime(dir))
-        .chain(manifests)
-        .max();
-    if let Some(source) = newest_source {
-        assert!(
-            built >= source,
-            "{} is older than its sources: {build}",
-            path.display()
-        );
-    }
-    path
-}
-
-/// The latest modification time of any file below `dir`.
-fn newest_mtime(dir: &Path) -> Option<std::time::SystemTime> {
-    let mut newest = None;
-    for entry in fs::read_dir(dir).ok()?.flatten() {
-        let path = entry.path();
-        let time = if path.is_dir() {
-            newest_mtime(&path)
-        } else {
-            entry.metadata().and_then(|m| m.modified()).ok()
-        };
-        newest = newest.max(time);
-    }
-    newest
-}
-
 /// Polls `f` every 20 ms until it returns true; panics naming `what` after `timeout`.
 pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;

@@ -16,7 +16,7 @@ const SERVER_DEFAULT_TTL: u64 = 768 * 3600;
 /// A dev server with the example registered and enabled at `pw/`.
 fn server() -> DevServer {
     let server = DevServer::start();
-    let bin = common::example_bin(PLUGIN);
+    let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_leased-passwords"));
     server.register_and_enable_binary(&bin, "secret", PLUGIN, MOUNT);
     server
 }

@@ -17,7 +17,7 @@ const INVALID: &str = "invalid username or password";
 /// A dev server with the example registered as an auth method and enabled at `auth/users/`.
 fn server() -> DevServer {
     let server = DevServer::start();
-    let bin = common::example_bin(PLUGIN);
+    let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_static-auth"));
     server.register_and_enable_binary(&bin, "auth", PLUGIN, MOUNT);
     server
 }
