@@ -221,7 +221,7 @@ impl<F: BackendFactory> pb::backend_server::Backend for BackendService<F> {
     ) -> Result<Response<pb::Empty>, Status> {
         let backend = self.instance(request.metadata())?;
         self.require_storage()?;
-        backend.invalidate(&request.into_inner().key);
+        backend.invalidate(&request.into_inner().key).await;
         Ok(Response::new(pb::Empty {}))
     }
 
@@ -276,8 +276,9 @@ impl<F: BackendFactory> pb::backend_server::Backend for BackendService<F> {
     }
 
     async fn r#type(&self, request: Request<pb::Empty>) -> Result<Response<pb::TypeReply>, Status> {
-        let backend = self.instance(request.metadata())?;
-        let r#type = match backend.backend_type() {
+        // The kind is the backend type's, but the call still needs a set-up mount, as before.
+        self.instance(request.metadata())?;
+        let r#type = match <F::Backend as Backend>::KIND {
             BackendType::Logical => 1,
             BackendType::Credential => 2,
         };
@@ -285,7 +286,7 @@ impl<F: BackendFactory> pb::backend_server::Backend for BackendService<F> {
     }
 }
 
-/// `logical.PluginVersion`. Answered from the factory, so it never fails: at registration an
+/// `logical.PluginVersion`. Answered from the plugin's info, so it never fails: at registration an
 /// error here would crash the server's request (its logger is nil there).
 pub(crate) struct VersionService {
     version: String,

@@ -18,10 +18,10 @@ use crate::serve::PluginInfo;
 /// has been renamed or replaced since).
 const SELF_EXE: &str = "/proc/self/exe";
 
-/// Writes the introduction for the running executable to stderr.
-pub(crate) fn explain_to_stderr(info: &PluginInfo, reported_version: &str) {
+/// Writes the introduction for the running executable, a plugin of `kind`, to stderr.
+pub(crate) fn explain_to_stderr(info: &PluginInfo, kind: BackendType) {
     let exe = std::env::current_exe().unwrap_or_else(|_| Path::new(SELF_EXE).to_owned());
-    let text = introduction(info, reported_version, &exe, &own_sha256());
+    let text = introduction(info, kind, &exe, &own_sha256());
     // A failed write to stderr has nowhere better to be reported.
     let _ = io::stderr().lock().write_all(text.as_bytes());
 }
@@ -50,21 +50,22 @@ fn sha256_hex(mut reader: impl Read) -> io::Result<String> {
     Ok(hex)
 }
 
-/// The text for the executable at `exe` whose SHA-256 is `sha256` and which reports
-/// `reported_version` to the server. The catalog name and `command=` are the file's own name: the
-/// server runs `<plugin_directory>/<command>`.
+/// The text for the executable at `exe`, a plugin of `kind` whose SHA-256 is `sha256` and
+/// which reports [`PluginInfo::reported`] to the server. The catalog name and `command=` are
+/// the file's own name: the server runs `<plugin_directory>/<command>`.
 pub(crate) fn introduction(
     info: &PluginInfo,
-    reported_version: &str,
+    kind: BackendType,
     exe: &Path,
     sha256: &io::Result<String>,
 ) -> String {
+    let reported_version = info.reported();
     // The catalog entry is named after the file when its name can be read.
     let file_name = exe
         .file_name()
         .map(|name| name.to_string_lossy())
         .unwrap_or(Cow::Borrowed(info.name));
-    let (catalog_type, enable) = match info.kind {
+    let (catalog_type, enable) = match kind {
         BackendType::Logical => ("secret", "secrets"),
         BackendType::Credential => ("auth", "auth"),
     };
@@ -95,7 +96,7 @@ pub(crate) fn introduction(
         if reported_version.is_empty() {
             "no version"
         } else {
-            reported_version
+            &reported_version
         },
     );
     for cli in ["bao", "vault"] {
@@ -148,26 +149,18 @@ mod tests {
         );
     }
 
-    const MOCK: PluginInfo = PluginInfo {
-        name: "my-mock-plugin",
-        version: env!("CARGO_PKG_VERSION"),
-        description: "a Vault/OpenBao secrets-engine plugin",
-        kind: BackendType::Logical,
-        example_path: "my-secrets-plugin",
-    };
+    const MOCK: PluginInfo = PluginInfo::new("my-mock-plugin", env!("CARGO_PKG_VERSION"))
+        .description("a Vault/OpenBao secrets-engine plugin")
+        .example_path("my-secrets-plugin");
 
     #[test]
     fn an_auth_method_is_registered_and_enabled_as_one() {
-        let info = PluginInfo {
-            name: "static-auth",
-            version: env!("CARGO_PKG_VERSION"),
-            description: "an auth method",
-            kind: BackendType::Credential,
-            example_path: "users",
-        };
+        let info = PluginInfo::new("static-auth", env!("CARGO_PKG_VERSION"))
+            .description("an auth method")
+            .example_path("users");
         let text = introduction(
             &info,
-            "v0.1.0",
+            BackendType::Credential,
             Path::new("/p/static-auth"),
             &Ok("cd34".to_owned()),
         );
@@ -183,8 +176,8 @@ mod tests {
     #[test]
     fn the_commands_use_the_file_name_and_the_sha() {
         let text = introduction(
-            &MOCK,
-            "v0.0.0+mock",
+            &MOCK.reported_version("v0.0.0+mock"),
+            BackendType::Logical,
             Path::new("/opt/plugins/mock-2"),
             &Ok("ab12".to_owned()),
         );
@@ -211,7 +204,12 @@ mod tests {
     #[test]
     fn an_unreadable_executable_still_gets_the_commands() {
         let error = io::Error::from(io::ErrorKind::NotFound);
-        let text = introduction(&MOCK, "", Path::new("/p/my-mock-plugin"), &Err(error));
+        let text = introduction(
+            &MOCK.reported_version(""),
+            BackendType::Logical,
+            Path::new("/p/my-mock-plugin"),
+            &Err(error),
+        );
         assert!(
             text.contains("SHA-256: unknown, /proc/self/exe cannot be read (")
                 && text.contains("use `sha256sum /p/my-mock-plugin`"),
@@ -224,7 +222,7 @@ mod tests {
     fn paths_that_need_quoting_are_quoted() {
         let text = introduction(
             &MOCK,
-            "v1.0.0",
+            BackendType::Logical,
             Path::new("/my plugins/it's"),
             &Ok("00".to_owned()),
         );

@@ -78,12 +78,14 @@ fn parse_go_bool(value: &str) -> Result<bool, String> {
     }
 }
 
-/// What `--version` prints: the crate's version and the version the plugin reports to the
-/// server (`reported`), which the catalog's `-version` must match and a test may override.
-pub(crate) fn version_line(info: &PluginInfo, reported: &str) -> String {
+/// What `--version` prints: the plugin's version and the version it reports to the server
+/// ([`PluginInfo::reported`]), which the catalog's `-version` must match.
+pub(crate) fn version_line(info: &PluginInfo) -> String {
     format!(
-        "{} {} (reports {reported} to the server)",
-        info.name, info.version
+        "{} {} (reports {} to the server)",
+        info.name,
+        info.version,
+        info.reported()
     )
 }
 
@@ -161,14 +163,10 @@ mod tests {
 
     use super::*;
 
-    pub(crate) const INFO: PluginInfo = PluginInfo {
-        name: "my-mock-plugin",
-        // Not the SDK's own version: the line must show the plugin's.
-        version: "3.2.1",
-        description: "a test plugin",
-        kind: crate::backend::BackendType::Logical,
-        example_path: "my-secrets-plugin",
-    };
+    // Not the SDK's own version: the line must show the plugin's.
+    pub(crate) const INFO: PluginInfo = PluginInfo::new("my-mock-plugin", "3.2.1")
+        .description("a test plugin")
+        .example_path("my-secrets-plugin");
 
     fn parse(args: &[&str]) -> Result<Args, clap::Error> {
         let mut all = vec![OsString::from("my-mock-plugin")];
@@ -222,7 +220,11 @@ mod tests {
             assert_eq!(kind, clap::error::ErrorKind::DisplayVersion, "{flag}");
         }
         assert_eq!(
-            version_line(&INFO, "v9.8.7"),
+            version_line(&INFO),
+            "my-mock-plugin 3.2.1 (reports v3.2.1 to the server)"
+        );
+        assert_eq!(
+            version_line(&INFO.reported_version("v9.8.7")),
             "my-mock-plugin 3.2.1 (reports v9.8.7 to the server)"
         );
     }

@@ -8,17 +8,14 @@ mod mock;
 
 use std::process::ExitCode;
 
-use vault_plugin_sdk::backend::BackendType;
 use vault_plugin_sdk::{PluginInfo, serve};
 
-const INFO: PluginInfo = PluginInfo {
-    name: "my-mock-plugin",
-    version: env!("CARGO_PKG_VERSION"),
-    description: "a Vault/OpenBao secrets-engine plugin, the Rust drop-in for the Go mock plugin",
-    kind: BackendType::Logical,
-    example_path: "my-secrets-plugin",
-};
-
 fn main() -> ExitCode {
-    serve(INFO, mock::MockFactory::from_env())
+    let info = PluginInfo::new("my-mock-plugin", env!("CARGO_PKG_VERSION"))
+        .description(
+            "a Vault/OpenBao secrets-engine plugin, the Rust drop-in for the Go mock plugin",
+        )
+        .example_path("my-secrets-plugin")
+        .reported_version(mock::reported_version_from_env());
+    serve(info, mock::MockFactory)
 }

@@ -6,28 +6,88 @@ use std::process::ExitCode;
 
 use clap::error::ErrorKind;
 
-use crate::backend::{BackendFactory, BackendType};
+use crate::backend::{Backend, BackendFactory};
 use crate::cli::{self, Args};
 use crate::handshake::{HandshakeError, PluginEnv};
 use crate::mlock::MlockRequest;
 use crate::{by_hand, logging, server};
 
-/// What a person is told about the plugin: by `--help`, `--version`, and when the binary is
-/// run by hand at a terminal.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What a person is told about the plugin (by `--help`, `--version`, and when the binary is
+/// run by hand at a terminal), and the version it reports to the server: stated once, here.
+///
+/// ```
+/// use vault_plugin_sdk::PluginInfo;
+///
+/// let info = PluginInfo::new("leased-passwords", "0.3.1")
+///     .description("a secrets engine that hands out passwords")
+///     .example_path("pw");
+/// assert_eq!(info.reported(), "v0.3.1");
+/// // A plugin that must report another version (say, the one a catalog entry pins) says so.
+/// assert_eq!(info.reported_version("v0.0.0+mock").reported(), "v0.0.0+mock");
+/// ```
+///
+/// The kind of plugin (secrets engine or auth method) is not here: it is the backend's
+/// [`Backend::KIND`](crate::backend::Backend::KIND).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PluginInfo {
     /// The binary's and the catalog entry's usual name, e.g. `my-mock-plugin`.
     pub name: &'static str,
-    /// The binary's own version for `--version`, usually `env!("CARGO_PKG_VERSION")` of the
-    /// plugin's crate (the server is told [`BackendFactory::version`]).
+    /// The plugin's own version, usually `env!("CARGO_PKG_VERSION")` of its crate: what
+    /// `--version` shows, and (with a `v` in front) what the server is told unless
+    /// [`PluginInfo::reported_version`] says otherwise.
     pub version: &'static str,
-    /// One sentence on what the plugin is.
+    /// One sentence on what the plugin is, without the final full stop.
     pub description: &'static str,
-    /// A secrets engine or an auth method: how the by-hand text registers and enables it. It
-    /// must match what the backend reports (`Router::with_backend_type`).
-    pub kind: BackendType,
     /// The path the examples in the by-hand text enable it at.
     pub example_path: &'static str,
+    /// The version reported to the server instead of `v{version}`.
+    pub reported_version: Option<String>,
+}
+
+impl PluginInfo {
+    /// The plugin called `name` (the binary's usual name), at `version` (usually
+    /// `env!("CARGO_PKG_VERSION")`), described as "a Vault/OpenBao plugin" and enabled at
+    /// `name` in the by-hand text until said otherwise.
+    pub const fn new(name: &'static str, version: &'static str) -> Self {
+        Self {
+            name,
+            version,
+            description: "a Vault/OpenBao plugin",
+            example_path: name,
+            reported_version: None,
+        }
+    }
+
+    /// Sets the one sentence on what the plugin is (no final full stop).
+    pub const fn description(mut self, description: &'static str) -> Self {
+        self.description = description;
+        self
+    }
+
+    /// Sets the path the by-hand text's examples enable the plugin at.
+    pub const fn example_path(mut self, example_path: &'static str) -> Self {
+        self.example_path = example_path;
+        self
+    }
+
+    /// Reports `version` to the server instead of `v{version}`: `""` (no version) or exactly
+    /// `vMAJOR.MINOR.PATCH[-pre][+build]`, which a catalog entry's `-version` must name.
+    /// `--version` and the by-hand text still show the plugin's own version beside it.
+    pub fn reported_version(mut self, version: impl Into<String>) -> Self {
+        self.reported_version = Some(version.into());
+        self
+    }
+
+    /// The version the server is told: the override, else `v` and the plugin's version (none
+    /// when that is empty).
+    pub fn reported(&self) -> String {
+        match (&self.reported_version, self.version) {
+            (Some(version), _) => version.clone(),
+            (None, "") => String::new(),
+            (None, version) => format!("v{version}"),
+        }
+    }
 }
 
 /// Serves `factory`'s backends to the server that launched this process, until the server
@@ -39,7 +99,7 @@ pub struct PluginInfo {
 /// use std::process::ExitCode;
 ///
 /// use vault_plugin_sdk::backend::framework::{RoutedBackend, Router};
-/// use vault_plugin_sdk::backend::{BackendConfig, BackendFactory, BackendType, Error};
+/// use vault_plugin_sdk::backend::{BackendConfig, BackendFactory, Error};
 /// use vault_plugin_sdk::{PluginInfo, serve};
 ///
 /// struct Nothing;
@@ -58,23 +118,15 @@ pub struct PluginInfo {
 /// impl BackendFactory for Factory {
 ///     type Backend = Nothing;
 ///
-///     fn version(&self) -> String {
-///         "v0.1.0".to_owned()
-///     }
-///
 ///     async fn create(&self, _config: BackendConfig) -> Result<Nothing, Error> {
 ///         Ok(Nothing)
 ///     }
 /// }
 ///
 /// fn main() -> ExitCode {
-///     let info = PluginInfo {
-///         name: "nothing",
-///         version: env!("CARGO_PKG_VERSION"),
-///         description: "a secrets engine with no paths",
-///         kind: BackendType::Logical,
-///         example_path: "nothing",
-///     };
+///     // Reports v{the crate's version} to the server.
+///     let info = PluginInfo::new("nothing", env!("CARGO_PKG_VERSION"))
+///         .description("a secrets engine with no paths");
 ///     serve(info, Factory)
 /// }
 /// ```
@@ -83,7 +135,7 @@ pub fn serve<F: BackendFactory>(info: PluginInfo, factory: F) -> ExitCode {
         Ok(args) => args,
         // --help and --version print to stdout and succeed: only a person runs those.
         Err(error) if error.kind() == ErrorKind::DisplayVersion => {
-            let line = cli::version_line(&info, &factory.version());
+            let line = cli::version_line(&info);
             let _ = writeln!(std::io::stdout(), "{line}");
             return ExitCode::SUCCESS;
         }
@@ -105,7 +157,7 @@ pub fn serve<F: BackendFactory>(info: PluginInfo, factory: F) -> ExitCode {
     let env = match PluginEnv::from_process() {
         Ok(env) => env,
         Err(HandshakeError::NotLaunchedByHost) if std::io::stderr().is_terminal() => {
-            by_hand::explain_to_stderr(&info, &factory.version());
+            by_hand::explain_to_stderr(&info, <F::Backend as Backend>::KIND);
             return ExitCode::FAILURE;
         }
         Err(error) => return fail(&error),
@@ -133,7 +185,13 @@ pub fn serve<F: BackendFactory>(info: PluginInfo, factory: F) -> ExitCode {
         Err(error) => return fail(&format!("cannot start the async runtime: {error}")),
     };
     log.hold_until_flush();
-    let outcome = runtime.block_on(server::run(factory, &env, &options, &mut std::io::stdout()));
+    let outcome = runtime.block_on(server::run(
+        factory,
+        info.reported(),
+        &env,
+        &options,
+        &mut std::io::stdout(),
+    ));
     // Background tasks (a broker stream, a dial in progress) must not delay the exit.
     runtime.shutdown_background();
     log.stop_holding();

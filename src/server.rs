@@ -113,10 +113,11 @@ impl From<TlsError> for StartError {
     }
 }
 
-/// Runs the plugin until it is told to stop or its server is gone. The handshake line goes to
-/// `stdout`; nothing else ever does.
+/// Runs the plugin until it is told to stop or its server is gone, reporting `plugin_version`
+/// (`logical.PluginVersion`). The handshake line goes to `stdout`; nothing else ever does.
 pub(crate) async fn run<F: BackendFactory>(
     factory: F,
+    plugin_version: String,
     env: &PluginEnv,
     options: &ServeOptions,
     stdout: &mut dyn Write,
@@ -139,7 +140,6 @@ pub(crate) async fn run<F: BackendFactory>(
     } = PluginListener::bind(options.transport, env).map_err(StartError::Listen)?;
     let lifecycle = Lifecycle::new();
 
-    let plugin_version = factory.version();
     let backend = BackendService::new(factory, broker.clone(), mode);
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter

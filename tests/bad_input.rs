@@ -38,7 +38,6 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
 use tonic::metadata::AsciiMetadataValue;
 use vault_plugin_sdk::PluginInfo;
-use vault_plugin_sdk::backend::BackendType;
 use vault_plugin_sdk::internals::{
     self as tls, Args, BrokerError, CONN_INFO_TIMEOUT, HandshakeError, SUPPORTED_VERSIONS,
 };
@@ -102,13 +101,9 @@ fn cert_message(pem: &str) -> Message {
 fn args_message(args: &[&str]) -> Message {
     let mut all = vec!["my-mock-plugin".into()];
     all.extend(args.iter().map(Into::into));
-    let info = PluginInfo {
-        name: "my-mock-plugin",
-        version: env!("CARGO_PKG_VERSION"),
-        description: "the mock",
-        kind: BackendType::Logical,
-        example_path: "my-secrets-plugin",
-    };
+    let info = PluginInfo::new("my-mock-plugin", env!("CARGO_PKG_VERSION"))
+        .description("the mock")
+        .example_path("my-secrets-plugin");
     let error = Args::parse_go_style(&info, all).unwrap_err().to_string();
     let first = error.lines().next().unwrap().to_owned();
     Message::Exact(format!("{first} (check the plugin's args in the catalog)"))
@@ -1493,11 +1488,7 @@ async fn protocol_table_every_case_gets_its_exact_answer() {
         (Rpc::Initialize, Meta::Id("fresh"), not_set_up("fresh")),
         (Rpc::InvalidateKey, Meta::Id("fresh"), not_set_up("fresh")),
         (Rpc::Cleanup, Meta::Id("fresh"), Ok("cleaned up".into())),
-        (
-            Rpc::Version,
-            Meta::Id("fresh"),
-            Ok(concat!("v", env!("CARGO_PKG_VERSION")).into()),
-        ),
+        (Rpc::Version, Meta::Id("fresh"), Ok("v0.0.0+mock".into())),
         (Rpc::HandleRequest, Meta::Missing, bad_meta(MISSING)),
         (Rpc::Setup, Meta::Missing, bad_meta(MISSING)),
         (Rpc::Cleanup, Meta::Missing, bad_meta(MISSING)),

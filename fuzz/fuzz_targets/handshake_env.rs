@@ -14,18 +14,13 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use libfuzzer_sys::fuzz_target;
 use vault_plugin_sdk::PluginInfo;
-use vault_plugin_sdk::backend::BackendType;
 use vault_plugin_sdk::internals::{
     self as tls, Args, ListenAddr, PluginEnv, SUPPORTED_VERSIONS, handshake_line, negotiate,
 };
 
-const INFO: PluginInfo = PluginInfo {
-    name: "my-mock-plugin",
-    version: env!("CARGO_PKG_VERSION"),
-    description: "the mock",
-    kind: BackendType::Logical,
-    example_path: "my-secrets-plugin",
-};
+const INFO: PluginInfo = PluginInfo::new("my-mock-plugin", env!("CARGO_PKG_VERSION"))
+    .description("the mock")
+    .example_path("my-secrets-plugin");
 
 /// Stands in for the plugin's certificate: the line only carries it, base64-encoded.
 const CERT: &[u8] = b"\x30\x03\x02\x01\x05";

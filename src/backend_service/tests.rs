@@ -32,10 +32,6 @@ fn the_multiplex_id_must_be_present_once_and_non_empty() {
 struct Probe;
 
 impl Backend for Probe {
-    fn backend_type(&self) -> BackendType {
-        BackendType::Logical
-    }
-
     fn special_paths(&self) -> crate::backend::SpecialPaths {
         crate::backend::SpecialPaths {
             unauthenticated: vec!["special".to_owned()],
@@ -62,10 +58,6 @@ struct ProbeFactory;
 
 impl BackendFactory for ProbeFactory {
     type Backend = Probe;
-
-    fn version(&self) -> String {
-        "v1.0.0".to_owned()
-    }
 
     async fn create(&self, _: BackendConfig) -> Result<Probe, crate::backend::Error> {
         Ok(Probe)

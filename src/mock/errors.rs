@@ -11,12 +11,12 @@ pub(super) const CONNECTION_SHUT_DOWN: &str = "connection is shut down";
 
 pub(super) fn paths() -> Vec<PathSpec<MockBackend>> {
     vec![
-        PathSpec::new("errors/rpc").operation(Operation::Read, fail),
-        PathSpec::new("errors/kill").operation(Operation::Read, fail),
+        PathSpec::new("errors/rpc").operation(Operation::Read, shut_down),
+        PathSpec::new("errors/kill").operation(Operation::Read, shut_down),
         PathSpec::new("errors/type")
             .field(FieldSchema::new("err_type", FieldType::Int, ""))
-            .operation(Operation::Create, fail)
-            .operation(Operation::Update, fail),
+            .operation(Operation::Create, fail_with_type)
+            .operation(Operation::Update, fail_with_type),
     ]
 }
 
@@ -41,9 +41,19 @@ pub(super) fn error_for_type(err_type: u32) -> Option<Error> {
     })
 }
 
-async fn fail(
+/// `errors/rpc` and `errors/kill`: the Go mock's one handler serves them and `errors/type`;
+/// these paths declare no `err_type`, so it always fails as a shut-down connection here.
+async fn shut_down(
     _: &MockBackend,
     _: &Request,
+    _: &FieldData<'_>,
+) -> Result<Option<Response>, Error> {
+    Err(Error::Other(CONNECTION_SHUT_DOWN.to_owned()))
+}
+
+async fn fail_with_type(
+    backend: &MockBackend,
+    request: &Request,
     fields: &FieldData<'_>,
 ) -> Result<Option<Response>, Error> {
     // Go's `GetOk` counts a JSON null as supplied (it decodes to 0), and the mock switches on
@@ -54,6 +64,6 @@ async fn fail(
             None => Ok(None),
         }
     } else {
-        Err(Error::Other(CONNECTION_SHUT_DOWN.to_owned()))
+        shut_down(backend, request, fields).await
     }
 }

@@ -32,51 +32,36 @@ static ROUTER: LazyLock<Router<MockBackend>> = LazyLock::new(|| {
     paths.extend(fixed::paths());
     paths.push(env::path());
     Router::new("", paths)
-        .with_special_paths(SpecialPaths {
-            unauthenticated: vec!["special".to_owned()],
-            ..SpecialPaths::default()
-        })
-        .with_invalidate(|backend, key| {
-            if key == "internal" {
-                backend.internal().clear();
-            }
-        })
+        .with_special_paths(SpecialPaths::default().with_unauthenticated(["special"]))
+        .with_invalidate(invalidate)
 });
 
+/// Forgets the in-memory value when its storage key changed elsewhere.
+async fn invalidate(backend: &MockBackend, key: &str) {
+    if key == "internal" {
+        backend.internal().clear();
+    }
+}
+
+/// The version the mock reports to the server: [`GO_MOCK_VERSION`], or the value of
+/// [`VERSION_OVERRIDE_ENV`] when it is set and not empty.
+pub(crate) fn reported_version_from_env() -> String {
+    reported_version(|name| std::env::var(name).ok())
+}
+
+/// [`reported_version_from_env`] with the environment read through `lookup`.
+fn reported_version(lookup: impl Fn(&str) -> Option<String>) -> String {
+    lookup(VERSION_OVERRIDE_ENV)
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| GO_MOCK_VERSION.to_owned())
+}
+
 /// Builds one [`MockBackend`] per mount.
-#[derive(Clone, Debug)]
-pub(crate) struct MockFactory {
-    version: String,
-}
-
-impl MockFactory {
-    /// Reports [`GO_MOCK_VERSION`], or the value of [`VERSION_OVERRIDE_ENV`] when it is set.
-    pub(crate) fn from_env() -> Self {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    /// [`Self::from_env`] with the environment read through `lookup`.
-    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
-        let version = lookup(VERSION_OVERRIDE_ENV)
-            .filter(|v| !v.is_empty())
-            .unwrap_or_else(|| GO_MOCK_VERSION.to_owned());
-        Self { version }
-    }
-
-    #[cfg(test)]
-    pub(crate) fn with_version(version: impl Into<String>) -> Self {
-        Self {
-            version: version.into(),
-        }
-    }
-}
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct MockFactory;
 
 impl BackendFactory for MockFactory {
     type Backend = MockBackend;
-
-    fn version(&self) -> String {
-        self.version.clone()
-    }
 
     async fn create(&self, config: BackendConfig) -> Result<MockBackend, Error> {
         Ok(MockBackend::new(config.storage))

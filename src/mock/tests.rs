@@ -2,8 +2,6 @@
 
 use super::*;
 
-use std::collections::HashMap;
-
 use serde_json::{Map, Value, json};
 
 use vault_plugin_sdk::backend::{
@@ -79,51 +77,38 @@ fn failing_mock() -> MockBackend {
 
 #[test]
 fn backend_is_a_logical_backend() {
-    assert_eq!(mock().0.backend_type(), BackendType::Logical);
+    assert_eq!(<MockBackend as Backend>::KIND, BackendType::Logical);
 }
 
 #[test]
 fn special_is_the_only_unauthenticated_path_and_nothing_needs_root() {
     assert_eq!(
         mock().0.special_paths(),
-        SpecialPaths {
-            unauthenticated: vec!["special".to_owned()],
-            ..SpecialPaths::default()
-        }
+        SpecialPaths::default().with_unauthenticated(["special"])
     );
 }
 
 #[test]
-fn factory_reports_the_version_it_was_given() {
-    assert_eq!(MockFactory::with_version("v1.2.3").version(), "v1.2.3");
-    assert_eq!(MockFactory::with_version("").version(), "");
-}
-
-#[test]
-fn factory_reports_the_go_mocks_version_unless_the_environment_overrides_it() {
-    let unset = MockFactory::from_lookup(|_| None);
-    assert_eq!(unset.version(), "v0.0.0+mock");
+fn the_mock_reports_the_go_mocks_version_unless_the_environment_overrides_it() {
+    let unset = reported_version(|_| None);
+    assert_eq!(unset, "v0.0.0+mock");
     // Not the crate's version: a catalog entry written for the Go mock must match.
-    assert_ne!(unset.version(), concat!("v", env!("CARGO_PKG_VERSION")));
-    let empty = MockFactory::from_lookup(|_| Some(String::new()));
-    assert_eq!(empty.version(), "v0.0.0+mock");
-    let set = MockFactory::from_lookup(|name| {
-        (name == VERSION_OVERRIDE_ENV).then(|| "v1.2.3".to_owned())
-    });
-    assert_eq!(set.version(), "v1.2.3");
+    assert_ne!(unset, concat!("v", env!("CARGO_PKG_VERSION")));
+    let empty = reported_version(|_| Some(String::new()));
+    assert_eq!(empty, "v0.0.0+mock");
+    let set = reported_version(|name| (name == VERSION_OVERRIDE_ENV).then(|| "v1.2.3".to_owned()));
+    assert_eq!(set, "v1.2.3");
 }
 
 #[tokio::test]
 async fn factory_builds_a_backend_over_the_given_storage() {
     let storage = Arc::new(MemoryStorage::new());
     storage.put("kv/foo", b"stored".to_vec()).await.unwrap();
-    let backend = MockFactory::with_version("v1.2.3")
-        .create(BackendConfig {
-            config: HashMap::new(),
-            backend_uuid: String::new(),
-            storage: storage.clone(),
-            system_view: Arc::new(StaticSystemView::default()),
-        })
+    let backend = MockFactory
+        .create(BackendConfig::new(
+            storage.clone(),
+            Arc::new(StaticSystemView::default()),
+        ))
         .await
         .unwrap();
     backend.initialize().await.unwrap();
@@ -475,10 +460,10 @@ async fn internal_has_no_create() {
 async fn invalidating_internal_clears_it_and_other_keys_leave_it() {
     let (backend, _) = mock();
     write(&backend, "internal", json!({"value": "baz"})).await;
-    backend.invalidate("other");
-    backend.invalidate("kv/foo");
+    backend.invalidate("other").await;
+    backend.invalidate("kv/foo").await;
     assert_eq!(internal_value(&backend).await, json!("baz"));
-    backend.invalidate("internal");
+    backend.invalidate("internal").await;
     assert_eq!(internal_value(&backend).await, json!(""));
 }
 

@@ -8,6 +8,7 @@
 mod gotime;
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value};
@@ -137,16 +138,16 @@ struct OpenApiType {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FieldSchema {
     /// The key in the request's data (or the name of a path capture).
-    pub name: &'static str,
+    pub(crate) name: &'static str,
     /// How the value is converted.
-    pub kind: FieldType,
+    pub(crate) kind: FieldType,
     /// Shown by help and OpenAPI.
-    pub description: &'static str,
+    pub(crate) description: &'static str,
     /// Documented in OpenAPI only: like Go's framework, a request without it is not refused.
-    pub required: bool,
+    pub(crate) required: bool,
     /// What the typed getters read when the request has no value; converted as a request's
     /// value would be (a default that does not convert reads as the zero value).
-    pub default: Option<Value>,
+    pub(crate) default: Option<Value>,
 }
 
 impl FieldSchema {
@@ -245,18 +246,78 @@ impl Parsed {
 /// The request's fields: body and query values, overridden by the values captured from the
 /// path, read through the path's schemas. Borrows the request's data: a request's values (up
 /// to the server's 32 MiB request limit) are never copied to be looked at.
+///
+/// A handler reads only the fields its path declares: every getter ([`FieldData::get_ok`],
+/// [`FieldData::is_present`], [`FieldData::get_string`], …) **panics** when asked for a field
+/// that has no [`FieldSchema`] on the path, naming the field and the path's pattern, as Go's
+/// `FieldData.Get` does. It is a programming error (a typo, or a field declared on another
+/// path), and the first test that runs the handler finds it; answering "absent" instead
+/// would hide it. A body value the path does not declare is only reported to the client, in
+/// the "Endpoint ignored these unrecognized parameters" warning; read it from
+/// [`Request::data`](crate::backend::Request::data) if it is wanted anyway.
 #[derive(Debug)]
 pub struct FieldData<'a> {
     data: &'a Map<String, Value>,
     /// Captured from the path; these win over `data`.
     captures: Vec<(String, Value)>,
     schema: &'a [FieldSchema],
+    /// Whose schema it is, for the panic of an undeclared field.
+    owner: Owner<'a>,
+}
+
+/// What declared a [`FieldData`]'s schema.
+#[derive(Clone, Copy, Debug)]
+enum Owner<'a> {
+    /// A path, by its pattern.
+    Path(&'a str),
+    /// A secret type, by its name.
+    SecretType(&'a str),
+    /// A token renewal, which has no schema.
+    AuthRenew,
+}
+
+impl fmt::Display for Owner<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Path(pattern) => write!(f, "the path {pattern:?}"),
+            Self::SecretType(kind) => write!(f, "the secret type {kind:?}"),
+            Self::AuthRenew => {
+                f.write_str("token renewals (`Router::with_auth_renew`), which have none")
+            }
+        }
+    }
 }
 
 impl<'a> FieldData<'a> {
     /// Reads `data` with the path's `captures` on top (the path wins) and returns the names
-    /// whose body value a capture replaced, sorted.
+    /// whose body value a capture replaced, sorted. `pattern` is the path's pattern as written
+    /// (what the panic of an undeclared field names); `schema` its fields.
     pub fn new(
+        pattern: &'a str,
+        schema: &'a [FieldSchema],
+        data: &'a Map<String, Value>,
+        captures: Captures,
+    ) -> (Self, Vec<String>) {
+        Self::owned_by(Owner::Path(pattern), schema, data, captures)
+    }
+
+    /// The fields of a renew or revoke of a lease of the secret type `kind`: the request's
+    /// data read through the type's schema.
+    pub(super) fn for_secret_type(
+        kind: &'a str,
+        schema: &'a [FieldSchema],
+        data: &'a Map<String, Value>,
+    ) -> Self {
+        Self::owned_by(Owner::SecretType(kind), schema, data, Captures::new()).0
+    }
+
+    /// The fields of a token renewal: none.
+    pub(super) fn for_auth_renew(data: &'a Map<String, Value>) -> Self {
+        Self::owned_by(Owner::AuthRenew, &[], data, Captures::new()).0
+    }
+
+    fn owned_by(
+        owner: Owner<'a>,
         schema: &'a [FieldSchema],
         data: &'a Map<String, Value>,
         captures: Captures,
@@ -276,6 +337,7 @@ impl<'a> FieldData<'a> {
             data,
             captures,
             schema,
+            owner,
         };
         (fields, replaced)
     }
@@ -289,8 +351,19 @@ impl<'a> FieldData<'a> {
             .or_else(|| self.data.get(name))
     }
 
-    fn schema_of(&self, name: &str) -> Option<&FieldSchema> {
-        self.schema.iter().find(|s| s.name == name)
+    /// The schema of `name`.
+    ///
+    /// # Panics
+    /// If the path does not declare `name` (see [`FieldData`]).
+    fn declared(&self, name: &str) -> &FieldSchema {
+        match self.schema.iter().find(|s| s.name == name) {
+            Some(schema) => schema,
+            None => panic!(
+                "field {name:?} is not declared: it is not in the fields of {}; declare it \
+                 with a FieldSchema or read Request::data",
+                self.owner
+            ),
+        }
     }
 
     /// Checks that every supplied field converts to its schema's type.
@@ -311,20 +384,24 @@ impl<'a> FieldData<'a> {
     /// The converted value of a field when the request supplied one, as JSON (Go's `GetOk`:
     /// no default). A JSON null reads as the type's zero value, except for durations and
     /// times, where it counts as absent.
+    ///
+    /// # Panics
+    /// If the path does not declare the field (see [`FieldData`]); Go's `GetOk` answers
+    /// "absent" there, which hides the mistake.
     pub fn get_ok(&self, name: &str) -> Option<Value> {
         self.supplied(name).map(Parsed::into_value)
     }
 
     /// The request's converted value of a field, if any.
     fn supplied(&self, name: &str) -> Option<Parsed> {
-        let schema = self.schema_of(name)?;
+        let schema = self.declared(name);
         convert(schema.kind, self.raw(name)?).ok().flatten()
     }
 
     /// Go's `Get`: the request's value, else the schema's default, converted; `None` leaves
     /// the getter to answer the type's zero value.
     fn resolved(&self, name: &str) -> Option<Parsed> {
-        let schema = self.schema_of(name)?;
+        let schema = self.declared(name);
         self.supplied(name).or_else(|| {
             let default = schema.default.as_ref()?;
             convert(schema.kind, default).ok().flatten()
@@ -332,11 +409,18 @@ impl<'a> FieldData<'a> {
     }
 
     /// True when the request supplied the field (body, query or path).
+    ///
+    /// # Panics
+    /// If the path does not declare the field (see [`FieldData`]).
     pub fn is_present(&self, name: &str) -> bool {
+        self.declared(name);
         self.raw(name).is_some_and(|v| !v.is_null())
     }
 
     /// A string field (also lower-case and name strings), `""` when absent.
+    ///
+    /// # Panics
+    /// If the path does not declare the field (see [`FieldData`]).
     pub fn get_string(&self, name: &str) -> String {
         match self.resolved(name) {
             Some(Parsed::String(s)) => s,
@@ -345,6 +429,9 @@ impl<'a> FieldData<'a> {
     }
 
     /// An integer field (`Int`, `Int64`, or a duration's seconds), 0 when absent.
+    ///
+    /// # Panics
+    /// If the path does not declare the field (see [`FieldData`]).
     pub fn get_int(&self, name: &str) -> i64 {
         match self.resolved(name) {
             Some(Parsed::Int(i) | Parsed::Seconds(i)) => i,
@@ -353,16 +440,25 @@ impl<'a> FieldData<'a> {
     }
 
     /// An `Int64` field, 0 when absent; the same as [`FieldData::get_int`].
+    ///
+    /// # Panics
+    /// If the path does not declare the field (see [`FieldData`]).
     pub fn get_int64(&self, name: &str) -> i64 {
         self.get_int(name)
     }
 
     /// A boolean field, false when absent.
+    ///
+    /// # Panics
+    /// If the path does not declare the field (see [`FieldData`]).
     pub fn get_bool(&self, name: &str) -> bool {
         matches!(self.resolved(name), Some(Parsed::Bool(true)))
     }
 
     /// A float field (integer fields read too), 0.0 when absent.
+    ///
+    /// # Panics
+    /// If the path does not declare the field (see [`FieldData`]).
     pub fn get_float(&self, name: &str) -> f64 {
         match self.resolved(name) {
             Some(Parsed::Float(f)) => f,
@@ -372,6 +468,9 @@ impl<'a> FieldData<'a> {
     }
 
     /// A duration field in seconds, negatives included (`SignedDurationSecond`); 0 when absent.
+    ///
+    /// # Panics
+    /// If the path does not declare the field (see [`FieldData`]).
     pub fn get_signed_duration_seconds(&self, name: &str) -> i64 {
         match self.resolved(name) {
             Some(Parsed::Seconds(s)) => s,
@@ -381,6 +480,9 @@ impl<'a> FieldData<'a> {
 
     /// A duration field as a `Duration`, zero when absent; a negative signed duration reads
     /// as zero (use [`FieldData::get_signed_duration_seconds`] for those).
+    ///
+    /// # Panics
+    /// If the path does not declare the field (see [`FieldData`]).
     pub fn get_duration(&self, name: &str) -> Duration {
         Duration::from_secs(
             u64::try_from(self.get_signed_duration_seconds(name)).unwrap_or_default(),
@@ -388,6 +490,9 @@ impl<'a> FieldData<'a> {
     }
 
     /// A `StringSlice` or `CommaStringSlice` field, empty when absent.
+    ///
+    /// # Panics
+    /// If the path does not declare the field (see [`FieldData`]).
     pub fn get_string_slice(&self, name: &str) -> Vec<String> {
         match self.resolved(name) {
             Some(Parsed::Strings(strings)) => strings,
@@ -396,6 +501,9 @@ impl<'a> FieldData<'a> {
     }
 
     /// A `CommaIntSlice` field, empty when absent.
+    ///
+    /// # Panics
+    /// If the path does not declare the field (see [`FieldData`]).
     pub fn get_int_slice(&self, name: &str) -> Vec<i64> {
         match self.resolved(name) {
             Some(Parsed::Ints(ints)) => ints,
@@ -404,6 +512,9 @@ impl<'a> FieldData<'a> {
     }
 
     /// A `Slice` field, empty when absent.
+    ///
+    /// # Panics
+    /// If the path does not declare the field (see [`FieldData`]).
     pub fn get_slice(&self, name: &str) -> Vec<Value> {
         match self.resolved(name) {
             Some(Parsed::List(list)) => list,
@@ -412,6 +523,9 @@ impl<'a> FieldData<'a> {
     }
 
     /// A `Map` field, empty when absent.
+    ///
+    /// # Panics
+    /// If the path does not declare the field (see [`FieldData`]).
     pub fn get_map(&self, name: &str) -> Map<String, Value> {
         match self.resolved(name) {
             Some(Parsed::Map(map)) => map,
@@ -420,6 +534,9 @@ impl<'a> FieldData<'a> {
     }
 
     /// A `KVPairs` field, empty when absent.
+    ///
+    /// # Panics
+    /// If the path does not declare the field (see [`FieldData`]).
     pub fn get_kv_pairs(&self, name: &str) -> BTreeMap<String, String> {
         match self.resolved(name) {
             Some(Parsed::Pairs(pairs)) => pairs,
@@ -429,6 +546,9 @@ impl<'a> FieldData<'a> {
 
     /// A `Header` field: canonical header names (`Content-Type`) to their values, in order;
     /// empty when absent.
+    ///
+    /// # Panics
+    /// If the path does not declare the field (see [`FieldData`]).
     pub fn get_header(&self, name: &str) -> BTreeMap<String, Vec<String>> {
         match self.resolved(name) {
             Some(Parsed::Header(header)) => header,
@@ -437,6 +557,9 @@ impl<'a> FieldData<'a> {
     }
 
     /// A `Time` field; when absent, Go's zero time, 0001-01-01T00:00:00Z (see [`zero_time`]).
+    ///
+    /// # Panics
+    /// If the path does not declare the field (see [`FieldData`]).
     pub fn get_time(&self, name: &str) -> SystemTime {
         match self.resolved(name) {
             Some(Parsed::Time(time)) => time,

@@ -3,7 +3,7 @@
 use serde_json::{Map, Value};
 
 use super::{PathSpec, Router, openapi};
-use crate::backend::{Request, Response};
+use crate::backend::{BackendType, Request, Response};
 
 fn indent(text: &str, by: usize) -> String {
     let pad = " ".repeat(by);
@@ -25,6 +25,7 @@ fn or_placeholder(text: &str, placeholder: &'static str) -> String {
 fn help_response<'a, B: 'a>(
     router: &Router<B>,
     request: &Request,
+    kind: BackendType,
     text: String,
     specs: impl IntoIterator<Item = &'a PathSpec<B>>,
 ) -> Response {
@@ -38,13 +39,13 @@ fn help_response<'a, B: 'a>(
     data.insert("see_also".to_owned(), Value::Null);
     data.insert(
         "openapi".to_owned(),
-        openapi::document(router, specs, prefix),
+        openapi::document(router, specs, prefix, kind),
     );
     Response::with_data(data)
 }
 
 /// Help for the mount root: the backend's description and every path with its synopsis.
-pub(super) fn root_help<B>(router: &Router<B>, request: &Request) -> Response {
+pub(super) fn root_help<B>(router: &Router<B>, request: &Request, kind: BackendType) -> Response {
     let mut paths: Vec<(String, &str)> = router
         .paths()
         .iter()
@@ -67,11 +68,22 @@ pub(super) fn root_help<B>(router: &Router<B>, request: &Request) -> Response {
             indent(synopsis, 8)
         ));
     }
-    help_response(router, request, text.trim().to_owned(), router.paths())
+    help_response(
+        router,
+        request,
+        kind,
+        text.trim().to_owned(),
+        router.paths(),
+    )
 }
 
 /// Help for one path: the route, the synopsis, the parameters and the description.
-pub(super) fn path_help<B>(router: &Router<B>, spec: &PathSpec<B>, request: &Request) -> Response {
+pub(super) fn path_help<B>(
+    router: &Router<B>,
+    spec: &PathSpec<B>,
+    request: &Request,
+    kind: BackendType,
+) -> Response {
     let mut text = format!(
         "Request:        {}\nMatching Route: {}\n\n{}\n\n",
         request.path,
@@ -96,5 +108,5 @@ pub(super) fn path_help<B>(router: &Router<B>, spec: &PathSpec<B>, request: &Req
         "\n## DESCRIPTION\n\n{}",
         or_placeholder(spec.description, "<no description>")
     ));
-    help_response(router, request, text, [spec])
+    help_response(router, request, kind, text, [spec])
 }

@@ -83,14 +83,14 @@ mod wal;
 
 pub use fields::{FieldData, FieldSchema, FieldType, zero_time};
 pub use lease::{TtlError, TtlLimits, TtlRequest, calculate_ttl};
-pub use pattern::{Captures, PathPattern};
+pub use pattern::{Captures, PathPattern, PatternError};
 pub use wal::{
     DEFAULT_WAL_ROLLBACK_MIN_AGE, WAL_PREFIX, WalEntry, WalError, delete_wal, get_wal, list_wal,
     put_wal, put_wal_at,
 };
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use serde_json::Map;
@@ -162,41 +162,171 @@ where
     Arc::new(move |backend, request, fields| Box::pin(handler.call(backend, request, fields)))
 }
 
-/// Runs once after Setup, when storage has become writable.
-pub type InitializeHandler<B> = for<'a> fn(&'a B) -> BoxFuture<'a, Result<(), Error>>;
+/// A hook of the backend alone: an `async fn` of the backend,
+///
+/// ```
+/// # use vault_plugin_sdk::backend::Error;
+/// # struct MyBackend;
+/// async fn initialize(backend: &MyBackend) -> Result<(), Error> {
+/// #   let _ = backend;
+///     Ok(())
+/// }
+/// ```
+///
+/// [`Router::with_initialize`] takes one answering `Result<(), Error>`, [`Router::with_clean`]
+/// one answering `()`.
+pub trait BackendHookFn<'a, B: 'a, T>: Send + Sync + 'static {
+    /// The future the hook returns.
+    type Future: Future<Output = T> + Send + 'a;
 
-/// Runs when the mount goes away.
-pub type CleanHandler<B> = for<'a> fn(&'a B) -> BoxFuture<'a, ()>;
+    /// Runs the hook.
+    fn call(&self, backend: &'a B) -> Self::Future;
+}
 
-/// Periodic work, run on every `rollback` request (every minute, and before unmount).
-pub type PeriodicHandler<B> = for<'a> fn(&'a B, &'a Request) -> BoxFuture<'a, Result<(), Error>>;
+impl<'a, B: 'a, T, F, Fut> BackendHookFn<'a, B, T> for F
+where
+    F: Fn(&'a B) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = T> + Send + 'a,
+{
+    type Future = Fut;
 
-/// Rolls back one write-ahead log entry: its kind and data, as [`put_wal`] stored them.
-pub type WalRollbackHandler<B> = for<'a> fn(
-    &'a B,
-    &'a Request,
-    &'a str,
-    &'a serde_json::Value,
-) -> BoxFuture<'a, Result<(), Error>>;
+    fn call(&self, backend: &'a B) -> Fut {
+        self(backend)
+    }
+}
+
+/// What runs when a storage key changed behind the backend's back: an
+/// `async fn(&B, key: &str)`, for [`Router::with_invalidate`].
+pub trait InvalidateFn<'a, B: 'a>: Send + Sync + 'static {
+    /// The future the hook returns.
+    type Future: Future<Output = ()> + Send + 'a;
+
+    /// Runs the hook for `key`.
+    fn call(&self, backend: &'a B, key: &'a str) -> Self::Future;
+}
+
+impl<'a, B: 'a, F, Fut> InvalidateFn<'a, B> for F
+where
+    F: Fn(&'a B, &'a str) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'a,
+{
+    type Future = Fut;
+
+    fn call(&self, backend: &'a B, key: &'a str) -> Fut {
+        self(backend, key)
+    }
+}
+
+/// The periodic function: an `async fn(&B, &Request) -> Result<(), Error>`, for
+/// [`Router::with_periodic`].
+pub trait PeriodicFn<'a, B: 'a>: Send + Sync + 'static {
+    /// The future the function returns.
+    type Future: Future<Output = Result<(), Error>> + Send + 'a;
+
+    /// Runs the function for one `rollback` request.
+    fn call(&self, backend: &'a B, request: &'a Request) -> Self::Future;
+}
+
+impl<'a, B: 'a, F, Fut> PeriodicFn<'a, B> for F
+where
+    F: Fn(&'a B, &'a Request) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), Error>> + Send + 'a,
+{
+    type Future = Fut;
+
+    fn call(&self, backend: &'a B, request: &'a Request) -> Fut {
+        self(backend, request)
+    }
+}
+
+/// Rolls back one write-ahead log entry: an
+/// `async fn(&B, &Request, kind: &str, data: &serde_json::Value) -> Result<(), Error>` given the
+/// entry's kind and data as [`put_wal`] stored them, for [`WalRollback::new`].
+pub trait WalRollbackFn<'a, B: 'a>: Send + Sync + 'static {
+    /// The future the handler returns.
+    type Future: Future<Output = Result<(), Error>> + Send + 'a;
+
+    /// Rolls back the entry.
+    fn call(
+        &self,
+        backend: &'a B,
+        request: &'a Request,
+        kind: &'a str,
+        data: &'a serde_json::Value,
+    ) -> Self::Future;
+}
+
+impl<'a, B: 'a, F, Fut> WalRollbackFn<'a, B> for F
+where
+    F: Fn(&'a B, &'a Request, &'a str, &'a serde_json::Value) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), Error>> + Send + 'a,
+{
+    type Future = Fut;
+
+    fn call(
+        &self,
+        backend: &'a B,
+        request: &'a Request,
+        kind: &'a str,
+        data: &'a serde_json::Value,
+    ) -> Fut {
+        self(backend, request, kind, data)
+    }
+}
+
+/// Runs once after Setup, when storage has become writable, as the router keeps it.
+pub type InitializeHandler<B> =
+    Arc<dyn for<'a> Fn(&'a B) -> BoxFuture<'a, Result<(), Error>> + Send + Sync>;
+
+/// Runs when the mount goes away, as the router keeps it.
+pub type CleanHandler<B> = Arc<dyn for<'a> Fn(&'a B) -> BoxFuture<'a, ()> + Send + Sync>;
+
+/// Runs when a storage key changed behind the backend's back, as the router keeps it.
+pub type InvalidateHandler<B> =
+    Arc<dyn for<'a> Fn(&'a B, &'a str) -> BoxFuture<'a, ()> + Send + Sync>;
+
+/// Periodic work, run on every `rollback` request (every minute, and before unmount), as the
+/// router keeps it.
+pub type PeriodicHandler<B> =
+    Arc<dyn for<'a> Fn(&'a B, &'a Request) -> BoxFuture<'a, Result<(), Error>> + Send + Sync>;
+
+/// Rolls back one write-ahead log entry, as [`WalRollback`] keeps it.
+pub type WalRollbackHandler<B> = Arc<
+    dyn for<'a> Fn(
+            &'a B,
+            &'a Request,
+            &'a str,
+            &'a serde_json::Value,
+        ) -> BoxFuture<'a, Result<(), Error>>
+        + Send
+        + Sync,
+>;
 
 /// How a backend's write-ahead log is rolled back on `rollback` requests (`WALRollback`):
 /// entries older than the minimum age (or all, when the request's data has `immediate`) go
 /// to the handler and are deleted when it succeeds.
 pub struct WalRollback<B> {
     /// The backend's storage, where the log is kept under `wal/`.
-    pub storage: fn(&B) -> &dyn Storage,
+    pub(crate) storage: fn(&B) -> &dyn Storage,
     /// Undoes what an entry recorded.
-    pub handler: WalRollbackHandler<B>,
+    pub(crate) handler: WalRollbackHandler<B>,
     /// Younger entries belong to operations that may still be under way.
-    pub min_age: Duration,
+    pub(crate) min_age: Duration,
 }
 
 impl<B> WalRollback<B> {
-    /// Rolls back entries older than ten minutes, as the Go framework's default.
-    pub fn new(storage: fn(&B) -> &dyn Storage, handler: WalRollbackHandler<B>) -> Self {
+    /// Rolls back entries older than ten minutes, as the Go framework's default: `storage`
+    /// finds the backend's storage, `handler` is an `async fn` undoing one entry
+    /// ([`WalRollbackFn`]).
+    pub fn new(
+        storage: fn(&B) -> &dyn Storage,
+        handler: impl for<'a> WalRollbackFn<'a, B>,
+    ) -> Self {
         Self {
             storage,
-            handler,
+            handler: Arc::new(move |backend, request, kind, data| {
+                Box::pin(handler.call(backend, request, kind, data))
+            }),
             min_age: Duration::from_secs(10 * 60),
         }
     }
@@ -228,15 +358,15 @@ impl<B> WalRollback<B> {
 /// internal data carries.
 pub struct SecretType<B> {
     /// The name kept in the lease's internal data as `secret_type`.
-    pub kind: &'static str,
+    pub(crate) kind: &'static str,
     /// The schema the handlers read the lease's data with.
-    pub fields: Vec<FieldSchema>,
+    pub(crate) fields: Vec<FieldSchema>,
     /// The lease's TTL when the handler does not set one; zero means the mount's default.
-    pub default_duration: Duration,
+    pub(crate) default_duration: Duration,
     /// Extends a lease; without it leases are not renewable.
-    pub renew: Option<OperationHandler<B>>,
+    pub(crate) renew: Option<OperationHandler<B>>,
     /// Ends a lease: undo what issuing it did.
-    pub revoke: Option<OperationHandler<B>>,
+    pub(crate) revoke: Option<OperationHandler<B>>,
 }
 
 impl<B> SecretType<B> {
@@ -316,30 +446,48 @@ pub const SECRET_TYPE_KEY: &str = "secret_type";
 /// One path of a backend: its pattern, fields, operations and help.
 pub struct PathSpec<B> {
     /// Which request paths it serves; its captures are fields.
-    pub pattern: PathPattern,
+    pub(crate) pattern: PathPattern,
     /// The fields it accepts.
-    pub fields: Vec<FieldSchema>,
+    pub(crate) fields: Vec<FieldSchema>,
     /// The operations it answers, and their handlers.
-    pub operations: Vec<(Operation, OperationHandler<B>)>,
+    pub(crate) operations: Vec<(Operation, OperationHandler<B>)>,
     /// Tells create from update; without one, every write is an update.
-    pub existence_check: Option<ExistenceHandler<B>>,
+    pub(crate) existence_check: Option<ExistenceHandler<B>>,
     /// One line of help.
-    pub synopsis: &'static str,
+    pub(crate) synopsis: &'static str,
     /// More help.
-    pub description: &'static str,
+    pub(crate) description: &'static str,
+    /// The secret types whose leases its handlers hand out ([`PathSpec::issues`]).
+    pub(crate) issues: Vec<&'static str>,
 }
 
 impl<B> PathSpec<B> {
-    /// A path with no fields or operations yet.
+    /// A path with no fields or operations yet, serving the request paths `pattern` matches
+    /// (see [`PathPattern`] for the language).
+    ///
+    /// # Panics
+    /// If the pattern is malformed or cannot match anything, with a message naming it: a
+    /// programming error, found when the router is built.
     pub fn new(pattern: &str) -> Self {
         Self {
-            pattern: PathPattern::parse(pattern),
+            pattern: PathPattern::parse(pattern).unwrap_or_else(|error| panic!("{error}")),
             fields: Vec::new(),
             operations: Vec::new(),
             existence_check: None,
             synopsis: "",
             description: "",
+            issues: Vec::new(),
         }
+    }
+
+    /// Declares that the path's handlers hand out leases of the secret type `kind`, built with
+    /// [`Router::secret_type`]. The router checks that it declares the type
+    /// ([`Router::with_secret_type`]) when it is first used, and panics naming the path and the
+    /// type if it does not, so a missing declaration shows in the backend's first test rather
+    /// than as an error on the first lease.
+    pub fn issues(mut self, kind: &'static str) -> Self {
+        self.issues.push(kind);
+        self
     }
 
     /// Adds a field.
@@ -387,28 +535,52 @@ impl<B> PathSpec<B> {
 }
 
 /// The paths of a backend, tried in order; the first match wins.
+///
+/// # Checks
+///
+/// A router refuses, with a panic naming the path's pattern, what can only be a programming
+/// error, so that it shows the first time the backend runs rather than on some request:
+///
+/// * [`Router::new`], at once: a `{capture}` with no [`FieldSchema`] of that name on its path,
+///   an operation registered twice on one path (and, through [`PathSpec::new`], a malformed
+///   pattern);
+/// * [`Router::with_secret_type`], at once: a secret type declared twice;
+/// * the router's first use (a request, an existence check, its special paths,
+///   [`Router::secret_type`], [`Router::paths`], or the backend's initialize, invalidate or
+///   clean): a path that [`issues`](PathSpec::issues) a secret type the router does not
+///   declare. Secret types are declared after [`Router::new`] in the builder chain, so this
+///   check waits until the router is complete; it runs once (and again after a later
+///   `with_secret_type`). A backend's first unit test, or the server's first call on a mount,
+///   finds it.
 pub struct Router<B> {
     paths: Vec<PathSpec<B>>,
     backend_help: &'static str,
     special_paths: SpecialPaths,
-    backend_type: BackendType,
     secret_types: Vec<SecretType<B>>,
     auth_renew: Option<OperationHandler<B>>,
     periodic: Option<PeriodicHandler<B>>,
     wal_rollback: Option<WalRollback<B>>,
     initialize: Option<InitializeHandler<B>>,
-    invalidate: Option<fn(&B, &str)>,
+    invalidate: Option<InvalidateHandler<B>>,
     clean: Option<CleanHandler<B>>,
+    /// Set once the checks that need the complete router have passed.
+    checked: OnceLock<()>,
 }
 
 impl<B> Router<B> {
     /// A router of `paths` with `backend_help` as the text of `help` on the mount's root.
+    ///
+    /// # Panics
+    /// If a path captures a field it does not declare, or registers an operation twice (see
+    /// [Checks](Router#checks)).
     pub fn new(backend_help: &'static str, paths: Vec<PathSpec<B>>) -> Self {
+        for spec in &paths {
+            check_path(spec);
+        }
         Self {
             paths,
             backend_help,
             special_paths: SpecialPaths::default(),
-            backend_type: BackendType::Logical,
             secret_types: Vec::new(),
             auth_renew: None,
             periodic: None,
@@ -416,42 +588,90 @@ impl<B> Router<B> {
             initialize: None,
             invalidate: None,
             clean: None,
+            checked: OnceLock::new(),
         }
     }
 
-    /// Sets what runs once after Setup, when storage has become writable (`InitializeFunc`).
-    pub fn with_initialize(mut self, initialize: InitializeHandler<B>) -> Self {
-        self.initialize = Some(initialize);
+    /// Runs, once, the checks that need the complete router (see [Checks](Router#checks)).
+    fn validated(&self) -> &Self {
+        self.checked.get_or_init(|| {
+            for spec in &self.paths {
+                for kind in &spec.issues {
+                    if !self
+                        .secret_types
+                        .iter()
+                        .any(|declared| declared.kind == *kind)
+                    {
+                        panic!(
+                            "path pattern {:?} issues the secret type {kind:?}, which the router \
+                             does not declare: add .with_secret_type(SecretType::new({kind:?}))",
+                            spec.pattern.as_str()
+                        );
+                    }
+                }
+            }
+        });
         self
     }
 
-    /// Sets what runs when a storage key changed behind the backend's back (`Invalidate`).
-    pub fn with_invalidate(mut self, invalidate: fn(&B, &str)) -> Self {
-        self.invalidate = Some(invalidate);
+    /// Sets what runs once after Setup, when storage has become writable (`InitializeFunc`):
+    /// an `async fn(&B) -> Result<(), Error>`.
+    pub fn with_initialize(
+        mut self,
+        initialize: impl for<'a> BackendHookFn<'a, B, Result<(), Error>>,
+    ) -> Self {
+        self.initialize = Some(Arc::new(move |backend| Box::pin(initialize.call(backend))));
         self
     }
 
-    /// Sets what runs when the mount goes away (`Clean`).
-    pub fn with_clean(mut self, clean: CleanHandler<B>) -> Self {
-        self.clean = Some(clean);
+    /// Sets what runs when a storage key changed behind the backend's back (`Invalidate`): an
+    /// `async fn(&B, key: &str)`.
+    pub fn with_invalidate(mut self, invalidate: impl for<'a> InvalidateFn<'a, B>) -> Self {
+        self.invalidate = Some(Arc::new(move |backend, key| {
+            Box::pin(invalidate.call(backend, key))
+        }));
+        self
+    }
+
+    /// Sets what runs when the mount goes away (`Clean`): an `async fn(&B)`.
+    pub fn with_clean(mut self, clean: impl for<'a> BackendHookFn<'a, B, ()>) -> Self {
+        self.clean = Some(Arc::new(move |backend| Box::pin(clean.call(backend))));
         self
     }
 
     /// Declares a kind of leased secret the backend hands out.
+    ///
+    /// # Panics
+    /// If a secret type of the same name is already declared.
     pub fn with_secret_type(mut self, secret_type: SecretType<B>) -> Self {
+        let kind = secret_type.kind;
+        if self
+            .secret_types
+            .iter()
+            .any(|declared| declared.kind == kind)
+        {
+            panic!("secret type {kind:?} is declared twice on the router");
+        }
         self.secret_types.push(secret_type);
+        // What the paths issue is checked again against the new set.
+        self.checked = OnceLock::new();
         self
     }
 
     /// The secret type named `kind`, to build responses with ([`SecretType::response`]).
-    ///
-    /// # Panics
-    /// If no such type was declared: a programming error found by the first test of the path.
-    pub fn secret_type(&self, kind: &str) -> &SecretType<B> {
-        self.secret_types
+    /// A type the router does not declare is an internal error naming it; declaring the types
+    /// a path hands out with [`PathSpec::issues`] has the router check them before any
+    /// request.
+    pub fn secret_type(&self, kind: &str) -> Result<&SecretType<B>, Error> {
+        self.validated()
+            .secret_types
             .iter()
             .find(|secret| secret.kind == kind)
-            .unwrap_or_else(|| panic!("secret type {kind:?} is not declared on the router"))
+            .ok_or_else(|| {
+                Error::Internal(format!(
+                    "secret type {kind:?} is not declared on the router (Router::with_secret_type)"
+                ))
+            })
     }
 
     /// Sets the handler of token renewals for an auth method (`AuthRenew`); without one,
@@ -464,9 +684,12 @@ impl<B> Router<B> {
         self
     }
 
-    /// Sets the periodic function, run on every `rollback` request.
-    pub fn with_periodic(mut self, handler: PeriodicHandler<B>) -> Self {
-        self.periodic = Some(handler);
+    /// Sets the periodic function, run on every `rollback` request: an
+    /// `async fn(&B, &Request) -> Result<(), Error>`.
+    pub fn with_periodic(mut self, handler: impl for<'a> PeriodicFn<'a, B>) -> Self {
+        self.periodic = Some(Arc::new(move |backend, request| {
+            Box::pin(handler.call(backend, request))
+        }));
         self
     }
 
@@ -477,18 +700,6 @@ impl<B> Router<B> {
         self
     }
 
-    /// Declares an auth method's router (a secrets engine's is the default), which OpenAPI
-    /// tags by kind.
-    pub fn with_backend_type(mut self, backend_type: BackendType) -> Self {
-        self.backend_type = backend_type;
-        self
-    }
-
-    /// What kind of backend the router serves: a secrets engine unless declared otherwise.
-    pub fn backend_type(&self) -> BackendType {
-        self.backend_type
-    }
-
     /// Declares the backend's special paths, which help and OpenAPI document too.
     pub fn with_special_paths(mut self, special_paths: SpecialPaths) -> Self {
         self.special_paths = special_paths;
@@ -497,78 +708,19 @@ impl<B> Router<B> {
 
     /// The paths, in the order they are tried.
     pub fn paths(&self) -> &[PathSpec<B>] {
-        &self.paths
+        &self.validated().paths
     }
 
     /// The declared special paths.
     pub fn special_paths(&self) -> &SpecialPaths {
-        &self.special_paths
+        &self.validated().special_paths
     }
 
     fn route(&self, path: &str) -> Option<(&PathSpec<B>, Captures)> {
-        self.paths
+        self.validated()
+            .paths
             .iter()
             .find_map(|spec| spec.pattern.matches(path).map(|captures| (spec, captures)))
-    }
-
-    /// Handles a request as `framework.Backend.HandleRequest` does.
-    pub async fn handle_request(
-        &self,
-        backend: &B,
-        request: &Request,
-    ) -> Result<Option<Response>, Error> {
-        match request.operation {
-            Operation::Renew | Operation::Revoke => {
-                return self.handle_renew_revoke(backend, request).await;
-            }
-            Operation::Rollback => return self.handle_rollback(backend, request).await,
-            Operation::Help if request.path.is_empty() => {
-                return Ok(Some(help::root_help(self, request)));
-            }
-            _ => {}
-        }
-
-        let (spec, captures) = self.route(&request.path).ok_or(Error::UnsupportedPath)?;
-
-        let handler = match spec.handler(&request.operation) {
-            Some(handler) => handler,
-            None if request.operation == Operation::Help => {
-                return Ok(Some(help::path_help(self, spec, request)));
-            }
-            None => return Err(Error::UnsupportedOperation),
-        };
-
-        let mut ignored: Vec<&str> = request
-            .data
-            .keys()
-            .map(String::as_str)
-            .filter(|key| spec.field_schema(key).is_none())
-            .collect();
-        let (fields, replaced) = FieldData::new(&spec.fields, &request.data, captures);
-        if let Err(message) = fields.validate() {
-            return Ok(Some(Response::error(format!(
-                "Field validation failed: {message}"
-            ))));
-        }
-
-        let mut response = handler(backend, request, &fields).await?;
-        if let Some(response) = response.as_mut() {
-            ignored.sort_unstable();
-            if !ignored.is_empty() {
-                response.warnings.push(format!(
-                    "Endpoint ignored these unrecognized parameters: {}",
-                    go_list(&ignored)
-                ));
-            }
-            if !replaced.is_empty() {
-                response.warnings.push(format!(
-                    "Endpoint replaced the value of these parameters with the values captured \
-                     from the endpoint's path: {}",
-                    go_list(&replaced)
-                ));
-            }
-        }
-        Ok(response)
     }
 
     /// Renew and revoke come before path routing, as in the Go framework: a token renewal goes
@@ -584,7 +736,7 @@ impl<B> Router<B> {
                     "this auth type doesn't support renew",
                 )));
             };
-            let (fields, _) = FieldData::new(&[], &request.data, Captures::new());
+            let fields = FieldData::for_auth_renew(&request.data);
             return renew(backend, request, &fields).await;
         }
         let secret = request
@@ -602,7 +754,8 @@ impl<B> Router<B> {
             _ => &secret_type.revoke,
         };
         let handler = handler.as_ref().ok_or(Error::UnsupportedOperation)?;
-        let (fields, _) = FieldData::new(&secret_type.fields, &request.data, Captures::new());
+        let fields =
+            FieldData::for_secret_type(secret_type.kind, &secret_type.fields, &request.data);
         handler(backend, request, &fields).await
     }
 
@@ -616,7 +769,7 @@ impl<B> Router<B> {
         request: &Request,
     ) -> Result<Option<Response>, Error> {
         let mut failures = Vec::new();
-        if let Some(periodic) = self.periodic {
+        if let Some(periodic) = &self.periodic {
             if let Err(error) = periodic(backend, request).await {
                 failures.push(error.to_string());
             }
@@ -653,24 +806,113 @@ impl<B> Router<B> {
         let Some(check) = &spec.existence_check else {
             return Ok(None);
         };
-        let (fields, _) = FieldData::new(&spec.fields, &request.data, captures);
+        let (fields, _) =
+            FieldData::new(spec.pattern.as_str(), &spec.fields, &request.data, captures);
         fields.validate().map_err(Error::User)?;
         check(backend, request, &fields).await.map(Some)
     }
 }
 
+impl<B: RoutedBackend> Router<B> {
+    /// Handles a request as `framework.Backend.HandleRequest` does.
+    pub async fn handle_request(
+        &self,
+        backend: &B,
+        request: &Request,
+    ) -> Result<Option<Response>, Error> {
+        match request.operation {
+            Operation::Renew | Operation::Revoke => {
+                return self.handle_renew_revoke(backend, request).await;
+            }
+            Operation::Rollback => return self.handle_rollback(backend, request).await,
+            Operation::Help if request.path.is_empty() => {
+                return Ok(Some(help::root_help(self, request, B::KIND)));
+            }
+            _ => {}
+        }
+
+        let (spec, captures) = self.route(&request.path).ok_or(Error::UnsupportedPath)?;
+
+        let handler = match spec.handler(&request.operation) {
+            Some(handler) => handler,
+            None if request.operation == Operation::Help => {
+                return Ok(Some(help::path_help(self, spec, request, B::KIND)));
+            }
+            None => return Err(Error::UnsupportedOperation),
+        };
+
+        let mut ignored: Vec<&str> = request
+            .data
+            .keys()
+            .map(String::as_str)
+            .filter(|key| spec.field_schema(key).is_none())
+            .collect();
+        let (fields, replaced) =
+            FieldData::new(spec.pattern.as_str(), &spec.fields, &request.data, captures);
+        if let Err(message) = fields.validate() {
+            return Ok(Some(Response::error(format!(
+                "Field validation failed: {message}"
+            ))));
+        }
+
+        let mut response = handler(backend, request, &fields).await?;
+        if let Some(response) = response.as_mut() {
+            ignored.sort_unstable();
+            if !ignored.is_empty() {
+                response.warnings.push(format!(
+                    "Endpoint ignored these unrecognized parameters: {}",
+                    go_list(&ignored)
+                ));
+            }
+            if !replaced.is_empty() {
+                response.warnings.push(format!(
+                    "Endpoint replaced the value of these parameters with the values captured \
+                     from the endpoint's path: {}",
+                    go_list(&replaced)
+                ));
+            }
+        }
+        Ok(response)
+    }
+}
+
+/// Refuses what [`Router::new`] can tell is a programming error in one path.
+fn check_path<B>(spec: &PathSpec<B>) {
+    let pattern = spec.pattern.as_str();
+    for name in spec.pattern.capture_names() {
+        if spec.field_schema(name).is_none() {
+            panic!(
+                "path pattern {pattern:?} captures {name:?} but declares no field of that name: \
+                 add .field(FieldSchema::new({name:?}, FieldType::String, …)) to the path"
+            );
+        }
+    }
+    for (index, (operation, _)) in spec.operations.iter().enumerate() {
+        if spec.operations[..index]
+            .iter()
+            .any(|(earlier, _)| earlier == operation)
+        {
+            panic!("path pattern {pattern:?} registers the operation {operation} twice");
+        }
+    }
+}
+
 /// A backend whose requests a [`Router`] handles. Implementing it implements
-/// [`Backend`]: routing, existence checks, special paths and the backend's
-/// type all come from the router.
+/// [`Backend`]: routing, existence checks, special paths and the global hooks come from the
+/// router, the kind from [`RoutedBackend::KIND`].
 pub trait RoutedBackend: Send + Sync + Sized + 'static {
+    /// A secrets engine ([`BackendType::Logical`], the default) or an auth method
+    /// ([`BackendType::Credential`]): what the server is told ([`Backend::KIND`]), how
+    /// OpenAPI tags the operations (`secrets` or `auth`) and how the by-hand text registers
+    /// the plugin.
+    const KIND: BackendType = BackendType::Logical;
+
     /// The backend's paths and global handlers, usually a `static` built once.
     fn router(&self) -> &Router<Self>;
 }
 
 impl<T: RoutedBackend> Backend for T {
-    fn backend_type(&self) -> BackendType {
-        self.router().backend_type()
-    }
+    const KIND: BackendType = <T as RoutedBackend>::KIND;
 
     fn special_paths(&self) -> SpecialPaths {
         self.router().special_paths().clone()
@@ -685,20 +927,20 @@ impl<T: RoutedBackend> Backend for T {
     }
 
     async fn initialize(&self) -> Result<(), Error> {
-        match self.router().initialize {
+        match &self.router().validated().initialize {
             Some(initialize) => initialize(self).await,
             None => Ok(()),
         }
     }
 
-    fn invalidate(&self, key: &str) {
-        if let Some(invalidate) = self.router().invalidate {
-            invalidate(self, key);
+    async fn invalidate(&self, key: &str) {
+        if let Some(invalidate) = &self.router().validated().invalidate {
+            invalidate(self, key).await;
         }
     }
 
     async fn cleanup(&self) {
-        if let Some(clean) = self.router().clean {
+        if let Some(clean) = &self.router().validated().clean {
             clean(self).await;
         }
     }

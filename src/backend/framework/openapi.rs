@@ -9,18 +9,22 @@ use crate::backend::{BackendType, Operation};
 
 /// An OpenAPI document for `specs` as OpenBao's SDK builds one (`documentPath`): operation
 /// ids prefixed by `prefix` (the mount's type, which the server passes as
-/// `requestResponsePrefix`), request bodies as named schemas under `components`.
+/// `requestResponsePrefix`), request bodies as named schemas under `components`, operations
+/// tagged by the backend's `kind`. A pattern with optional groups is documented as each of
+/// the paths it expands to, as Go's `expandPattern` does.
 pub(super) fn document<'a, B: 'a>(
     router: &Router<B>,
     specs: impl IntoIterator<Item = &'a PathSpec<B>>,
     prefix: &str,
+    kind: BackendType,
 ) -> Value {
     let mut paths = Map::new();
     let mut schemas = Map::new();
     for spec in specs {
-        let path = spec.pattern.to_openapi();
-        let item = path_item(router, spec, &path, prefix, &mut schemas);
-        paths.insert(format!("/{path}"), item);
+        for (path, captures) in spec.pattern.openapi_forms() {
+            let item = path_item(router, spec, &path, &captures, prefix, kind, &mut schemas);
+            paths.insert(format!("/{path}"), item);
+        }
     }
     json!({
         "openapi": "3.0.2",
@@ -83,21 +87,23 @@ fn title_case(hyphenated: &str) -> String {
         .collect()
 }
 
-/// The OpenAPI path item of `spec`, as `documentPath` builds one: its help, its captures as
-/// parameters, its `x-vault-*` flags and an operation per HTTP method it answers.
+/// The OpenAPI path item of `spec` at `path` (one of the pattern's forms, showing
+/// `captures`), as `documentPath` builds one: its help, its captures as parameters, its
+/// `x-vault-*` flags and an operation per HTTP method it answers.
 fn path_item<B>(
     router: &Router<B>,
     spec: &PathSpec<B>,
     path: &str,
+    captures: &[&str],
     prefix: &str,
+    kind: BackendType,
     schemas: &mut Map<String, Value>,
 ) -> Value {
     let mut item = Map::new();
     if !spec.synopsis.trim().is_empty() {
         item.insert("description".into(), Value::from(spec.synopsis.trim()));
     }
-    let captures: Vec<&str> = spec.pattern.capture_names().collect();
-    let parameters = path_parameters(spec, &captures);
+    let parameters = path_parameters(spec, captures);
     if !parameters.is_empty() {
         item.insert("parameters".into(), Value::Array(parameters));
     }
@@ -106,12 +112,12 @@ fn path_item<B>(
     let operations = OperationTemplate {
         prefix,
         path,
-        tags: tags(router.backend_type()),
+        tags: tags(kind),
     };
     if let Some(get) = get_operation(spec, &operations) {
         item.insert("get".into(), get);
     }
-    if let Some(post) = post_operation(spec, &captures, &operations, schemas) {
+    if let Some(post) = post_operation(spec, &operations, schemas) {
         item.insert("post".into(), post);
     }
     if supports(spec, Operation::Delete) {
@@ -233,7 +239,6 @@ fn get_operation<B>(spec: &PathSpec<B>, operations: &OperationTemplate<'_>) -> O
 /// `post`: a write or a create, its body's fields as a named schema added to `schemas`.
 fn post_operation<B>(
     spec: &PathSpec<B>,
-    captures: &[&str],
     operations: &OperationTemplate<'_>,
     schemas: &mut Map<String, Value>,
 ) -> Option<Value> {
@@ -246,7 +251,7 @@ fn post_operation<B>(
         return None;
     };
     let mut post = operations.operation(verb, false);
-    let properties = body_properties(spec, captures);
+    let properties = body_properties(spec);
     if !properties.is_empty() {
         let name = format!("{}Request", title_case(&operations.operation_id(verb)));
         post["requestBody"] = json!({
@@ -262,8 +267,10 @@ fn post_operation<B>(
     Some(post)
 }
 
-/// The schemas of the fields a request body carries: those that are not path captures.
-fn body_properties<B>(spec: &PathSpec<B>, captures: &[&str]) -> Map<String, Value> {
+/// The schemas of the fields a request body carries: those the pattern does not capture (in
+/// any of its forms, as Go's `splitFields` has it).
+fn body_properties<B>(spec: &PathSpec<B>) -> Map<String, Value> {
+    let captures: Vec<&str> = spec.pattern.capture_names().collect();
     spec.fields
         .iter()
         .filter(|f| !captures.contains(&f.name))

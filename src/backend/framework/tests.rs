@@ -2,7 +2,7 @@
 
 use super::*;
 
-use std::sync::Mutex;
+use std::sync::{LazyLock, Mutex};
 
 use serde_json::{Map, Value, json};
 
@@ -118,6 +118,14 @@ fn router() -> Router<TestBackend> {
             PathSpec::new("plain").operation(Operation::Read, read_plain),
         ],
     )
+}
+
+static TEST_ROUTER: LazyLock<Router<TestBackend>> = LazyLock::new(router);
+
+impl RoutedBackend for TestBackend {
+    fn router(&self) -> &Router<Self> {
+        &TEST_ROUTER
+    }
 }
 
 fn request(operation: Operation, path: &str, data: Value) -> Request {
@@ -642,17 +650,46 @@ async fn renew_login(
     }))
 }
 
-fn periodic<'a>(backend: &'a LeaseBackend, _: &'a Request) -> BoxFuture<'a, Result<(), Error>> {
-    Box::pin(async move { backend.record("periodic".into()) })
+async fn periodic(backend: &LeaseBackend, _: &Request) -> Result<(), Error> {
+    backend.record("periodic".into())
 }
 
-fn roll_back<'a>(
-    backend: &'a LeaseBackend,
-    _: &'a Request,
-    kind: &'a str,
-    data: &'a Value,
-) -> BoxFuture<'a, Result<(), Error>> {
-    Box::pin(async move { backend.record(format!("wal {kind} {data}")) })
+async fn roll_back(
+    backend: &LeaseBackend,
+    _: &Request,
+    kind: &str,
+    data: &Value,
+) -> Result<(), Error> {
+    backend.record(format!("wal {kind} {data}"))
+}
+
+async fn initialize(backend: &LeaseBackend) -> Result<(), Error> {
+    backend.record("initialize".into())
+}
+
+async fn invalidate(backend: &LeaseBackend, key: &str) {
+    let _ = backend.record(format!("invalidate {key}"));
+}
+
+async fn clean(backend: &LeaseBackend) {
+    let _ = backend.record("clean".into());
+}
+
+fn storage_of(backend: &LeaseBackend) -> &dyn Storage {
+    &backend.storage
+}
+
+static LEASE_ROUTER: LazyLock<Router<LeaseBackend>> = LazyLock::new(|| {
+    lease_router(true)
+        .with_initialize(initialize)
+        .with_invalidate(invalidate)
+        .with_clean(clean)
+});
+
+impl RoutedBackend for LeaseBackend {
+    fn router(&self) -> &Router<Self> {
+        &LEASE_ROUTER
+    }
 }
 
 fn lease_router(with_globals: bool) -> Router<LeaseBackend> {
@@ -671,8 +708,7 @@ fn lease_router(with_globals: bool) -> Router<LeaseBackend> {
         .with_auth_renew(renew_login)
         .with_periodic(periodic)
         .with_wal_rollback(
-            WalRollback::new(|b: &LeaseBackend| &b.storage as &dyn Storage, roll_back)
-                .min_age(Duration::from_secs(3600)),
+            WalRollback::new(storage_of, roll_back).min_age(Duration::from_secs(3600)),
         )
 }
 
@@ -696,7 +732,7 @@ fn a_secret_type_response_names_its_type_and_is_renewable_with_a_renew_handler()
     let router = lease_router(false);
     let mut internal = Map::new();
     internal.insert("user".into(), json!("alice"));
-    let response = router.secret_type("token").response(
+    let response = router.secret_type("token").unwrap().response(
         json!({"password": "p"}).as_object().unwrap().clone(),
         internal,
     );
@@ -706,7 +742,10 @@ fn a_secret_type_response_names_its_type_and_is_renewable_with_a_renew_handler()
     assert_eq!(secret.lease.ttl, Duration::from_secs(30));
     assert!(secret.lease.renewable);
     assert_eq!(response.data["password"], json!("p"));
-    let fixed = router.secret_type("fixed").response(Map::new(), Map::new());
+    let fixed = router
+        .secret_type("fixed")
+        .unwrap()
+        .response(Map::new(), Map::new());
     assert!(!fixed.secret.unwrap().lease.renewable);
 }
 
@@ -853,4 +892,342 @@ async fn rollback_without_periodic_work_or_a_wal_is_a_nil_response() {
         Ok(None)
     );
     assert!(backend.calls().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The hooks: plain `async fn`s
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn initialize_invalidate_and_clean_run_the_routers_async_fns() {
+    let backend = LeaseBackend::default();
+    backend.initialize().await.unwrap();
+    backend.invalidate("some/key").await;
+    backend.cleanup().await;
+    assert_eq!(
+        backend.calls(),
+        ["initialize", "invalidate some/key", "clean"]
+    );
+    // Without hooks they do nothing.
+    let plain = TestBackend::default();
+    plain.initialize().await.unwrap();
+    plain.invalidate("k").await;
+    plain.cleanup().await;
+    assert!(plain.calls().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The backend's kind
+// ---------------------------------------------------------------------------------------------
+
+/// An auth method: its OpenAPI operations are tagged `auth`.
+struct AuthBackend;
+
+static AUTH_ROUTER: LazyLock<Router<AuthBackend>> = LazyLock::new(|| {
+    Router::new(
+        "",
+        vec![PathSpec::new("login").operation(
+            Operation::Update,
+            |_: &AuthBackend, _: &Request, _: &FieldData<'_>| async { Ok(None) },
+        )],
+    )
+});
+
+impl RoutedBackend for AuthBackend {
+    const KIND: BackendType = BackendType::Credential;
+
+    fn router(&self) -> &Router<Self> {
+        &AUTH_ROUTER
+    }
+}
+
+#[tokio::test]
+async fn the_kind_is_the_backends_and_tags_its_openapi_operations() {
+    assert_eq!(<TestBackend as Backend>::KIND, BackendType::Logical);
+    assert_eq!(<AuthBackend as Backend>::KIND, BackendType::Credential);
+    let help = AuthBackend
+        .handle_request(Request::new(Operation::Help, ""))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        help.data["openapi"]["paths"]["/login"]["post"]["tags"],
+        json!(["auth"])
+    );
+    let (result, _) = handle(Request::new(Operation::Help, "")).await;
+    assert_eq!(
+        result.unwrap().unwrap().data["openapi"]["paths"]["/plain"]["get"]["tags"],
+        json!(["secrets"])
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checks: programming errors refused loudly, early
+// ---------------------------------------------------------------------------------------------
+
+async fn nothing(
+    _: &TestBackend,
+    _: &Request,
+    _: &FieldData<'_>,
+) -> Result<Option<Response>, Error> {
+    Ok(None)
+}
+
+#[test]
+#[should_panic(
+    expected = "path pattern \"items/{name}\" captures \"name\" but declares no field \
+                           of that name"
+)]
+fn a_capture_without_a_field_is_refused_when_the_router_is_built() {
+    let _ = Router::new(
+        "",
+        vec![PathSpec::<TestBackend>::new("items/{name}").operation(Operation::Read, nothing)],
+    );
+}
+
+#[test]
+#[should_panic(
+    expected = "path pattern \"files/{*path}\" captures \"path\" but declares no \
+                           field of that name"
+)]
+fn a_rest_capture_without_a_field_is_refused_when_the_router_is_built() {
+    let _ = Router::new(
+        "",
+        vec![PathSpec::<TestBackend>::new("files/{*path}").operation(Operation::Read, nothing)],
+    );
+}
+
+#[test]
+#[should_panic(expected = "path pattern \"plain\" registers the operation read twice")]
+fn an_operation_registered_twice_on_a_path_is_refused_when_the_router_is_built() {
+    let _ = Router::new(
+        "",
+        vec![
+            PathSpec::<TestBackend>::new("plain")
+                .operation(Operation::Read, nothing)
+                .operation(Operation::List, nothing)
+                .operation(Operation::Read, nothing),
+        ],
+    );
+}
+
+#[test]
+#[should_panic(expected = "path pattern \"a//b\" is refused: it has an empty segment")]
+fn a_malformed_pattern_is_refused_when_the_router_is_built() {
+    let _ = Router::new(
+        "",
+        vec![PathSpec::<TestBackend>::new("a//b").operation(Operation::Read, nothing)],
+    );
+}
+
+#[test]
+#[should_panic(expected = "secret type \"token\" is declared twice")]
+fn a_secret_type_declared_twice_is_refused() {
+    let _ = Router::<TestBackend>::new("", Vec::new())
+        .with_secret_type(SecretType::new("token"))
+        .with_secret_type(SecretType::new("token"));
+}
+
+fn issuing_router(declared: &'static str) -> Router<TestBackend> {
+    Router::new(
+        "",
+        vec![
+            PathSpec::new("creds/{name}")
+                .field(FieldSchema::new("name", FieldType::String, ""))
+                .issues("password")
+                .operation(Operation::Read, nothing),
+        ],
+    )
+    .with_secret_type(SecretType::new(declared))
+}
+
+#[tokio::test]
+#[should_panic(
+    expected = "path pattern \"creds/{name}\" issues the secret type \"password\", \
+                           which the router does not declare"
+)]
+async fn a_path_issuing_an_undeclared_secret_type_is_refused_at_the_first_request() {
+    let router = issuing_router("token");
+    // Any request will do, even to another path.
+    let _ = router
+        .handle_request(
+            &TestBackend::default(),
+            &Request::new(Operation::Read, "nope"),
+        )
+        .await;
+}
+
+#[test]
+#[should_panic(
+    expected = "issues the secret type \"password\", which the router does not \
+                           declare"
+)]
+fn a_path_issuing_an_undeclared_secret_type_is_refused_by_secret_type_too() {
+    let _ = issuing_router("token").secret_type("token");
+}
+
+#[tokio::test]
+async fn a_path_issuing_a_declared_secret_type_passes_the_check() {
+    let router = issuing_router("password");
+    assert_eq!(router.secret_type("password").unwrap().kind, "password");
+    let answer = router
+        .handle_request(
+            &TestBackend::default(),
+            &Request::new(Operation::Read, "creds/a"),
+        )
+        .await;
+    assert_eq!(answer, Ok(None));
+}
+
+#[test]
+fn an_undeclared_secret_type_is_an_error_naming_it_not_a_panic() {
+    let router = lease_router(false);
+    let Err(error) = router.secret_type("nobody") else {
+        panic!("no such type");
+    };
+    assert_eq!(
+        error,
+        Error::Internal(
+            "secret type \"nobody\" is not declared on the router (Router::with_secret_type)"
+                .into()
+        )
+    );
+}
+
+#[tokio::test]
+#[should_panic(
+    expected = "field \"other\" is not declared: it is not in the fields of the path \
+                           \"items/{name}\""
+)]
+async fn a_handler_reading_an_undeclared_field_panics_at_its_first_request() {
+    async fn reads_other(
+        _: &TestBackend,
+        _: &Request,
+        fields: &FieldData<'_>,
+    ) -> Result<Option<Response>, Error> {
+        Ok(Some(Response::list(vec![fields.get_string("other")])))
+    }
+    let router = Router::new(
+        "",
+        vec![
+            PathSpec::new("items/{name}")
+                .field(FieldSchema::new("name", FieldType::String, ""))
+                .operation(Operation::Read, reads_other),
+        ],
+    );
+    let _ = router
+        .handle_request(
+            &TestBackend::default(),
+            &Request::new(Operation::Read, "items/a"),
+        )
+        .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The new pattern forms through the router
+// ---------------------------------------------------------------------------------------------
+
+async fn echo_name(
+    _: &TestBackend,
+    _: &Request,
+    fields: &FieldData<'_>,
+) -> Result<Option<Response>, Error> {
+    let mut data = Map::new();
+    data.insert("name".into(), json!(fields.get_string("name")));
+    data.insert("present".into(), json!(fields.is_present("name")));
+    Ok(Some(Response::with_data(data)))
+}
+
+fn optional_router() -> Router<TestBackend> {
+    Router::new(
+        "",
+        vec![
+            PathSpec::new("config[/{name}]")
+                .field(FieldSchema::new(
+                    "name",
+                    FieldType::String,
+                    "The config's name.",
+                ))
+                .field(FieldSchema::new("value", FieldType::String, "A value."))
+                .operation(Operation::Read, echo_name)
+                .operation(Operation::Update, echo_name),
+            PathSpec::new("files/{*name}")
+                .field(FieldSchema::new("name", FieldType::String, ""))
+                .operation(Operation::Read, echo_name),
+        ],
+    )
+}
+
+#[tokio::test]
+async fn an_absent_optional_group_captures_empty_so_the_body_cannot_stand_in_for_the_path() {
+    let router = optional_router();
+    let backend = TestBackend::default();
+    let read = |path: &str, body: Value| request(Operation::Read, path, body);
+    let answer = router
+        .handle_request(&backend, &read("config/db", json!({})))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        Value::Object(answer.data),
+        json!({"name": "db", "present": true})
+    );
+    let answer = router
+        .handle_request(&backend, &read("config", json!({"name": "db"})))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        Value::Object(answer.data),
+        json!({"name": "", "present": true})
+    );
+    assert_eq!(
+        answer.warnings,
+        [
+            "Endpoint replaced the value of these parameters with the values captured from the \
+             endpoint's path: [name]"
+        ]
+    );
+    let answer = router
+        .handle_request(&backend, &read("files/a/b/c", json!({})))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(answer.data["name"], json!("a/b/c"));
+}
+
+#[tokio::test]
+async fn an_optional_group_is_documented_as_each_path_it_expands_to() {
+    let router = optional_router();
+    let help = router
+        .handle_request(&TestBackend::default(), &Request::new(Operation::Help, ""))
+        .await
+        .unwrap()
+        .unwrap();
+    let paths = help.data["openapi"]["paths"].as_object().unwrap();
+    let names: Vec<&str> = paths.keys().map(String::as_str).collect();
+    assert_eq!(names, ["/config", "/config/{name}", "/files/{name}"]);
+    assert!(paths["/config"].get("parameters").is_none());
+    assert_eq!(
+        paths["/config/{name}"]["parameters"][0]["name"],
+        json!("name")
+    );
+    assert_eq!(
+        paths["/files/{name}"]["parameters"][0]["name"],
+        json!("name")
+    );
+    // The captured field is never a body property, in either form.
+    let schemas = help.data["openapi"]["components"]["schemas"]
+        .as_object()
+        .unwrap();
+    for schema in schemas.values() {
+        assert!(schema["properties"].get("name").is_none(), "{schema}");
+        assert!(schema["properties"].get("value").is_some(), "{schema}");
+    }
+    assert!(
+        help.data["help"]
+            .as_str()
+            .unwrap()
+            .contains(r"^config(/(?P<name>\w(([\w-.]+)?\w)?))?$")
+    );
 }

@@ -15,7 +15,7 @@ static SCHEMA: [FieldSchema; 3] = [
 fn one(kind: FieldType, raw: Value) -> Result<Option<Value>, String> {
     let schema = [FieldSchema::new("f", kind, "")];
     let body = data(json!({ "f": raw }));
-    let (fields, _) = FieldData::new(&schema, &body, vec![]);
+    let (fields, _) = FieldData::new("test", &schema, &body, vec![]);
     fields.validate()?;
     Ok(fields.get_ok("f"))
 }
@@ -33,7 +33,7 @@ fn error_of(kind: FieldType, raw: Value) -> String {
 #[test]
 fn weak_conversions_follow_mapstructure() {
     let body = data(json!({"value": 12.5, "version": "12", "flag": "true"}));
-    let (fields, _) = FieldData::new(&SCHEMA, &body, vec![]);
+    let (fields, _) = FieldData::new("test", &SCHEMA, &body, vec![]);
     assert!(fields.validate().is_ok());
     assert_eq!(fields.get_string("value"), "12.5");
     assert_eq!(fields.get_int("version"), 12);
@@ -41,7 +41,7 @@ fn weak_conversions_follow_mapstructure() {
     assert!(fields.get_bool("flag"));
 
     let body = data(json!({"value": true, "version": 7.9, "flag": 0}));
-    let (fields, _) = FieldData::new(&SCHEMA, &body, vec![]);
+    let (fields, _) = FieldData::new("test", &SCHEMA, &body, vec![]);
     assert_eq!(fields.get_string("value"), "1");
     assert_eq!(fields.get_int("version"), 7);
     assert_eq!(fields.get_ok("flag"), Some(Value::Bool(false)));
@@ -50,12 +50,13 @@ fn weak_conversions_follow_mapstructure() {
 #[test]
 fn absent_fields_have_zero_values() {
     let empty = Map::new();
-    let (fields, _) = FieldData::new(&SCHEMA, &empty, vec![]);
+    let (fields, _) = FieldData::new("test", &SCHEMA, &empty, vec![]);
     assert_eq!(fields.get_string("value"), "");
     assert_eq!(fields.get_int("version"), 0);
     assert!(!fields.is_present("value"));
     assert_eq!(fields.get_ok("value"), None);
-    assert_eq!(fields.get_string("not-in-schema"), "");
+    // A field not in the schema is not absent but a programming error: see
+    // `reading_an_undeclared_field_panics_naming_the_field_and_the_pattern`.
 }
 
 #[test]
@@ -75,7 +76,7 @@ fn unconvertible_values_fail_validation_with_the_field_named() {
         (json!({"flag": "maybe"}), "ParseBool"),
     ] {
         let body_data = data(body.clone());
-        let (fields, _) = FieldData::new(&SCHEMA, &body_data, vec![]);
+        let (fields, _) = FieldData::new("test", &SCHEMA, &body_data, vec![]);
         let error = fields.validate().expect_err(&body.to_string());
         assert!(error.contains(needle), "{error} lacks {needle}");
     }
@@ -96,12 +97,17 @@ fn go_integer_prefixes_and_signs() {
 fn captures_override_the_body_and_are_reported_as_replaced() {
     let key_schema = [FieldSchema::new("key", FieldType::String, "")];
     let body = data(json!({"key": "from-body"}));
-    let (fields, replaced) =
-        FieldData::new(&key_schema, &body, vec![("key".into(), "from-path".into())]);
+    let (fields, replaced) = FieldData::new(
+        "test",
+        &key_schema,
+        &body,
+        vec![("key".into(), "from-path".into())],
+    );
     assert_eq!(fields.get_string("key"), "from-path");
     assert_eq!(replaced, ["key"]);
 
     let (_, replaced) = FieldData::new(
+        "test",
         &[FieldSchema::new("key", FieldType::String, "")],
         &data(json!({"key": null})),
         vec![("key".into(), "from-path".into())],
@@ -163,7 +169,7 @@ fn durations_read_as_whole_seconds() {
         FieldSchema::new("offset", FieldType::SignedDurationSecond, ""),
     ];
     let body = data(json!({"ttl": "1h30m", "offset": "-90s"}));
-    let (fields, _) = FieldData::new(&schema, &body, vec![]);
+    let (fields, _) = FieldData::new("test", &schema, &body, vec![]);
     assert_eq!(fields.validate(), Ok(()));
     assert_eq!(fields.get_duration("ttl"), Duration::from_secs(5400));
     assert_eq!(fields.get_ok("ttl"), Some(json!(5400)));
@@ -204,7 +210,7 @@ fn a_null_duration_or_time_is_absent_but_a_null_string_is_empty() {
         FieldSchema::new("at", FieldType::Time, ""),
     ];
     let body = data(json!({"ttl": null, "name": null, "at": null}));
-    let (fields, _) = FieldData::new(&schema, &body, vec![]);
+    let (fields, _) = FieldData::new("test", &schema, &body, vec![]);
     assert_eq!(fields.validate(), Ok(()));
     assert_eq!(fields.get_ok("ttl"), None);
     assert_eq!(fields.get_duration("ttl"), Duration::from_secs(60));
@@ -223,7 +229,7 @@ fn defaults_are_read_for_absent_fields_and_converted() {
         FieldSchema::new("bad", FieldType::Int, "").with_default(json!({})),
     ];
     let empty = Map::new();
-    let (fields, _) = FieldData::new(&schema, &empty, vec![]);
+    let (fields, _) = FieldData::new("test", &schema, &empty, vec![]);
     assert_eq!(fields.get_duration("ttl"), Duration::from_secs(7200));
     assert_eq!(fields.get_int("count"), 7);
     assert_eq!(fields.get_string_slice("tags"), ["a", "b"]);
@@ -233,7 +239,7 @@ fn defaults_are_read_for_absent_fields_and_converted() {
     assert_eq!(fields.get_ok("count"), None);
 
     let body = data(json!({"count": 3}));
-    let (fields, _) = FieldData::new(&schema, &body, vec![]);
+    let (fields, _) = FieldData::new("test", &schema, &body, vec![]);
     assert_eq!(fields.get_int("count"), 3);
 }
 
@@ -262,7 +268,7 @@ fn maps() {
     );
     let schema = [FieldSchema::new("m", FieldType::Map, "")];
     let body = data(json!({"m": {"k": "v"}}));
-    let (fields, _) = FieldData::new(&schema, &body, vec![]);
+    let (fields, _) = FieldData::new("test", &schema, &body, vec![]);
     assert_eq!(fields.get_map("m"), data(json!({"k": "v"})));
 }
 
@@ -335,7 +341,7 @@ fn comma_string_slices_split_and_trim_with_mapstructure_v1_errors() {
     );
     let schema = [FieldSchema::new("l", FieldType::CommaStringSlice, "")];
     let body = data(json!({"l": "x,y"}));
-    let (fields, _) = FieldData::new(&schema, &body, vec![]);
+    let (fields, _) = FieldData::new("test", &schema, &body, vec![]);
     assert_eq!(fields.get_string_slice("l"), ["x", "y"]);
 }
 
@@ -364,7 +370,7 @@ fn comma_int_slices() {
     );
     let schema = [FieldSchema::new("l", FieldType::CommaIntSlice, "")];
     let body = data(json!({"l": "3,4"}));
-    let (fields, _) = FieldData::new(&schema, &body, vec![]);
+    let (fields, _) = FieldData::new("test", &schema, &body, vec![]);
     assert_eq!(fields.get_int_slice("l"), [3, 4]);
 }
 
@@ -396,7 +402,7 @@ fn kv_pairs_from_objects_or_lists() {
     );
     let schema = [FieldSchema::new("p", FieldType::KVPairs, "")];
     let body = data(json!({"p": ["x=1"]}));
-    let (fields, _) = FieldData::new(&schema, &body, vec![]);
+    let (fields, _) = FieldData::new("test", &schema, &body, vec![]);
     assert_eq!(
         fields.get_kv_pairs("p"),
         BTreeMap::from([("x".to_owned(), "1".to_owned())])
@@ -453,7 +459,7 @@ fn headers_from_objects_json_base64_and_cli_pairs() {
     assert_eq!(canonical_header_key("bad key"), "bad key");
     let schema = [FieldSchema::new("h", FieldType::Header, "")];
     let body = data(json!({"h": ["a:b"]}));
-    let (fields, _) = FieldData::new(&schema, &body, vec![]);
+    let (fields, _) = FieldData::new("test", &schema, &body, vec![]);
     assert_eq!(
         fields.get_header("h"),
         BTreeMap::from([("A".to_owned(), vec!["b".to_owned()])])
@@ -464,7 +470,7 @@ fn headers_from_objects_json_base64_and_cli_pairs() {
 fn times() {
     let schema = [FieldSchema::new("at", FieldType::Time, "")];
     let body = data(json!({"at": "2024-01-02T03:04:05.25-01:00"}));
-    let (fields, _) = FieldData::new(&schema, &body, vec![]);
+    let (fields, _) = FieldData::new("test", &schema, &body, vec![]);
     assert_eq!(fields.validate(), Ok(()));
     assert_eq!(fields.get_ok("at"), Some(json!("2024-01-02T04:04:05.25Z")));
     assert_eq!(
@@ -528,4 +534,94 @@ fn openapi_schemas_follow_go_convert_type() {
     );
     assert_eq!(FieldType::KVPairs.go_name(), "keypair");
     assert_eq!(FieldType::SignedDurationSecond.go_name(), "duration (sec)");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fields the path does not declare
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+#[should_panic(
+    expected = "field \"nope\" is not declared: it is not in the fields of the path \
+                           \"items/{name}\""
+)]
+fn reading_an_undeclared_field_panics_naming_the_field_and_the_pattern() {
+    // Supplied in the body, still undeclared.
+    let body = data(json!({"nope": "x"}));
+    let (fields, _) = FieldData::new("items/{name}", &SCHEMA, &body, vec![]);
+    fields.get_string("nope");
+}
+
+#[test]
+fn every_getter_panics_on_an_undeclared_field() {
+    type Getter = fn(&FieldData<'_>);
+    let getters: [(&str, Getter); 17] = [
+        ("get_ok", |f| {
+            let _ = f.get_ok("nope");
+        }),
+        ("is_present", |f| {
+            let _ = f.is_present("nope");
+        }),
+        ("get_string", |f| {
+            let _ = f.get_string("nope");
+        }),
+        ("get_int", |f| {
+            let _ = f.get_int("nope");
+        }),
+        ("get_int64", |f| {
+            let _ = f.get_int64("nope");
+        }),
+        ("get_bool", |f| {
+            let _ = f.get_bool("nope");
+        }),
+        ("get_float", |f| {
+            let _ = f.get_float("nope");
+        }),
+        ("get_signed_duration_seconds", |f| {
+            let _ = f.get_signed_duration_seconds("nope");
+        }),
+        ("get_duration", |f| {
+            let _ = f.get_duration("nope");
+        }),
+        ("get_string_slice", |f| {
+            let _ = f.get_string_slice("nope");
+        }),
+        ("get_int_slice", |f| {
+            let _ = f.get_int_slice("nope");
+        }),
+        ("get_slice", |f| {
+            let _ = f.get_slice("nope");
+        }),
+        ("get_map", |f| {
+            let _ = f.get_map("nope");
+        }),
+        ("get_kv_pairs", |f| {
+            let _ = f.get_kv_pairs("nope");
+        }),
+        ("get_header", |f| {
+            let _ = f.get_header("nope");
+        }),
+        ("get_time", |f| {
+            let _ = f.get_time("nope");
+        }),
+        ("get_ok (declared)", |f| {
+            let _ = f.get_ok("value");
+        }),
+    ];
+    let body = data(json!({"nope": 1}));
+    let (fields, _) = FieldData::new("p", &SCHEMA, &body, vec![]);
+    for (name, getter) in getters {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| getter(&fields)));
+        assert_eq!(outcome.is_err(), name != "get_ok (declared)", "{name}");
+    }
+}
+
+#[test]
+#[should_panic(
+    expected = "field \"user\" is not declared: it is not in the fields of the secret \
+                           type \"token\""
+)]
+fn a_secret_types_handler_reading_an_undeclared_field_panics_naming_the_type() {
+    let body = data(json!({}));
+    FieldData::for_secret_type("token", &[], &body).get_string("user");
 }
