@@ -22,6 +22,11 @@
 //! Logs are `tracing` events; the server receives them as hclog JSON lines on stderr.
 
 #![warn(missing_docs)]
+// docs.rs marks what needs a feature (the test kit).
+#![cfg_attr(docsrs, feature(doc_cfg))]
+// The machinery's items that `internals` re-exports are `pub`; without the feature nothing
+// re-exports them. The lint still runs on every workspace build, where the feature is on.
+#![cfg_attr(not(feature = "__internals"), allow(unreachable_pub))]
 
 pub mod backend;
 mod backend_service;
@@ -38,10 +43,19 @@ mod host_system_view;
 mod io;
 mod logging;
 mod mlock;
+// The generated wire types: the machinery's, not the API's. The crate's own tests, benchmark
+// and fuzz targets reach them through the doc-hidden `__internals` feature.
+#[cfg(feature = "__internals")]
+#[doc(hidden)]
 pub mod proto;
+#[cfg(not(feature = "__internals"))]
+mod proto;
 mod serve;
 mod server;
 mod sync;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
 mod tls;
 mod unwrap_tls;
 mod wire;
@@ -49,7 +63,9 @@ mod wire;
 pub use serve::{PluginInfo, serve};
 
 /// The machinery's pieces that the crate's own tests, benchmark and fuzz targets drive
-/// directly. Not part of the API: it changes without notice.
+/// directly, behind the doc-hidden `__internals` feature. Not part of the API: it changes
+/// without notice.
+#[cfg(feature = "__internals")]
 #[doc(hidden)]
 pub mod internals {
     pub use crate::broker::{BrokerError, CONN_INFO_TIMEOUT};

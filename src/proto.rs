@@ -14,6 +14,7 @@
     clippy::nursery,
     clippy::unwrap_used,
     unreachable_pub,
+    dead_code,
     missing_docs,
     rust_2018_idioms
 )]
@@ -29,6 +30,7 @@ pub mod pb {
     clippy::nursery,
     clippy::unwrap_used,
     unreachable_pub,
+    dead_code,
     missing_docs,
     rust_2018_idioms
 )]
@@ -44,6 +46,7 @@ pub mod logical {
     clippy::nursery,
     clippy::unwrap_used,
     unreachable_pub,
+    dead_code,
     missing_docs,
     rust_2018_idioms
 )]

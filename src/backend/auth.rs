@@ -9,6 +9,7 @@ use super::secret::LeaseOptions;
 
 /// The result of a login (`logical.Auth`): the server makes a token from it.
 #[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub struct Auth {
     /// The token's lifetime; `renewable` must be true for `token renew` to reach the backend.
     pub lease: LeaseOptions,
@@ -50,6 +51,7 @@ pub struct Auth {
 
 /// An identity alias (`logical.Alias`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Alias {
     /// The name that identifies the caller within this auth method.
     pub name: String,
@@ -71,6 +73,7 @@ pub struct Alias {
 
 /// The kind of token a login makes (`logical.TokenType`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TokenType {
     /// What the mount's tuning says, else a service token.
     #[default]
@@ -83,6 +86,70 @@ pub enum TokenType {
     DefaultService,
     /// A batch token unless the mount's tuning says otherwise.
     DefaultBatch,
+}
+
+impl Auth {
+    /// A login's result with these policies and nothing else yet: set the lease, the alias,
+    /// the display name and the metadata on it.
+    pub fn new<S: Into<String>>(policies: impl IntoIterator<Item = S>) -> Self {
+        Self {
+            policies: policies.into_iter().map(Into::into).collect(),
+            ..Self::default()
+        }
+    }
+
+    /// Sets the token's lifetime.
+    #[must_use]
+    pub fn with_lease(mut self, lease: LeaseOptions) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// Sets the identity alias the server ties the token's entity to (its name must not be
+    /// empty).
+    #[must_use]
+    pub fn with_alias(mut self, alias: Alias) -> Self {
+        self.alias = Some(alias);
+        self
+    }
+
+    /// Sets the name shown in the token's display name.
+    #[must_use]
+    pub fn with_display_name(mut self, display_name: impl Into<String>) -> Self {
+        self.display_name = display_name.into();
+        self
+    }
+
+    /// Sets what the token's `meta` shows.
+    #[must_use]
+    pub fn with_metadata(mut self, metadata: BTreeMap<String, String>) -> Self {
+        self.metadata = metadata;
+        self
+    }
+
+    /// Sets what is kept with the token and sent back on renew.
+    #[must_use]
+    pub fn with_internal_data(mut self, internal_data: Map<String, Value>) -> Self {
+        self.internal_data = internal_data;
+        self
+    }
+}
+
+impl Alias {
+    /// An alias called `name`: the user's name in this auth method.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Sets the alias's metadata.
+    #[must_use]
+    pub fn with_metadata(mut self, metadata: BTreeMap<String, String>) -> Self {
+        self.metadata = metadata;
+        self
+    }
 }
 
 impl TokenType {

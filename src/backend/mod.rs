@@ -6,17 +6,20 @@
 
 mod auth;
 pub mod framework;
+mod locks;
 mod secret;
+mod status;
 mod storage;
 mod system_view;
 mod types;
 
 pub use auth::{Alias, Auth, TokenType};
+pub use locks::{KeyedLockGuard, KeyedLocks, KeyedLocksGuard};
 pub use secret::{LeaseOptions, Secret};
 pub use storage::{BoxFuture, MemoryStorage, Storage, StorageError};
 pub use system_view::{
-    ClusterInfo, Entity, Group, PluginEnvironment, ReplicationState, StaticSystemView, SystemView,
-    SystemViewError, SystemViewResult, WrappingToken,
+    ClusterInfo, Entity, Group, PasswordPolicy, PluginEnvironment, ReplicationState,
+    StaticSystemView, SystemView, SystemViewError, SystemViewResult, WrappingToken,
 };
 pub use types::{BackendType, Connection, Error, Operation, Request, Response, SpecialPaths};
 
@@ -25,6 +28,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 /// What the server hands a backend when it mounts it (`pb.Backend/Setup`).
+#[non_exhaustive]
 pub struct BackendConfig {
     /// Mount options plus `plugin_name`, `plugin_type` and `plugin_version`; empty when the
     /// server runs the plugin only to read its version (registration).
@@ -37,13 +41,31 @@ pub struct BackendConfig {
     pub system_view: Arc<dyn SystemView>,
 }
 
-/// Makes one backend instance per mount.
+impl BackendConfig {
+    /// A mount's configuration over `storage` and `system_view`, with no mount options and no
+    /// UUID: what a test builds a backend with (the machinery builds the real one).
+    pub fn new(storage: Arc<dyn Storage>, system_view: Arc<dyn SystemView>) -> Self {
+        Self {
+            config: HashMap::new(),
+            backend_uuid: String::new(),
+            storage,
+            system_view,
+        }
+    }
+
+    /// Sets the mount options.
+    #[must_use]
+    pub fn with_config(mut self, config: HashMap<String, String>) -> Self {
+        self.config = config;
+        self
+    }
+}
+
+/// Makes one backend instance per mount. The version the plugin reports to the server is
+/// not the factory's: it is stated once, in [`PluginInfo`](crate::PluginInfo).
 pub trait BackendFactory: Send + Sync + 'static {
     /// What it makes.
     type Backend: Backend;
-
-    /// The version the plugin reports: `""` or exactly `vMAJOR.MINOR.PATCH[+build]`.
-    fn version(&self) -> String;
 
     /// Builds the backend for one mount. Storage is read-only at this point and absent at
     /// registration, so a factory must not write, and should not need to read.
@@ -55,8 +77,10 @@ pub trait BackendFactory: Send + Sync + 'static {
 
 /// One mounted secrets engine, as the machinery sees it.
 pub trait Backend: Send + Sync + 'static {
-    /// Logical (secrets engine) or credential (auth method).
-    fn backend_type(&self) -> BackendType;
+    /// Logical (secrets engine, the default) or credential (auth method): what the server's
+    /// `Type` call is answered, and how the by-hand text registers the plugin. A
+    /// [`RoutedBackend`](framework::RoutedBackend) states it as `RoutedBackend::KIND`.
+    const KIND: BackendType = BackendType::Logical;
 
     /// Paths with special handling by the server (for example reachable without a token).
     fn special_paths(&self) -> SpecialPaths;
@@ -80,8 +104,9 @@ pub trait Backend: Send + Sync + 'static {
     }
 
     /// A storage key changed behind the backend's back (standbys, replication).
-    fn invalidate(&self, key: &str) {
+    fn invalidate(&self, key: &str) -> impl Future<Output = ()> + Send {
         let _ = key;
+        async {}
     }
 
     /// The mount is going away; release what the backend holds.

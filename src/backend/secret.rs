@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 /// The backend sets `ttl`, `max_ttl` and `renewable`; the server sets `increment` (the TTL a
 /// client asked for on renew) and `issue_time` on the requests it sends for renew and revoke.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LeaseOptions {
     /// How long the lease lives from now; zero means the mount's default.
     pub ttl: Duration,
@@ -27,6 +28,7 @@ pub struct LeaseOptions {
 
 /// A leased secret (`logical.Secret`).
 #[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub struct Secret {
     /// Its lifetime.
     pub lease: LeaseOptions,
@@ -36,6 +38,24 @@ pub struct Secret {
     pub internal_data: Map<String, Value>,
     /// The server's id for the lease; empty in what a backend returns.
     pub lease_id: String,
+}
+
+impl LeaseOptions {
+    /// A lease of `ttl` (zero: the mount's default), at most `max_ttl` (zero: the mount's max).
+    pub fn new(ttl: Duration, max_ttl: Duration) -> Self {
+        Self {
+            ttl,
+            max_ttl,
+            ..Self::default()
+        }
+    }
+
+    /// Makes the lease renewable.
+    #[must_use]
+    pub fn renewable(mut self, renewable: bool) -> Self {
+        self.renewable = renewable;
+        self
+    }
 }
 
 impl Secret {

@@ -5,6 +5,8 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 
+use super::Error;
+
 /// A boxed future, so [`Storage`] can be used as a trait object.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -32,6 +34,62 @@ pub trait Storage: Send + Sync {
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StorageError>>;
     /// The immediate children of `prefix`, sorted; sub-folders end in `/`.
     fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<String>, StorageError>>;
+}
+
+impl dyn Storage + '_ {
+    /// Reads the entry at `key` as JSON into a `T` (Go's `StorageEntry.DecodeJSON`); `None`
+    /// when there is no entry.
+    ///
+    /// An entry that does not decode is an error naming the key and where decoding stopped,
+    /// never the stored bytes: entries hold secrets.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>, Error> {
+        let Some(bytes) = self.get(key).await? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|error| Error::Other(decode_error(key, &error)))
+    }
+
+    /// Writes `value` as JSON at `key` (Go's `logical.StorageEntryJSON`).
+    pub async fn put_json<T: serde::Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+    ) -> Result<(), Error> {
+        let bytes = serde_json::to_vec(value).map_err(|error| {
+            Error::Other(format!(
+                "cannot encode the storage entry {key:?}: {}",
+                category(&error)
+            ))
+        })?;
+        self.put(key, bytes).await?;
+        Ok(())
+    }
+}
+
+/// What went wrong decoding `key`, without serde_json's message: that quotes the bytes it
+/// found, and a stored entry may be a secret.
+fn decode_error(key: &str, error: &serde_json::Error) -> String {
+    format!(
+        "the storage entry {key:?} does not decode: {} at line {}, column {}",
+        category(error),
+        error.line(),
+        error.column()
+    )
+}
+
+/// A serde_json error's category in words, without the text around it.
+fn category(error: &serde_json::Error) -> &'static str {
+    match error.classify() {
+        serde_json::error::Category::Io => "an I/O error",
+        serde_json::error::Category::Syntax => "not valid JSON",
+        serde_json::error::Category::Data => "JSON of another shape",
+        serde_json::error::Category::Eof => "JSON that ends too early",
+    }
 }
 
 /// Storage in memory, for tests and for benchmarks that leave the server out.
@@ -99,6 +157,56 @@ mod tests {
         assert_eq!(storage.list("kv/").await.unwrap(), ["a", "b", "dir/"]);
         assert_eq!(storage.list("").await.unwrap(), ["kv/", "other/"]);
         assert!(storage.list("none/").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn json_entries_round_trip_and_a_bad_one_is_named_without_its_bytes() {
+        #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+        struct Role {
+            ttl: u64,
+            name: String,
+        }
+        let storage: &dyn Storage = &MemoryStorage::new();
+        let role = Role {
+            ttl: 60,
+            name: "web".into(),
+        };
+        storage.put_json("roles/web", &role).await.unwrap();
+        assert_eq!(
+            storage.get("roles/web").await.unwrap().unwrap(),
+            br#"{"ttl":60,"name":"web"}"#
+        );
+        assert_eq!(
+            storage.get_json::<Role>("roles/web").await.unwrap(),
+            Some(role)
+        );
+        assert_eq!(storage.get_json::<Role>("roles/none").await.unwrap(), None);
+
+        storage
+            .put("roles/bad", br#"{"ttl":"hunter2","name":"x"}"#.to_vec())
+            .await
+            .unwrap();
+        let error = storage
+            .get_json::<Role>("roles/bad")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "the storage entry \"roles/bad\" does not decode: JSON of another shape at line 1, \
+             column 16"
+        );
+        assert!(!error.contains("hunter2"));
+        storage
+            .put("roles/cut", br#"{"ttl":6"#.to_vec())
+            .await
+            .unwrap();
+        let error = storage
+            .get_json::<Role>("roles/cut")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("JSON that ends too early"), "{error}");
     }
 
     #[tokio::test]

@@ -13,6 +13,7 @@ use super::system_view::SystemViewError;
 
 /// The kind of backend, as the server's `Type` RPC reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BackendType {
     /// A secrets engine (`TypeLogical`, 1).
     Logical,
@@ -23,6 +24,7 @@ pub enum BackendType {
 /// What the server asks of a path. Unknown words are kept so a newer server's operation is
 /// answered with "unsupported operation" rather than a decoding failure.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Operation {
     /// Write to a path whose existence check said absent.
     Create,
@@ -113,6 +115,7 @@ impl fmt::Display for Operation {
 
 /// One request from the server, with the path relative to the mount.
 #[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub struct Request {
     /// The server's request id.
     pub id: String,
@@ -172,6 +175,7 @@ impl Request {
 
 /// The client connection of a request.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Connection {
     /// The client's address.
     pub remote_addr: String,
@@ -182,6 +186,7 @@ pub struct Connection {
 /// A successful answer. `data` travels as a JSON object; the server decodes numbers as
 /// float64, so large integers belong in strings.
 #[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub struct Response {
     /// The answer's data.
     pub data: Map<String, Value>,
@@ -206,6 +211,42 @@ impl Response {
             data,
             ..Self::default()
         }
+    }
+
+    /// A response whose data is `value` serialised: any `Serialize` type whose JSON is an
+    /// object (a struct or a map). Anything else is an error naming what it was.
+    pub fn from_serialize<T: serde::Serialize + ?Sized>(value: &T) -> Result<Self, Error> {
+        match serde_json::to_value(value) {
+            Ok(Value::Object(data)) => Ok(Self::with_data(data)),
+            Ok(other) => Err(Error::Other(format!(
+                "response data must be a JSON object, not {}",
+                json_kind(&other)
+            ))),
+            Err(_) => Err(Error::Other(
+                "response data cannot be encoded as JSON".to_owned(),
+            )),
+        }
+    }
+
+    /// Adds a lease for what the data hands out (a secrets engine's answer).
+    #[must_use]
+    pub fn with_secret(mut self, secret: Secret) -> Self {
+        self.secret = Some(secret);
+        self
+    }
+
+    /// Adds a login's result, of which the server makes a token (an auth method's answer).
+    #[must_use]
+    pub fn with_auth(mut self, auth: Auth) -> Self {
+        self.auth = Some(auth);
+        self
+    }
+
+    /// Adds a warning, shown to the client beside the data.
+    #[must_use]
+    pub fn with_warning(mut self, warning: impl Into<String>) -> Self {
+        self.warnings.push(warning.into());
+        self
     }
 
     /// The idiomatic validation failure (`logical.ErrorResponse`): HTTP 400 with `msg`.
@@ -234,9 +275,22 @@ impl Response {
     }
 }
 
+/// The JSON kind of `value` in words, for error texts that must not quote it.
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 /// Errors a backend returns; each maps one to one onto a wire error type, and so onto an HTTP
 /// status at the server.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Error {
     /// A plain error (wire type 0): HTTP 500 with this text. Storage errors travel this way,
     /// verbatim, because the server matches some of their texts.
@@ -246,6 +300,11 @@ pub enum Error {
     /// `errutil.InternalError` (2).
     Internal(String),
     /// `logical.CodedError` (3): the given HTTP status.
+    ///
+    /// It is still an error to the server, which writes the body: `{"errors": [...]}` with
+    /// the message wrapped in its own words, which the CLI prints as
+    /// `* 1 error occurred: * <message>`. To answer a status with a body of the handler's
+    /// own, exactly as given, use [`Response::with_status`].
     Coded {
         /// The HTTP status the server answers with.
         status: u16,
@@ -304,6 +363,7 @@ impl From<SystemViewError> for Error {
 /// Paths the server treats specially for this mount. Entries are exact paths; a trailing `*`
 /// makes a prefix, and a `+` segment matches any one segment.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SpecialPaths {
     /// Need root (sudo) capability.
     pub root: Vec<String>,
@@ -321,6 +381,45 @@ pub struct SpecialPaths {
     pub limited: Vec<String>,
     /// Vault only: readable from a snapshot.
     pub allow_snapshot_read: Vec<String>,
+}
+
+impl SpecialPaths {
+    /// Sets the paths reachable without a token (an auth method's login paths).
+    #[must_use]
+    pub fn with_unauthenticated<S: Into<String>>(
+        mut self,
+        paths: impl IntoIterator<Item = S>,
+    ) -> Self {
+        self.unauthenticated = paths.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the paths that need root (sudo) capability.
+    #[must_use]
+    pub fn with_root<S: Into<String>>(mut self, paths: impl IntoIterator<Item = S>) -> Self {
+        self.root = paths.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the storage paths kept local to the cluster, never replicated.
+    #[must_use]
+    pub fn with_local_storage<S: Into<String>>(
+        mut self,
+        paths: impl IntoIterator<Item = S>,
+    ) -> Self {
+        self.local_storage = paths.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the storage paths seal-wrapped where the server supports it.
+    #[must_use]
+    pub fn with_seal_wrap_storage<S: Into<String>>(
+        mut self,
+        paths: impl IntoIterator<Item = S>,
+    ) -> Self {
+        self.seal_wrap_storage = paths.into_iter().map(Into::into).collect();
+        self
+    }
 }
 
 #[cfg(test)]
@@ -360,6 +459,30 @@ mod tests {
         assert!(Response::list(vec![]).data.is_empty());
         let listed = Response::list(vec!["a".into(), "b/".into()]);
         assert_eq!(listed.data["keys"], serde_json::json!(["a", "b/"]));
+    }
+
+    #[test]
+    fn a_response_from_a_serialisable_struct_carries_its_fields() {
+        #[derive(serde::Serialize)]
+        struct Role<'a> {
+            name: &'a str,
+            ttl: u64,
+        }
+        let response = Response::from_serialize(&Role {
+            name: "web",
+            ttl: 60,
+        })
+        .expect("object");
+        assert_eq!(
+            Value::Object(response.data),
+            serde_json::json!({"name": "web", "ttl": 60})
+        );
+        assert_eq!(
+            Response::from_serialize(&[1, 2])
+                .expect_err("an array")
+                .to_string(),
+            "response data must be a JSON object, not an array"
+        );
     }
 
     #[test]

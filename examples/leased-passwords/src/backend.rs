@@ -3,9 +3,10 @@
 
 use std::sync::{Arc, LazyLock};
 
-use serde_json::Value;
 use vault_plugin_sdk::backend::framework::{RoutedBackend, Router, SecretType};
-use vault_plugin_sdk::backend::{BackendConfig, BackendFactory, Error, Storage, SystemView};
+use vault_plugin_sdk::backend::{
+    BackendConfig, BackendFactory, Error, KeyedLocks, Storage, SystemView,
+};
 
 use crate::{creds, issued, roles};
 
@@ -36,16 +37,13 @@ pub(crate) struct Factory;
 impl BackendFactory for Factory {
     type Backend = PasswordBackend;
 
-    fn version(&self) -> String {
-        concat!("v", env!("CARGO_PKG_VERSION")).to_owned()
-    }
-
     async fn create(&self, config: BackendConfig) -> Result<PasswordBackend, Error> {
         // Storage is read-only until Initialize, and absent at registration: nothing is read
         // or written here.
         Ok(PasswordBackend {
             storage: config.storage,
             system_view: config.system_view,
+            locks: KeyedLocks::new(),
         })
     }
 }
@@ -57,6 +55,13 @@ pub(crate) struct PasswordBackend {
     /// For the mount's TTL limits, to record when a lease expires, and the server's password
     /// policies.
     pub(crate) system_view: Arc<dyn SystemView>,
+    /// Per storage key: taken by the handlers that write an entry others may be writing at
+    /// the same time (roles' writes and deletes; an issued entry's renew, revoke and tidy,
+    /// but not its first write under a new random name), before they read it, so that
+    /// requests running at once do not overwrite each other's changes: a role's update that
+    /// keeps the fields it does not name, the tidy that deletes an issued entry it read as
+    /// expired, which a renewal may have moved meanwhile.
+    pub(crate) locks: KeyedLocks,
 }
 
 impl RoutedBackend for PasswordBackend {
@@ -65,70 +70,52 @@ impl RoutedBackend for PasswordBackend {
     }
 }
 
-impl PasswordBackend {
-    /// The JSON object stored at `key`, if any.
-    pub(crate) async fn get_json<T: FromJson>(&self, key: &str) -> Result<Option<T>, Error> {
-        let Some(bytes) = self.storage.get(key).await? else {
-            return Ok(None);
-        };
-        let value: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::Other(format!("stored entry {key} is not JSON: {e}")))?;
-        T::from_json(&value)
-            .map(Some)
-            .ok_or_else(|| Error::Other(format!("stored entry {key} is malformed")))
+/// A [`Duration`](std::time::Duration) stored as whole seconds (`#[serde(with = "seconds")]`).
+pub(crate) mod seconds {
+    use std::time::Duration;
+
+    use serde::{Deserialize as _, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(duration: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(duration.as_secs())
     }
 
-    /// Stores `entry` at `key` as JSON.
-    pub(crate) async fn put_json(&self, key: &str, entry: &impl ToJson) -> Result<(), Error> {
-        let bytes = serde_json::to_vec(&entry.to_json())
-            .map_err(|e| Error::Other(format!("cannot encode {key}: {e}")))?;
-        Ok(self.storage.put(key, bytes).await?)
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_secs)
     }
-}
-
-/// A stored entry read back from its JSON (the crate has `serde_json` but not serde's derive,
-/// so entries convert by hand).
-pub(crate) trait FromJson: Sized {
-    fn from_json(value: &Value) -> Option<Self>;
-}
-
-/// A whole number of seconds stored at `key` of a JSON entry.
-pub(crate) fn seconds_at(value: &Value, key: &str) -> Option<std::time::Duration> {
-    value
-        .get(key)
-        .and_then(Value::as_u64)
-        .map(std::time::Duration::from_secs)
-}
-
-/// A stored entry written as JSON.
-pub(crate) trait ToJson {
-    fn to_json(&self) -> Value;
 }
 
 #[cfg(test)]
 pub(crate) mod testing {
-    //! A backend on in-memory storage and a fixed system view, and requests to drive it.
+    //! The backend mounted in process by the SDK's test kit, and requests to drive it.
 
-    use std::sync::Arc;
     use std::time::Duration;
 
     use serde_json::{Map, Value};
-    use vault_plugin_sdk::backend::{
-        Backend as _, MemoryStorage, Operation, Request, Response, StaticSystemView,
-    };
+    use vault_plugin_sdk::backend::{Operation, Response};
+    use vault_plugin_sdk::testing::{StaticSystemView, TestBackend};
 
-    use super::PasswordBackend;
+    use super::{Factory, PasswordBackend};
 
-    /// A mount whose default TTL is one hour and max TTL one day.
-    pub(crate) fn backend() -> PasswordBackend {
-        PasswordBackend {
-            storage: Arc::new(MemoryStorage::new()),
-            system_view: Arc::new(StaticSystemView {
-                default_lease_ttl: Duration::from_secs(3600),
-                max_lease_ttl: Duration::from_secs(24 * 3600),
-                ..StaticSystemView::default()
-            }),
-        }
+    /// The backend as the kit mounts it.
+    pub(crate) type Mount = TestBackend<PasswordBackend>;
+
+    /// A mount at `pw/` whose default TTL is one hour and max TTL one day.
+    pub(crate) async fn backend() -> Mount {
+        backend_with(StaticSystemView::default()).await
+    }
+
+    /// [`backend`] with the password policies (or anything else) of `system_view`.
+    pub(crate) async fn backend_with(system_view: StaticSystemView) -> Mount {
+        let system_view = system_view
+            .with_default_lease_ttl(Duration::from_secs(3600))
+            .with_max_lease_ttl(Duration::from_secs(24 * 3600));
+        TestBackend::builder()
+            .mount_point("pw")
+            .system_view(system_view)
+            .build(Factory)
+            .await
+            .expect("the factory makes a backend")
     }
 
     pub(crate) fn object(value: Value) -> Map<String, Value> {
@@ -138,23 +125,17 @@ pub(crate) mod testing {
         }
     }
 
-    /// Sends one request as the server would (an existence check first for writes, to pick
-    /// create or update) and returns the answer; errors panic.
+    /// Sends one request as the server would (the kit asks the existence check first for
+    /// writes, to pick create or update) and returns the answer; errors panic.
     pub(crate) async fn call(
-        backend: &PasswordBackend,
+        backend: &Mount,
         operation: Operation,
         path: &str,
         data: Value,
     ) -> Option<Response> {
-        let mut request = Request::new(operation, path).with_data(object(data));
-        if request.operation == Operation::Update {
-            let exists = backend.existence_check(request.clone()).await;
-            if exists == Ok(Some(false)) {
-                request.operation = Operation::Create;
-            }
-        }
         backend
-            .handle_request(request)
+            .request(operation, path)
+            .data(data)
             .await
             .unwrap_or_else(|e| panic!("{path}: {e}"))
     }

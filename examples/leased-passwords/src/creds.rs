@@ -27,6 +27,7 @@ pub(crate) fn paths() -> Vec<PathSpec<PasswordBackend>> {
     vec![
         PathSpec::new("creds/{name}")
             .field(FieldSchema::new("name", FieldType::String, "The role's name.").required())
+            .issues(SECRET_KIND)
             .operation(Operation::Read, read)
             .help(
                 "Issues a username and password under a lease.",
@@ -100,7 +101,10 @@ async fn read(
     };
     // Written before the answer: if the server then fails to register the lease, it
     // revokes the secret at once and the revoke removes this entry.
-    backend.put_json(&issued_key(&username), &record).await?;
+    backend
+        .storage
+        .put_json(&issued_key(&username), &record)
+        .await?;
     tracing::info!(role = %name, username = %username, path = %request.path, "issued a credential");
 
     let mut data = Map::new();
@@ -113,7 +117,7 @@ async fn read(
     internal.insert("role".to_owned(), Value::String(name));
     let mut response = backend
         .router()
-        .secret_type(SECRET_KIND)
+        .secret_type(SECRET_KIND)?
         .response(data, internal);
     if let Some(secret) = response.secret.as_mut() {
         secret.lease.ttl = role.ttl;
@@ -191,15 +195,15 @@ pub(crate) async fn renew(
         ttl,
         expires_at: now + ttl,
     };
-    backend.put_json(&issued_key(&username), &record).await?;
+    let key = issued_key(&username);
+    // Not between the tidy's read of the entry and its delete (see `issued::tidy`).
+    let _guard = backend.locks.lock(&key).await;
+    backend.storage.put_json(&key, &record).await?;
 
     secret.lease.ttl = role.ttl;
     secret.lease.max_ttl = role.max_ttl;
     secret.lease.renewable = true;
-    Ok(Some(Response {
-        secret: Some(secret),
-        ..Response::default()
-    }))
+    Ok(Some(Response::default().with_secret(secret)))
 }
 
 /// Forgets the credential. Revoking one that is already gone (the periodic tidy was first, or
@@ -210,35 +214,34 @@ pub(crate) async fn revoke(
     _: &FieldData<'_>,
 ) -> Result<Option<Response>, Error> {
     let (username, role) = lease_identity(request)?;
-    backend.storage.delete(&issued_key(&username)).await?;
+    let key = issued_key(&username);
+    let _guard = backend.locks.lock(&key).await;
+    backend.storage.delete(&key).await?;
     tracing::info!(role = %role, username = %username, "revoked a credential");
     Ok(None)
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, SystemTime};
+    use std::time::Duration;
 
     use serde_json::json;
-    use vault_plugin_sdk::backend::{Backend as _, Operation, Request, Response};
+    use vault_plugin_sdk::backend::{Operation, Response};
+    use vault_plugin_sdk::testing::{PasswordPolicy, StaticSystemView};
 
     use super::{ALPHABET, random_string};
-    use crate::backend::testing::{backend, call};
+    use crate::backend::testing::{Mount, backend, backend_with, call};
     use crate::issued::Issued;
 
     const HOUR: Duration = Duration::from_secs(3600);
 
-    fn secret_request(operation: Operation, issued: &Response, increment: Duration) -> Request {
-        let mut secret = issued.secret.clone().expect("a lease");
-        secret.lease.issue_time = Some(SystemTime::now());
-        secret.lease.increment = increment;
-        secret.lease_id = "pw/creds/web/abc".to_owned();
-        let mut request = Request::new(operation, "creds/web");
-        request.secret = Some(secret);
-        request
+    /// What the plugin recorded of `username`'s credential.
+    async fn recorded(backend: &Mount, username: &str) -> Option<Issued> {
+        let entry = backend.stored_json(&format!("issued/{username}")).await?;
+        Some(serde_json::from_value(entry).expect("an issued entry"))
     }
 
-    async fn issue(backend: &crate::backend::PasswordBackend) -> (Response, String) {
+    async fn issue(backend: &Mount) -> (Response, String) {
         let issued = call(backend, Operation::Read, "creds/web", json!({}))
             .await
             .expect("a credential");
@@ -260,7 +263,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_credential_has_a_renewable_lease_with_the_roles_ttls_and_is_recorded() {
-        let backend = backend();
+        let backend = backend().await;
         call(
             &backend,
             Operation::Update,
@@ -285,33 +288,28 @@ mod tests {
             listed.map(|r| r.data["keys"].clone()),
             Some(json!([username]))
         );
-        let record: Issued = backend
-            .get_json(&format!("issued/{username}"))
-            .await
-            .expect("storage")
-            .expect("a record");
+        let record = recorded(&backend, &username).await.expect("a record");
         assert_eq!(record.role, "web");
         assert_eq!(record.ttl, Duration::from_secs(600));
     }
 
     #[tokio::test]
     async fn without_a_role_ttl_the_recorded_expiry_is_the_mounts_default() {
-        let backend = backend();
+        let backend = backend().await;
         call(&backend, Operation::Update, "roles/web", json!({})).await;
         let (issued, username) = issue(&backend).await;
-        // The lease asks for nothing: the server applies the mount's default.
-        assert_eq!(issued.secret.expect("a lease").lease.ttl, Duration::ZERO);
-        let record: Issued = backend
-            .get_json(&format!("issued/{username}"))
-            .await
-            .expect("storage")
-            .expect("a record");
+        // The lease asks for nothing: the server applies the mount's default, which the plugin
+        // recorded.
+        let secret = issued.secret.expect("a lease");
+        assert_eq!(secret.lease.ttl, Duration::ZERO);
+        assert_eq!(backend.lease_ttl(&secret), Some(HOUR));
+        let record = recorded(&backend, &username).await.expect("a record");
         assert_eq!(record.ttl, HOUR);
     }
 
     #[tokio::test]
     async fn an_unknown_role_is_a_400() {
-        let backend = backend();
+        let backend = backend().await;
         let response = call(&backend, Operation::Read, "creds/nobody", json!({}))
             .await
             .expect("an error response");
@@ -319,11 +317,31 @@ mod tests {
         assert_eq!(response.data["error"], json!("unknown role: nobody"));
     }
 
-    /// The server makes a policy's passwords; the static system view of the tests has no
-    /// policies, which is the error path: a 400 that names the policy, and nothing recorded.
+    /// The server makes a policy's passwords: here the kit's system view, which has the
+    /// policy `digits`.
+    #[tokio::test]
+    async fn a_password_policy_makes_the_password() {
+        let view = StaticSystemView::default()
+            .with_password_policy("digits", PasswordPolicy::fixed(["123456789012"]));
+        let backend = backend_with(view).await;
+        call(
+            &backend,
+            Operation::Update,
+            "roles/pin",
+            json!({"password_policy": "digits", "length": 40}),
+        )
+        .await;
+        let issued = call(&backend, Operation::Read, "creds/pin", json!({}))
+            .await
+            .expect("a credential");
+        assert_eq!(issued.data["password"], json!("123456789012"));
+        assert!(issued.secret.is_some());
+    }
+
+    /// A policy the server does not have: a 400 that names the policy, and nothing recorded.
     #[tokio::test]
     async fn a_password_policy_the_server_cannot_use_is_a_400_naming_it() {
-        let backend = backend();
+        let backend = backend().await;
         call(
             &backend,
             Operation::Update,
@@ -340,17 +358,10 @@ mod tests {
             response.data["error"],
             json!(
                 "cannot generate a password from the password policy \"digits\": \
-                 a password policy is not available in a static system view"
+                 failed to generate password"
             )
         );
-        assert!(
-            backend
-                .storage
-                .list("issued/")
-                .await
-                .expect("list")
-                .is_empty()
-        );
+        assert!(backend.stored_keys("issued/").await.is_empty());
 
         // Without the policy the plugin makes the password again.
         call(
@@ -366,7 +377,7 @@ mod tests {
 
     #[tokio::test]
     async fn renew_returns_the_secret_with_the_roles_ttls_and_moves_the_recorded_expiry() {
-        let backend = backend();
+        let backend = backend().await;
         call(
             &backend,
             Operation::Update,
@@ -376,62 +387,56 @@ mod tests {
         .await;
         let (issued, username) = issue(&backend).await;
 
-        let request = secret_request(Operation::Renew, &issued, HOUR);
+        let lease = issued.secret.clone().expect("a lease");
         let renewed = backend
-            .handle_request(request.clone())
+            .renew(&lease)
+            .increment(HOUR)
             .await
             .expect("renewed");
         let secret = renewed.and_then(|r| r.secret).expect("the secret back");
         assert_eq!(secret.lease.ttl, Duration::from_secs(60));
         assert_eq!(secret.lease.max_ttl, Duration::from_secs(7200));
+        assert_eq!(secret.internal_data, lease.internal_data);
+
+        let record = recorded(&backend, &username).await.expect("a record");
+        assert_eq!(record.ttl, HOUR, "the increment, within max_ttl");
         assert_eq!(
-            secret.internal_data,
-            request.secret.clone().expect("a lease").internal_data
+            backend.lease_ttl(&lease),
+            Some(HOUR),
+            "as the server computes it"
         );
 
-        let record: Issued = backend
-            .get_json(&format!("issued/{username}"))
-            .await
-            .expect("storage")
-            .expect("a record");
-        assert_eq!(record.ttl, HOUR, "the increment, within max_ttl");
-
         // An increment above max_ttl is capped at what is left of it.
-        let request = secret_request(Operation::Renew, &issued, 10 * HOUR);
-        backend.handle_request(request).await.expect("renewed");
-        let record: Issued = backend
-            .get_json(&format!("issued/{username}"))
+        backend
+            .renew(&lease)
+            .increment(10 * HOUR)
             .await
-            .expect("storage")
-            .expect("a record");
+            .expect("renewed");
+        let record = recorded(&backend, &username).await.expect("a record");
         assert!(record.ttl <= 2 * HOUR && record.ttl >= 2 * HOUR - Duration::from_secs(2));
     }
 
     #[tokio::test]
     async fn renew_after_the_role_is_deleted_fails_and_revoke_still_forgets() {
-        let backend = backend();
+        let backend = backend().await;
         call(&backend, Operation::Update, "roles/web", json!({})).await;
         let (issued, username) = issue(&backend).await;
+        let lease = issued.secret.expect("a lease");
         call(&backend, Operation::Delete, "roles/web", json!({})).await;
 
-        let renewed = backend
-            .handle_request(secret_request(Operation::Renew, &issued, Duration::ZERO))
-            .await;
+        let renewed = backend.renew(&lease).await;
         let error = renewed.expect_err("renew must fail").to_string();
         assert!(error.contains("no longer exists"), "{error}");
 
-        let revoked = backend
-            .handle_request(secret_request(Operation::Revoke, &issued, Duration::ZERO))
-            .await;
+        let revoked = backend.revoke(&lease).await;
         assert_eq!(revoked, Ok(None));
-        let record: Option<Issued> = backend
-            .get_json(&format!("issued/{username}"))
-            .await
-            .expect("storage");
+        assert_eq!(backend.lease_ttl(&lease), None);
+        let record = recorded(&backend, &username).await;
         assert_eq!(record, None);
-        // A second revoke (a retry) succeeds too.
+        // A second revoke (a retry of the server's, sent by hand) succeeds too.
         let again = backend
-            .handle_request(secret_request(Operation::Revoke, &issued, Duration::ZERO))
+            .request(Operation::Revoke, "creds/web")
+            .secret(lease)
             .await;
         assert_eq!(again, Ok(None));
     }

@@ -1,13 +1,12 @@
 //! `issued/`: the credentials whose lease is live, and the periodic tidy that forgets those
 //! whose lease the server can no longer hold (the rule is in the crate's docs).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use serde_json::{Value, json};
 use vault_plugin_sdk::backend::framework::{FieldData, FieldSchema, FieldType, PathSpec};
-use vault_plugin_sdk::backend::{BoxFuture, Error, Operation, Request, Response};
+use vault_plugin_sdk::backend::{Error, Operation, Request, Response};
 
-use crate::backend::{FromJson, PasswordBackend, ToJson, seconds_at};
+use crate::backend::{PasswordBackend, seconds};
 
 /// How long past its recorded expiry an entry is kept: the server retries a failed revoke
 /// for about ten minutes (backoff 20 s, 40 s, … ±50 %), and may deliver one late after a
@@ -35,50 +34,50 @@ pub(crate) fn paths() -> Vec<PathSpec<PasswordBackend>> {
 }
 
 /// What is kept of a live credential at `issued/<username>`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Issued {
     /// The role it was issued for.
     pub(crate) role: String,
     /// When its lease was first issued.
+    #[serde(with = "unix_seconds")]
     pub(crate) issue_time: SystemTime,
     /// The TTL the server gave the lease at the last issue or renew.
+    #[serde(with = "seconds")]
     pub(crate) ttl: Duration,
     /// When the lease ends unless renewed: the last issue or renew plus `ttl`. The server's own
-    /// expiry is at most the answer's round trip (and a second of rounding) later.
+    /// expiry is at most the answer's round trip (and a second of rounding) later, so it is
+    /// stored rounded up to the second.
+    #[serde(
+        serialize_with = "unix_seconds::serialize_rounded_up",
+        deserialize_with = "unix_seconds::deserialize"
+    )]
     pub(crate) expires_at: SystemTime,
 }
 
-fn unix_seconds(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs())
-}
+/// A [`SystemTime`] stored as whole Unix seconds; a time before 1970 is stored as 0.
+mod unix_seconds {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-impl FromJson for Issued {
-    fn from_json(value: &Value) -> Option<Self> {
-        Some(Self {
-            role: value.get("role")?.as_str()?.to_owned(),
-            issue_time: UNIX_EPOCH + seconds_at(value, "issue_time")?,
-            ttl: seconds_at(value, "ttl")?,
-            expires_at: UNIX_EPOCH + seconds_at(value, "expires_at")?,
-        })
+    use serde::{Deserialize as _, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(since_epoch(time).as_secs())
     }
-}
 
-impl ToJson for Issued {
-    fn to_json(&self) -> Value {
-        // Rounded up to the second, as the server's expiry may be a little later.
-        let expires_at = self
-            .expires_at
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |since| {
-                since.as_secs() + u64::from(since.subsec_nanos() > 0)
-            });
-        json!({
-            "role": self.role,
-            "issue_time": unix_seconds(self.issue_time),
-            "ttl": self.ttl.as_secs(),
-            "expires_at": expires_at,
-        })
+    pub(super) fn serialize_rounded_up<S: Serializer>(
+        time: &SystemTime,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let since = since_epoch(time);
+        s.serialize_u64(since.as_secs() + u64::from(since.subsec_nanos() > 0))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+        u64::deserialize(d).map(|secs| UNIX_EPOCH + Duration::from_secs(secs))
+    }
+
+    fn since_epoch(time: &SystemTime) -> Duration {
+        time.duration_since(UNIX_EPOCH).unwrap_or_default()
     }
 }
 
@@ -98,7 +97,10 @@ pub(crate) async fn tidy(backend: &PasswordBackend, now: SystemTime) -> Result<V
     let mut removed = Vec::new();
     for username in backend.storage.list("issued/").await? {
         let key = issued_key(&username);
-        match backend.get_json::<Issued>(&key).await {
+        // From the read to the delete: a renewal of this credential meanwhile moves the
+        // expiry the decision was made on.
+        let _guard = backend.locks.lock(&key).await;
+        match backend.storage.get_json::<Issued>(&key).await {
             Ok(Some(entry)) if is_stale(&entry, now) => {
                 backend.storage.delete(&key).await?;
                 tracing::info!(username = %username, role = %entry.role, "forgot an expired credential");
@@ -112,11 +114,8 @@ pub(crate) async fn tidy(backend: &PasswordBackend, now: SystemTime) -> Result<V
 }
 
 /// The periodic function: the server sends `rollback` every minute.
-pub(crate) fn periodic_tidy<'a>(
-    backend: &'a PasswordBackend,
-    _: &'a Request,
-) -> BoxFuture<'a, Result<(), Error>> {
-    Box::pin(async move { tidy(backend, SystemTime::now()).await.map(drop) })
+pub(crate) async fn periodic_tidy(backend: &PasswordBackend, _: &Request) -> Result<(), Error> {
+    tidy(backend, SystemTime::now()).await.map(drop)
 }
 
 async fn list(
@@ -133,15 +132,10 @@ async fn read(
     fields: &FieldData<'_>,
 ) -> Result<Option<Response>, Error> {
     let key = issued_key(&fields.get_string("username"));
-    let Some(entry) = backend.get_json::<Issued>(&key).await? else {
+    let Some(entry) = backend.storage.get_json::<Issued>(&key).await? else {
         return Ok(None);
     };
-    match entry.to_json() {
-        Value::Object(data) => Ok(Some(Response::with_data(data))),
-        _ => Err(Error::Internal(
-            "an issued entry is not an object".to_owned(),
-        )),
-    }
+    Response::from_serialize(&entry).map(Some)
 }
 
 #[cfg(test)]
@@ -149,15 +143,21 @@ mod tests {
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
     use serde_json::json;
-    use vault_plugin_sdk::backend::{Backend as _, Operation, Request};
+    use vault_plugin_sdk::backend::Operation;
 
     use super::{GRACE, Issued, is_stale, issued_key, tidy};
-    use crate::backend::testing::{backend, call};
+    use crate::backend::testing::{Mount, backend, call};
 
     const NOW: u64 = 1_800_000_000;
 
     fn at(seconds: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(seconds)
+    }
+
+    /// Writes `entry` at `key` behind the backend's back.
+    async fn store(backend: &Mount, key: &str, entry: &Issued) {
+        let bytes = serde_json::to_vec(entry).expect("encodes");
+        backend.store(key, bytes).await;
     }
 
     fn entry(expires_at: u64) -> Issued {
@@ -186,51 +186,37 @@ mod tests {
         let mut issued = entry(NOW);
         issued.expires_at = at(NOW) + Duration::from_millis(1);
         assert_eq!(
-            super::ToJson::to_json(&issued)["expires_at"],
+            serde_json::to_value(&issued).expect("encodes")["expires_at"],
             json!(NOW + 1)
         );
     }
 
     #[tokio::test]
     async fn the_tidy_removes_stale_entries_keeps_live_and_unreadable_ones() {
-        let backend = backend();
+        let backend = backend().await;
         let grace = GRACE.as_secs();
-        backend
-            .put_json(&issued_key("web-live"), &entry(NOW + 30))
-            .await
-            .expect("put");
-        backend
-            .put_json(&issued_key("web-recent"), &entry(NOW - 30))
-            .await
-            .expect("put");
-        backend
-            .put_json(&issued_key("web-old"), &entry(NOW - grace - 30))
-            .await
-            .expect("put");
-        backend
-            .storage
-            .put(&issued_key("web-garbled"), b"not json".to_vec())
-            .await
-            .expect("put");
+        store(&backend, &issued_key("web-live"), &entry(NOW + 30)).await;
+        store(&backend, &issued_key("web-recent"), &entry(NOW - 30)).await;
+        store(&backend, &issued_key("web-old"), &entry(NOW - grace - 30)).await;
+        backend.store(&issued_key("web-garbled"), "not json").await;
 
-        let removed = tidy(&backend, at(NOW)).await.expect("tidy");
+        let removed = tidy(backend.backend(), at(NOW)).await.expect("tidy");
         assert_eq!(removed, ["web-old"]);
         assert_eq!(
-            backend.storage.list("issued/").await.expect("list"),
+            backend.stored_keys("issued/").await,
             ["web-garbled", "web-live", "web-recent"]
         );
         // Run again much later, only the unreadable entry is left.
-        let removed = tidy(&backend, at(NOW + 2 * grace)).await.expect("tidy");
+        let removed = tidy(backend.backend(), at(NOW + 2 * grace))
+            .await
+            .expect("tidy");
         assert_eq!(removed, ["web-live", "web-recent"]);
-        assert_eq!(
-            backend.storage.list("issued/").await.expect("list"),
-            ["web-garbled"]
-        );
+        assert_eq!(backend.stored_keys("issued/").await, ["web-garbled"]);
     }
 
     #[tokio::test]
     async fn a_renewed_lease_survives_the_tidy_that_would_have_removed_it() {
-        let backend = backend();
+        let backend = backend().await;
         call(&backend, Operation::Update, "roles/web", json!({"ttl": 60})).await;
         let issued = call(&backend, Operation::Read, "creds/web", json!({}))
             .await
@@ -242,15 +228,15 @@ mod tests {
         let soon_after_expiry =
             SystemTime::now() + Duration::from_secs(60) + GRACE + Duration::from_secs(5);
 
-        let mut secret = issued.secret.expect("a lease");
-        secret.lease.issue_time = Some(SystemTime::now());
-        secret.lease.increment = Duration::from_secs(3600);
-        let mut renew = Request::new(Operation::Renew, "creds/web");
-        renew.secret = Some(secret);
-        backend.handle_request(renew).await.expect("renewed");
+        let secret = issued.secret.expect("a lease");
+        backend
+            .renew(&secret)
+            .increment(Duration::from_secs(3600))
+            .await
+            .expect("renewed");
 
         assert!(
-            tidy(&backend, soon_after_expiry)
+            tidy(backend.backend(), soon_after_expiry)
                 .await
                 .expect("tidy")
                 .is_empty()
@@ -264,33 +250,17 @@ mod tests {
 
     #[tokio::test]
     async fn the_rollback_request_runs_the_tidy() {
-        let backend = backend();
-        backend
-            .put_json(&issued_key("web-ancient"), &entry(1_000_000))
-            .await
-            .expect("put");
-        let answer = backend
-            .handle_request(Request::new(Operation::Rollback, ""))
-            .await
-            .expect("rollback");
+        let backend = backend().await;
+        store(&backend, &issued_key("web-ancient"), &entry(1_000_000)).await;
+        let answer = backend.rollback().await.expect("rollback");
         assert_eq!(answer, None);
-        assert!(
-            backend
-                .storage
-                .list("issued/")
-                .await
-                .expect("list")
-                .is_empty()
-        );
+        assert!(backend.stored_keys("issued/").await.is_empty());
     }
 
     #[tokio::test]
     async fn an_issued_entry_reads_back_without_a_password() {
-        let backend = backend();
-        backend
-            .put_json(&issued_key("web-a"), &entry(NOW))
-            .await
-            .expect("put");
+        let backend = backend().await;
+        store(&backend, &issued_key("web-a"), &entry(NOW)).await;
         let read = call(&backend, Operation::Read, "issued/web-a", json!({}))
             .await
             .expect("an entry");

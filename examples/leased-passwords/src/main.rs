@@ -41,8 +41,8 @@
 //! # Build, register, enable, use
 //!
 //! ```text
-//! cargo build --release --examples
-//! cp target/release/examples/leased-passwords "$PLUGIN_DIR"/
+//! cargo build --release -p leased-passwords
+//! cp target/release/leased-passwords "$PLUGIN_DIR"/
 //! bao plugin register -sha256="$(sha256sum "$PLUGIN_DIR"/leased-passwords | cut -d' ' -f1)" \
 //!     secret leased-passwords
 //! bao secrets enable -path=pw leased-passwords
@@ -65,16 +65,12 @@ mod roles;
 
 use std::process::ExitCode;
 
-use vault_plugin_sdk::backend::BackendType;
 use vault_plugin_sdk::{PluginInfo, serve};
 
 fn main() -> ExitCode {
-    let info = PluginInfo {
-        name: "leased-passwords",
-        version: env!("CARGO_PKG_VERSION"),
-        description: "a secrets engine that hands out random passwords under renewable leases",
-        kind: BackendType::Logical,
-        example_path: "pw",
-    };
+    // Reports v{the crate's version} to the server.
+    let info = PluginInfo::new("leased-passwords", env!("CARGO_PKG_VERSION"))
+        .description("a secrets engine that hands out random passwords under renewable leases")
+        .example_path("pw");
     serve(info, backend::Factory)
 }

@@ -2,11 +2,11 @@
 
 use std::time::Duration;
 
-use serde_json::{Map, Value, json};
+use serde_json::json;
 use vault_plugin_sdk::backend::framework::{FieldData, FieldSchema, FieldType, PathSpec};
 use vault_plugin_sdk::backend::{Error, Operation, Request, Response};
 
-use crate::backend::{FromJson, PasswordBackend, ToJson, seconds_at};
+use crate::backend::{PasswordBackend, seconds};
 
 /// A password's length when the role does not say.
 pub(crate) const DEFAULT_LENGTH: i64 = 20;
@@ -64,40 +64,18 @@ pub(crate) fn paths() -> Vec<PathSpec<PasswordBackend>> {
 }
 
 /// A role as stored at `roles/<name>`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Role {
+    #[serde(with = "seconds")]
     pub(crate) ttl: Duration,
+    #[serde(with = "seconds")]
     pub(crate) max_ttl: Duration,
     /// Ignored while `password_policy` is set, but kept for when it is cleared.
     pub(crate) length: usize,
-    /// The server's password policy that makes the passwords, if any (never empty).
+    /// The server's password policy that makes the passwords, if any (never empty). Absent
+    /// in roles stored before the field existed.
+    #[serde(default)]
     pub(crate) password_policy: Option<String>,
-}
-
-impl FromJson for Role {
-    fn from_json(value: &Value) -> Option<Self> {
-        Some(Self {
-            ttl: seconds_at(value, "ttl")?,
-            max_ttl: seconds_at(value, "max_ttl")?,
-            length: usize::try_from(value.get("length")?.as_u64()?).ok()?,
-            // Absent in roles stored before the field existed.
-            password_policy: match value.get("password_policy") {
-                None | Some(Value::Null) => None,
-                Some(policy) => Some(policy.as_str()?.to_owned()),
-            },
-        })
-    }
-}
-
-impl ToJson for Role {
-    fn to_json(&self) -> Value {
-        json!({
-            "ttl": self.ttl.as_secs(),
-            "max_ttl": self.max_ttl.as_secs(),
-            "length": self.length,
-            "password_policy": self.password_policy,
-        })
-    }
 }
 
 pub(crate) fn role_key(name: &str) -> String {
@@ -107,7 +85,7 @@ pub(crate) fn role_key(name: &str) -> String {
 impl PasswordBackend {
     /// The role called `name`, if there is one.
     pub(crate) async fn role(&self, name: &str) -> Result<Option<Role>, Error> {
-        self.get_json(&role_key(name)).await
+        self.storage.get_json(&role_key(name)).await
     }
 }
 
@@ -128,6 +106,9 @@ async fn write(
     fields: &FieldData<'_>,
 ) -> Result<Option<Response>, Error> {
     let name = fields.get_string("name");
+    // Read, change, write back: held until the write, so that two updates at once do not
+    // each keep the role as it was before the other.
+    let _guard = backend.locks.lock(&role_key(&name)).await;
     let existing = match request.operation {
         Operation::Update => backend.role(&name).await?,
         _ => None,
@@ -164,12 +145,11 @@ async fn write(
     if !role.max_ttl.is_zero() && role.ttl > role.max_ttl {
         return Ok(Some(Response::error("ttl cannot be greater than max_ttl")));
     }
-    backend.put_json(&role_key(&name), &role).await?;
+    backend.storage.put_json(&role_key(&name), &role).await?;
     if fields.is_present("length") && role.password_policy.is_some() {
-        return Ok(Some(Response {
-            warnings: vec!["length does not apply while the role has a password_policy".to_owned()],
-            ..Response::default()
-        }));
+        return Ok(Some(Response::default().with_warning(
+            "length does not apply while the role has a password_policy",
+        )));
     }
     Ok(None)
 }
@@ -182,15 +162,26 @@ async fn read(
     let Some(role) = backend.role(&fields.get_string("name")).await? else {
         return Ok(None);
     };
-    let mut data = Map::new();
-    data.insert("ttl".to_owned(), json!(role.ttl.as_secs()));
-    data.insert("max_ttl".to_owned(), json!(role.max_ttl.as_secs()));
     // With a policy the length does not apply: the read shows the policy in its place.
-    match role.password_policy {
-        Some(policy) => data.insert("password_policy".to_owned(), json!(policy)),
-        None => data.insert("length".to_owned(), json!(role.length)),
-    };
-    Ok(Some(Response::with_data(data)))
+    let length = role.password_policy.is_none().then_some(role.length);
+    Response::from_serialize(&RoleView {
+        ttl: role.ttl.as_secs(),
+        max_ttl: role.max_ttl.as_secs(),
+        length,
+        password_policy: role.password_policy,
+    })
+    .map(Some)
+}
+
+/// A role as a read shows it: durations in seconds, and the length or the policy.
+#[derive(serde::Serialize)]
+struct RoleView {
+    ttl: u64,
+    max_ttl: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    length: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    password_policy: Option<String>,
 }
 
 /// Deleting a role leaves its credentials' leases alone (as Go's database engine does): they
@@ -201,6 +192,8 @@ async fn delete(
     fields: &FieldData<'_>,
 ) -> Result<Option<Response>, Error> {
     let key = role_key(&fields.get_string("name"));
+    // Not in the middle of an update, which would write the role back.
+    let _guard = backend.locks.lock(&key).await;
     backend.storage.delete(&key).await?;
     Ok(None)
 }
@@ -216,13 +209,14 @@ async fn list(
 #[cfg(test)]
 mod tests {
     use serde_json::json;
-    use vault_plugin_sdk::backend::Operation;
+    use vault_plugin_sdk::backend::{BoxFuture, Error, KeyedLocks, Operation, StorageError};
+    use vault_plugin_sdk::testing::TestBackend;
 
     use crate::backend::testing::{backend, call};
 
     #[tokio::test]
     async fn a_role_is_created_with_defaults_read_in_seconds_updated_in_part_and_deleted() {
-        let backend = backend();
+        let backend = backend().await;
         let written = call(
             &backend,
             Operation::Update,
@@ -266,7 +260,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_password_policy_is_shown_in_place_of_the_length_which_it_keeps() {
-        let backend = backend();
+        let backend = backend().await;
         let written = call(
             &backend,
             Operation::Update,
@@ -282,7 +276,12 @@ mod tests {
                 json!({"ttl": 0, "max_ttl": 0, "password_policy": "digits"})
             ))
         );
-        let role = backend.role("pin").await.expect("storage").expect("a role");
+        let role = backend
+            .backend()
+            .role("pin")
+            .await
+            .expect("storage")
+            .expect("a role");
         assert_eq!(role.password_policy.as_deref(), Some("digits"));
 
         // A length written with a policy is kept, with a warning that it does not apply.
@@ -317,14 +316,15 @@ mod tests {
 
     #[test]
     fn a_role_stored_without_a_password_policy_reads_back_without_one() {
-        use crate::backend::FromJson as _;
-        let role = super::Role::from_json(&json!({"ttl": 1, "max_ttl": 2, "length": 9}));
-        assert_eq!(role.and_then(|r| r.password_policy), None);
+        let role: super::Role =
+            serde_json::from_value(json!({"ttl": 1, "max_ttl": 2, "length": 9})).expect("reads");
+        assert_eq!(role.password_policy, None);
+        assert_eq!(role.ttl, std::time::Duration::from_secs(1));
     }
 
     #[tokio::test]
     async fn bad_values_are_refused_with_a_400_and_nothing_is_stored() {
-        let backend = backend();
+        let backend = backend().await;
         for (data, message) in [
             (
                 json!({"length": 3}),
@@ -340,14 +340,23 @@ mod tests {
             assert!(response.is_error(), "{response:?}");
             assert_eq!(response.data["error"], json!(message));
         }
-        let response = call(
-            &backend,
-            Operation::Update,
-            "roles/bad",
-            json!({"ttl": "soon"}),
-        )
-        .await
-        .expect("an error response");
+        // A field that does not convert is refused by the existence check, as on the server:
+        // its error alone, without the "Field validation failed: " of the handler's.
+        let refused = backend
+            .write("roles/bad")
+            .data(json!({"ttl": "soon"}))
+            .await;
+        assert!(
+            matches!(&refused, Err(Error::User(e)) if e.starts_with("error converting input for field \"ttl\"")),
+            "{refused:?}"
+        );
+        let response = backend
+            .write("roles/bad")
+            .data(json!({"ttl": "soon"}))
+            .without_existence_check()
+            .await
+            .expect("no error")
+            .expect("an error response");
         assert!(response.is_error());
         assert!(
             response.data["error"]
@@ -355,6 +364,7 @@ mod tests {
                 .is_some_and(|e| e.starts_with("Field validation failed")),
             "{response:?}"
         );
+        assert!(backend.stored_keys("roles/").await.is_empty());
         assert_eq!(
             call(&backend, Operation::Read, "roles/bad", json!({})).await,
             None
@@ -363,7 +373,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_update_is_checked_against_the_stored_ttls() {
-        let backend = backend();
+        let backend = backend().await;
         call(
             &backend,
             Operation::Update,
@@ -382,6 +392,77 @@ mod tests {
         assert_eq!(
             response.data["error"],
             json!("ttl cannot be greater than max_ttl")
+        );
+    }
+
+    /// Storage whose reads give way to other tasks between reading and answering, as a read
+    /// from the server does while its answer travels; memory storage alone answers at once,
+    /// so nothing would interleave.
+    struct YieldingStorage(vault_plugin_sdk::backend::MemoryStorage);
+
+    impl vault_plugin_sdk::backend::Storage for YieldingStorage {
+        fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StorageError>> {
+            Box::pin(async move {
+                let value = self.0.get(key).await;
+                tokio::task::yield_now().await;
+                value
+            })
+        }
+
+        fn put<'a>(
+            &'a self,
+            key: &'a str,
+            value: Vec<u8>,
+        ) -> BoxFuture<'a, Result<(), StorageError>> {
+            self.0.put(key, value)
+        }
+
+        fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StorageError>> {
+            self.0.delete(key)
+        }
+
+        fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<String>, StorageError>> {
+            self.0.list(prefix)
+        }
+    }
+
+    /// Two updates of one role at once, each naming another field: both read the role before
+    /// either writes unless the role's lock keeps the second waiting, so both changes stay.
+    #[tokio::test]
+    async fn concurrent_updates_of_one_role_keep_both_changes() {
+        // The kit's own storage left aside for the yielding one.
+        let backend = TestBackend::builder()
+            .build_with(|config| crate::backend::PasswordBackend {
+                storage: std::sync::Arc::new(YieldingStorage(
+                    vault_plugin_sdk::backend::MemoryStorage::new(),
+                )),
+                system_view: config.system_view,
+                locks: KeyedLocks::new(),
+            })
+            .await
+            .expect("mounted");
+        call(&backend, Operation::Update, "roles/web", json!({})).await;
+        tokio::join!(
+            call(&backend, Operation::Update, "roles/web", json!({"ttl": 60})),
+            call(
+                &backend,
+                Operation::Update,
+                "roles/web",
+                json!({"max_ttl": 7200})
+            ),
+            call(
+                &backend,
+                Operation::Update,
+                "roles/web",
+                json!({"length": 32})
+            ),
+        );
+        let read = call(&backend, Operation::Read, "roles/web", json!({})).await;
+        assert_eq!(
+            read.map(|r| r.data),
+            Some(crate::backend::testing::object(
+                json!({"ttl": 60, "max_ttl": 7200, "length": 32})
+            ))
         );
     }
 }

@@ -1,12 +1,13 @@
 //! The `leased-passwords` example plugin (`examples/leased-passwords/`) against a real OpenBao
 //! dev server: roles, credentials under leases, renew within the caps, revoke by id, by prefix
-//! and by expiry, and the failure paths. The example must be built in the same target dir
-//! (`cargo build --examples`, or `cargo test --all-targets`).
+//! and by expiry, and the failure paths, on the SDK's test kit (`vault_plugin_sdk::testing`,
+//! whose server is `BAO_BIN`, else `bao` on `PATH`). Cargo builds the plugin's binary for
+//! these tests (`CARGO_BIN_EXE_leased-passwords`).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use plugin_test_support::common::{self, DevServer};
 use serde_json::{Value, json};
+use vault_plugin_sdk::testing::{OpenBao, PluginKind};
 
 const PLUGIN: &str = "leased-passwords";
 const MOUNT: &str = "pw";
@@ -14,20 +15,34 @@ const MOUNT: &str = "pw";
 const SERVER_DEFAULT_TTL: u64 = 768 * 3600;
 
 /// A dev server with the example registered and enabled at `pw/`.
-fn server() -> DevServer {
-    let server = DevServer::start();
-    let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_leased-passwords"));
-    server.register_and_enable_binary(&bin, "secret", PLUGIN, MOUNT);
+fn server() -> OpenBao {
+    let server = OpenBao::start().expect("an OpenBao dev server");
+    let bin = env!("CARGO_BIN_EXE_leased-passwords");
+    server
+        .mount_plugin(bin, PluginKind::Secret, PLUGIN, MOUNT)
+        .expect("the plugin mounted");
     server
 }
 
 fn stderr(out: &std::process::Output) -> String {
-    common::lossy(&out.stderr)
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Polls `done` every 20 ms until it holds; panics naming `what` after `timeout`.
+fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Reads a credential of `role`: (lease id, lease duration, username, the whole answer).
-fn issue(server: &DevServer, role: &str) -> (String, u64, String, Value) {
-    let answer = server.cli_json(&["read"], &[&format!("{MOUNT}/creds/{role}")]);
+fn issue(server: &OpenBao, role: &str) -> (String, u64, String, Value) {
+    let answer = server.cli_json(&["read", &format!("{MOUNT}/creds/{role}")]);
     let lease_id = answer["lease_id"].as_str().expect("lease_id").to_owned();
     let duration = answer["lease_duration"].as_u64().expect("lease_duration");
     let username = answer["data"]["username"]
@@ -38,8 +53,8 @@ fn issue(server: &DevServer, role: &str) -> (String, u64, String, Value) {
 }
 
 /// The usernames `list pw/issued/` shows (none: the server's 404 for an empty list).
-fn issued(server: &DevServer) -> Vec<String> {
-    let (status, body) = server.http("LIST", &format!("{MOUNT}/issued/"), None);
+fn issued(server: &OpenBao) -> Vec<String> {
+    let (status, body) = server.list(&format!("{MOUNT}/issued/"));
     match status {
         404 => Vec::new(),
         200 => body["data"]["keys"]
@@ -61,7 +76,7 @@ fn roles_are_created_read_updated_listed_and_deleted() {
         "{out}"
     );
 
-    let role = server.cli_json(&["read"], &["pw/roles/web"]);
+    let role = server.cli_json(&["read", "pw/roles/web"]);
     assert_eq!(
         role["data"],
         json!({"ttl": 1800, "max_ttl": 7200, "length": 20})
@@ -69,14 +84,14 @@ fn roles_are_created_read_updated_listed_and_deleted() {
 
     // An update changes only what it names.
     server.cli_ok(&["write", "pw/roles/web", "length=40"]);
-    let role = server.cli_json(&["read"], &["pw/roles/web"]);
+    let role = server.cli_json(&["read", "pw/roles/web"]);
     assert_eq!(
         role["data"],
         json!({"ttl": 1800, "max_ttl": 7200, "length": 40})
     );
 
     server.cli_ok(&["write", "pw/roles/db", "ttl=60"]);
-    let listed = server.cli_json(&["list"], &["pw/roles/"]);
+    let listed = server.cli_json(&["list", "pw/roles/"]);
     assert_eq!(listed, json!(["db", "web"]));
 
     let out = server.cli_ok(&["delete", "pw/roles/web"]);
@@ -84,9 +99,9 @@ fn roles_are_created_read_updated_listed_and_deleted() {
         out.contains("Success! Data deleted (if it existed) at: pw/roles/web"),
         "{out}"
     );
-    let (status, _) = server.http("GET", "pw/roles/web", None);
+    let (status, _) = server.read("pw/roles/web");
     assert_eq!(status, 404);
-    assert_eq!(server.cli_json(&["list"], &["pw/roles/"]), json!(["db"]));
+    assert_eq!(server.cli_json(&["list", "pw/roles/"]), json!(["db"]));
 }
 
 /// The existence check makes the first write a create: a token with only `create` on the
@@ -103,14 +118,14 @@ fn existence_check_tells_create_from_update() {
         "creator",
         policy_file.to_str().expect("a UTF-8 path"),
     ]);
-    let token = server.cli_json(&["token", "create"], &["-policy=creator"]);
+    let token = server.cli_json(&["token", "create", "-policy=creator"]);
     let token = token["auth"]["client_token"]
         .as_str()
         .expect("a token")
         .to_owned();
 
     let as_creator = |args: &[&str]| {
-        let mut cmd = server.cli_cmd(args);
+        let mut cmd = server.cli_command(args);
         cmd.env("BAO_TOKEN", &token).env("VAULT_TOKEN", &token);
         cmd.output().expect("run the CLI")
     };
@@ -159,7 +174,7 @@ fn credentials_carry_a_renewable_lease_of_the_roles_ttl_or_the_mounts_default() 
     );
 
     // The recorded entry, without the password.
-    let entry = server.cli_json(&["read"], &[&format!("pw/issued/{username}")]);
+    let entry = server.cli_json(&["read", &format!("pw/issued/{username}")]);
     assert_eq!(entry["data"]["role"], "web");
     assert_eq!(entry["data"]["ttl"], 1800);
     assert!(entry["data"].get("password").is_none(), "{entry}");
@@ -171,7 +186,7 @@ fn credentials_carry_a_renewable_lease_of_the_roles_ttl_or_the_mounts_default() 
     server.cli_ok(&["secrets", "tune", "-default-lease-ttl=45m", "pw/"]);
     let (_, duration, username, _) = issue(&server, "plain");
     assert_eq!(duration, 2700);
-    let entry = server.cli_json(&["read"], &[&format!("pw/issued/{username}")]);
+    let entry = server.cli_json(&["read", &format!("pw/issued/{username}")]);
     assert_eq!(
         entry["data"]["ttl"], 2700,
         "the plugin records the mount's default"
@@ -182,7 +197,7 @@ fn credentials_carry_a_renewable_lease_of_the_roles_ttl_or_the_mounts_default() 
     server.cli_ok(&["write", "pw/roles/long", "ttl=5h"]);
     let (_, duration, username, _) = issue(&server, "long");
     assert_eq!(duration, 3600);
-    let entry = server.cli_json(&["read"], &[&format!("pw/issued/{username}")]);
+    let entry = server.cli_json(&["read", &format!("pw/issued/{username}")]);
     assert_eq!(entry["data"]["ttl"], 3600);
     assert_eq!(issued(&server).len(), 5);
 }
@@ -194,21 +209,21 @@ fn renew_extends_within_the_roles_max_ttl() {
     let (lease_id, duration, username, _) = issue(&server, "web");
     assert_eq!(duration, 60);
 
-    let renewed = server.cli_json(&["lease", "renew"], &[&lease_id]);
+    let renewed = server.cli_json(&["lease", "renew", &lease_id]);
     assert_eq!(renewed["lease_id"], json!(lease_id));
     assert_eq!(renewed["lease_duration"], 60);
     assert_eq!(renewed["renewable"], json!(true));
 
-    let renewed = server.cli_json(&["lease", "renew"], &["-increment=5m", &lease_id]);
+    let renewed = server.cli_json(&["lease", "renew", "-increment=5m", &lease_id]);
     assert_eq!(renewed["lease_duration"], 300);
-    let entry = server.cli_json(&["read"], &[&format!("pw/issued/{username}")]);
+    let entry = server.cli_json(&["read", &format!("pw/issued/{username}")]);
     assert_eq!(
         entry["data"]["ttl"], 300,
         "the recorded expiry follows the renew"
     );
 
     // Above max_ttl: capped at what is left of it since the first issue, with a warning.
-    let renewed = server.cli_json(&["lease", "renew"], &["-increment=1h", &lease_id]);
+    let renewed = server.cli_json(&["lease", "renew", "-increment=1h", &lease_id]);
     let capped = renewed["lease_duration"].as_u64().expect("lease_duration");
     assert!((590..=600).contains(&capped), "{renewed}");
     let warnings = renewed["warnings"].to_string();
@@ -216,11 +231,11 @@ fn renew_extends_within_the_roles_max_ttl() {
         warnings.contains("exceeded the effective max_ttl"),
         "{renewed}"
     );
-    let entry = server.cli_json(&["read"], &[&format!("pw/issued/{username}")]);
+    let entry = server.cli_json(&["read", &format!("pw/issued/{username}")]);
     assert_eq!(entry["data"]["ttl"], json!(capped));
 
     // The lease as the server keeps it.
-    let lookup = server.cli_json(&["lease", "lookup"], &[&lease_id]);
+    let lookup = server.cli_json(&["lease", "lookup", &lease_id]);
     assert_eq!(lookup["data"]["renewable"], json!(true));
     assert!(lookup["data"]["last_renewal"].is_string(), "{lookup}");
 }
@@ -262,7 +277,7 @@ fn revoke_by_id_and_by_prefix_removes_the_issued_entries() {
         out.contains("All revocation operations queued successfully!"),
         "{out}"
     );
-    common::wait_until(
+    wait_until(
         "the queued revokes to reach the plugin",
         Duration::from_secs(20),
         || issued(&server).is_empty(),
@@ -280,12 +295,12 @@ fn an_expired_lease_is_revoked_and_its_entry_removed() {
     assert_eq!(issued(&server), std::slice::from_ref(&username));
 
     // The server revokes on expiry; give it ample time, checking often.
-    common::wait_until(
+    wait_until(
         "the expired lease's entry to be removed",
         Duration::from_secs(30),
         || !issued(&server).contains(&username),
     );
-    common::wait_until("the lease to be gone", Duration::from_secs(10), || {
+    wait_until("the lease to be gone", Duration::from_secs(10), || {
         !server.cli(&["lease", "lookup", &lease_id]).status.success()
     });
     // Renew after the max TTL: refused by the server (the lease is gone).
@@ -297,12 +312,12 @@ fn an_expired_lease_is_revoked_and_its_entry_removed() {
 fn failures_are_clear_400s() {
     let server = server();
 
-    let (status, body) = server.http("GET", "pw/creds/nobody", None);
+    let (status, body) = server.read("pw/creds/nobody");
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["errors"], json!(["unknown role: nobody"]));
 
     for (field, value) in [("ttl", "soon"), ("max_ttl", "-5"), ("length", "abc")] {
-        let (status, body) = server.http("PUT", "pw/roles/bad", Some(&json!({ field: value })));
+        let (status, body) = server.write("pw/roles/bad", json!({ field: value }));
         assert_eq!(status, 400, "{field}={value}: {body}");
         // The existence check converts the fields first, and the server answers its user
         // error as it is (400, without the "Field validation failed: " a handler's has).
@@ -314,24 +329,17 @@ fn failures_are_clear_400s() {
     }
     // The same for a role that exists (an update).
     server.cli_ok(&["write", "pw/roles/good", "ttl=60"]);
-    let (status, body) = server.http("PUT", "pw/roles/good", Some(&json!({"length": [1]})));
+    let (status, body) = server.write("pw/roles/good", json!({"length": [1]}));
     assert_eq!(status, 400, "{body}");
-    assert_eq!(
-        server.http("GET", "pw/roles/good", None).1["data"]["length"],
-        20
-    );
-    let (status, body) = server.http("PUT", "pw/roles/bad", Some(&json!({"length": 2})));
+    assert_eq!(server.read("pw/roles/good").1["data"]["length"], 20);
+    let (status, body) = server.write("pw/roles/bad", json!({"length": 2}));
     assert_eq!(status, 400, "{body}");
-    let (status, body) = server.http(
-        "PUT",
-        "pw/roles/bad",
-        Some(&json!({"ttl": "2h", "max_ttl": "1h"})),
-    );
+    let (status, body) = server.write("pw/roles/bad", json!({"ttl": "2h", "max_ttl": "1h"}));
     assert_eq!(
         (status, body["errors"].clone()),
         (400, json!(["ttl cannot be greater than max_ttl"]))
     );
-    assert_eq!(server.http("GET", "pw/roles/bad", None).0, 404);
+    assert_eq!(server.read("pw/roles/bad").0, 404);
 
     // Renew after the role is deleted fails and says why; the lease can still be revoked.
     server.cli_ok(&["write", "pw/roles/web", "ttl=1h"]);
@@ -366,7 +374,7 @@ fn a_password_policy_makes_the_passwords_on_the_server() {
         "length=40",
         "password_policy=digits",
     ]);
-    let role = server.cli_json(&["read"], &["pw/roles/pin"]);
+    let role = server.cli_json(&["read", "pw/roles/pin"]);
     assert_eq!(
         role["data"],
         json!({"ttl": 3600, "max_ttl": 0, "password_policy": "digits"}),
@@ -383,7 +391,7 @@ fn a_password_policy_makes_the_passwords_on_the_server() {
 
     // Clearing the policy brings the role's length back.
     server.cli_ok(&["write", "pw/roles/pin", "password_policy="]);
-    let role = server.cli_json(&["read"], &["pw/roles/pin"]);
+    let role = server.cli_json(&["read", "pw/roles/pin"]);
     assert_eq!(
         role["data"],
         json!({"ttl": 3600, "max_ttl": 0, "length": 40})
@@ -394,7 +402,7 @@ fn a_password_policy_makes_the_passwords_on_the_server() {
     // A policy the server does not have.
     server.cli_ok(&["write", "pw/roles/lost", "password_policy=nosuch"]);
     let before = issued(&server);
-    let (status, body) = server.http("GET", "pw/creds/lost", None);
+    let (status, body) = server.read("pw/creds/lost");
     assert_eq!(status, 400, "{body}");
     // The server's own text is only "failed to generate password"; the plugin names the policy.
     assert_eq!(

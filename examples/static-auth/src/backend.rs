@@ -4,7 +4,8 @@ use std::sync::{Arc, LazyLock};
 
 use vault_plugin_sdk::backend::framework::{RoutedBackend, Router};
 use vault_plugin_sdk::backend::{
-    BackendConfig, BackendFactory, BackendType, Error, SpecialPaths, Storage,
+    BackendConfig, BackendFactory, BackendType, Error, KeyedLockGuard, KeyedLocks, SpecialPaths,
+    Storage,
 };
 
 use crate::{login, users};
@@ -20,13 +21,8 @@ static ROUTER: LazyLock<Router<StaticAuth>> = LazyLock::new(|| {
     let mut paths = users::paths();
     paths.push(login::path());
     Router::new(HELP, paths)
-        // Mounted with `bao auth enable`: the server refuses a secrets engine there.
-        .with_backend_type(BackendType::Credential)
         // A caller logging in has no token yet.
-        .with_special_paths(SpecialPaths {
-            unauthenticated: vec!["login".to_owned()],
-            ..SpecialPaths::default()
-        })
+        .with_special_paths(SpecialPaths::default().with_unauthenticated(["login"]))
         .with_auth_renew(login::renew)
 });
 
@@ -35,10 +31,6 @@ pub(crate) struct Factory;
 
 impl BackendFactory for Factory {
     type Backend = StaticAuth;
-
-    fn version(&self) -> String {
-        concat!("v", env!("CARGO_PKG_VERSION")).to_owned()
-    }
 
     async fn create(&self, config: BackendConfig) -> Result<StaticAuth, Error> {
         Ok(StaticAuth::new(config.storage))
@@ -49,15 +41,15 @@ impl BackendFactory for Factory {
 /// process never answers from a stale copy).
 pub(crate) struct StaticAuth {
     storage: Arc<dyn Storage>,
-    /// Serialises the read-modify-write of user entries within this process.
-    writes: tokio::sync::Mutex<()>,
+    /// Serialises the read-modify-write of each user's entry within this process.
+    locks: KeyedLocks,
 }
 
 impl StaticAuth {
     pub(crate) fn new(storage: Arc<dyn Storage>) -> Self {
         Self {
             storage,
-            writes: tokio::sync::Mutex::new(()),
+            locks: KeyedLocks::new(),
         }
     }
 
@@ -65,14 +57,18 @@ impl StaticAuth {
         self.storage.as_ref()
     }
 
-    /// Held across a user's read, change and write; a tokio lock because the hashing in
-    /// between is awaited.
-    pub(crate) async fn write_lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
-        self.writes.lock().await
+    /// The lock of the entry at `key`, held across its read, change and write (the
+    /// hashing in between is awaited): writes of one user wait for each other, writes of
+    /// different users do not.
+    pub(crate) async fn write_lock(&self, key: &str) -> KeyedLockGuard<'_> {
+        self.locks.lock(key).await
     }
 }
 
 impl RoutedBackend for StaticAuth {
+    /// Mounted with `bao auth enable`: the server refuses a secrets engine there.
+    const KIND: BackendType = BackendType::Credential;
+
     fn router(&self) -> &Router<Self> {
         &ROUTER
     }

@@ -59,10 +59,9 @@ async fn login(
     let Some(user) = user.filter(|_| verified) else {
         return Ok(Some(Response::error(INVALID_CREDENTIALS)));
     };
-    Ok(Some(Response {
-        auth: Some(auth_for(&username, &user)),
-        ..Response::default()
-    }))
+    Ok(Some(
+        Response::default().with_auth(auth_for(&username, &user)),
+    ))
 }
 
 /// The token the server is to make for `username`.
@@ -75,26 +74,15 @@ fn auth_for(username: &str, user: &User) -> Auth {
         json!(user.password.fingerprint()),
     );
     internal_data.insert(POLICIES.to_owned(), json!(user.policies));
-    Auth {
-        lease: LeaseOptions {
-            ttl: user.ttl,
-            max_ttl: user.max_ttl,
-            // Without it the server refuses `token renew` before asking the plugin.
-            renewable: true,
-            ..LeaseOptions::default()
-        },
-        internal_data,
+    Auth::new(user.policies.clone())
+        // Without `renewable` the server refuses `token renew` before asking the plugin.
+        .with_lease(LeaseOptions::new(user.ttl, user.max_ttl).renewable(true))
+        .with_internal_data(internal_data)
         // The server prefixes the mount's path: `users-alice`.
-        display_name: username.to_owned(),
-        policies: user.policies.clone(),
-        metadata: BTreeMap::from([(USERNAME.to_owned(), username.to_owned())]),
+        .with_display_name(username)
+        .with_metadata(BTreeMap::from([(USERNAME.to_owned(), username.to_owned())]))
         // The identity entity of the user: the same one on every login.
-        alias: Some(Alias {
-            name: username.to_owned(),
-            ..Alias::default()
-        }),
-        ..Auth::default()
-    }
+        .with_alias(Alias::new(username))
 }
 
 /// Renews a token this method made (`bao token renew`), if its user still exists with the
@@ -146,8 +134,5 @@ pub(crate) async fn renew(
     let mut renewed = auth.clone();
     renewed.lease.ttl = user.ttl;
     renewed.lease.max_ttl = user.max_ttl;
-    Ok(Some(Response {
-        auth: Some(renewed),
-        ..Response::default()
-    }))
+    Ok(Some(Response::default().with_auth(renewed)))
 }

@@ -20,8 +20,8 @@
 //! # Build, register, enable, use
 //!
 //! ```text
-//! cargo build --release --examples
-//! cp target/release/examples/static-auth "$PLUGIN_DIR"/
+//! cargo build --release -p static-auth
+//! cp target/release/static-auth "$PLUGIN_DIR"/
 //! bao plugin register -sha256="$(sha256sum "$PLUGIN_DIR"/static-auth | cut -d' ' -f1)" \
 //!     auth static-auth
 //! bao auth enable -path=users static-auth
@@ -43,16 +43,12 @@ mod tests;
 
 use std::process::ExitCode;
 
-use vault_plugin_sdk::backend::BackendType;
 use vault_plugin_sdk::{PluginInfo, serve};
 
 fn main() -> ExitCode {
-    let info = PluginInfo {
-        name: "static-auth",
-        version: env!("CARGO_PKG_VERSION"),
-        description: "an auth method whose users, passwords and policies are kept in the mount",
-        kind: BackendType::Credential,
-        example_path: "users",
-    };
+    // Reports v{the crate's version} to the server; the kind is `StaticAuth`'s.
+    let info = PluginInfo::new("static-auth", env!("CARGO_PKG_VERSION"))
+        .description("an auth method whose users, passwords and policies are kept in the mount")
+        .example_path("users");
     serve(info, backend::Factory)
 }

@@ -10,7 +10,6 @@ use std::num::NonZeroU32;
 use aws_lc_rs::{digest, pbkdf2, rand};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use serde_json::{Map, Value, json};
 
 use vault_plugin_sdk::backend::Error;
 
@@ -31,11 +30,62 @@ const SALT_LEN: usize = 16;
 const HASH_LEN: usize = 32;
 
 /// What is stored for a user's password.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "StoredHash", into = "StoredHash")]
 pub(crate) struct PasswordHash {
     iterations: NonZeroU32,
     salt: Vec<u8>,
     hash: Vec<u8>,
+}
+
+/// The stored form: an object naming the algorithm, so another could be added later; salt and
+/// hash in base64.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(tag = "algorithm")]
+enum StoredHash {
+    #[serde(rename = "pbkdf2-hmac-sha256")]
+    Pbkdf2HmacSha256 {
+        iterations: NonZeroU32,
+        salt: String,
+        hash: String,
+    },
+}
+
+impl From<PasswordHash> for StoredHash {
+    fn from(stored: PasswordHash) -> Self {
+        Self::Pbkdf2HmacSha256 {
+            iterations: stored.iterations,
+            salt: BASE64.encode(&stored.salt),
+            hash: BASE64.encode(&stored.hash),
+        }
+    }
+}
+
+impl TryFrom<StoredHash> for PasswordHash {
+    type Error = &'static str;
+
+    fn try_from(stored: StoredHash) -> Result<Self, Self::Error> {
+        let StoredHash::Pbkdf2HmacSha256 {
+            iterations,
+            salt,
+            hash,
+        } = stored;
+        let decode = |text: String| {
+            BASE64
+                .decode(text)
+                .map_err(|_| "salt or hash is not base64")
+        };
+        let hash = decode(hash)?;
+        // An empty hash would make every verification fail anyway; refuse it as corrupt.
+        if hash.is_empty() {
+            return Err("the hash is empty");
+        }
+        Ok(Self {
+            iterations,
+            salt: decode(salt)?,
+            hash,
+        })
+    }
 }
 
 /// What a login checks an unknown user's password against, so that an unknown user costs the
@@ -105,35 +155,6 @@ impl PasswordHash {
         context.update(&self.hash);
         BASE64.encode(context.finish().as_ref())
     }
-
-    /// The stored form: an object naming the algorithm, so another could be added later.
-    pub(crate) fn to_json(&self) -> Value {
-        json!({
-            "algorithm": "pbkdf2-hmac-sha256",
-            "iterations": self.iterations.get(),
-            "salt": BASE64.encode(&self.salt),
-            "hash": BASE64.encode(&self.hash),
-        })
-    }
-
-    /// Reads what [`PasswordHash::to_json`] stored; `None` for anything else.
-    pub(crate) fn from_json(value: &Map<String, Value>) -> Option<Self> {
-        if value.get("algorithm")?.as_str()? != "pbkdf2-hmac-sha256" {
-            return None;
-        }
-        let iterations = u32::try_from(value.get("iterations")?.as_u64()?).ok()?;
-        let bytes = |key: &str| BASE64.decode(value.get(key)?.as_str()?).ok();
-        let hash = bytes("hash")?;
-        // An empty hash would make every verification fail anyway; refuse it as corrupt.
-        if hash.is_empty() {
-            return None;
-        }
-        Some(Self {
-            iterations: NonZeroU32::new(iterations)?,
-            salt: bytes("salt")?,
-            hash,
-        })
-    }
 }
 
 /// Runs CPU-bound work on tokio's blocking pool, which every tokio runtime has (the SDK's
@@ -159,6 +180,7 @@ async fn run_blocking<T: Send + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     /// A low count keeps the tests fast; the arithmetic is the same.
     const FEW: NonZeroU32 = match NonZeroU32::new(1_000) {
@@ -217,21 +239,27 @@ mod tests {
     #[test]
     fn the_stored_form_round_trips_and_holds_no_password() {
         let stored = PasswordHash::derive("hunter2", FEW).expect("hash");
-        let json = stored.to_json();
+        let json = serde_json::to_value(&stored).expect("encodes");
         assert!(!json.to_string().contains("hunter2"));
-        let back = PasswordHash::from_json(json.as_object().expect("object")).expect("parses");
+        assert_eq!(json["algorithm"], json!("pbkdf2-hmac-sha256"));
+        assert_eq!(json["iterations"], json!(FEW.get()));
+        let back: PasswordHash = serde_json::from_value(json.clone()).expect("parses");
         assert_eq!(back, stored);
         assert!(back.matches("hunter2"));
 
+        let parses = |other: &serde_json::Map<String, serde_json::Value>| {
+            serde_json::from_value::<PasswordHash>(other.clone().into()).is_ok()
+        };
         let mut other = json.as_object().expect("object").clone();
         other.insert("algorithm".into(), json!("md5"));
-        assert_eq!(PasswordHash::from_json(&other), None);
+        assert!(!parses(&other));
         other.insert("algorithm".into(), json!("pbkdf2-hmac-sha256"));
         other.insert("hash".into(), json!(""));
-        assert_eq!(PasswordHash::from_json(&other), None);
+        assert!(!parses(&other));
         other.insert("hash".into(), json!("AAAA"));
+        assert!(parses(&other));
         other.insert("iterations".into(), json!(0));
-        assert_eq!(PasswordHash::from_json(&other), None);
+        assert!(!parses(&other));
     }
 
     #[tokio::test]

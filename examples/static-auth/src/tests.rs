@@ -1,47 +1,30 @@
-//! The backend's handlers, through the SDK's `Backend` trait as the machinery calls them, on the
-//! SDK's in-memory storage and static system view.
+//! The backend's handlers on the SDK's test kit: mounted in process on memory storage and a
+//! static system view, and sent requests as the server sends them (the existence check picks
+//! create or update, `login` is unauthenticated, renewals carry the token as the server keeps
+//! it).
 
-use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use vault_plugin_sdk::backend::{
-    Auth, Backend, BackendConfig, BackendFactory, BackendType, Error, MemoryStorage, Operation,
-    Request, Response, StaticSystemView, Storage,
-};
+use vault_plugin_sdk::backend::{Auth, Backend, BackendType, Error, Operation, Request, Response};
+use vault_plugin_sdk::testing::TestBackend;
 
 use crate::backend::{Factory, StaticAuth};
 use crate::login::INVALID_CREDENTIALS;
 
-async fn mount() -> (StaticAuth, Arc<MemoryStorage>) {
-    let storage = Arc::new(MemoryStorage::new());
-    let backend = Factory
-        .create(BackendConfig {
-            config: HashMap::new(),
-            backend_uuid: "uuid".to_owned(),
-            storage: storage.clone(),
-            system_view: Arc::new(StaticSystemView::default()),
-        })
+type Mount = TestBackend<StaticAuth>;
+
+async fn mount() -> Mount {
+    TestBackend::new(Factory)
         .await
-        .expect("the factory makes a backend");
-    (backend, storage)
+        .expect("the factory makes a backend")
 }
 
-fn request(operation: Operation, path: &str, body: Value) -> Request {
-    let data = body.as_object().expect("a JSON object").clone();
-    Request::new(operation, path).with_data(data)
-}
-
-async fn call(
-    backend: &StaticAuth,
-    operation: Operation,
-    path: &str,
-    body: Value,
-) -> Option<Response> {
+async fn call(backend: &Mount, operation: Operation, path: &str, body: Value) -> Option<Response> {
     backend
-        .handle_request(request(operation, path, body))
+        .request(operation, path)
+        .data(body)
         .await
         .expect("no error")
 }
@@ -53,10 +36,10 @@ fn assert_error(response: Option<Response>, message: &str) {
     assert_eq!(response.data["error"], json!(message));
 }
 
-async fn create_alice(backend: &StaticAuth) {
+async fn create_alice(backend: &Mount) {
     let written = call(
         backend,
-        Operation::Create,
+        Operation::Update,
         "users/alice",
         json!({"password": "s3cret", "policies": "ops, dev,dev", "ttl": "1h", "max_ttl": 7200}),
     )
@@ -64,28 +47,25 @@ async fn create_alice(backend: &StaticAuth) {
     assert_eq!(written, None);
 }
 
-async fn login(backend: &StaticAuth, username: &str, password: &str) -> Option<Response> {
-    let mut login = request(
-        Operation::Update,
-        "login",
-        json!({"username": username, "password": password}),
-    );
-    login.unauthenticated = true;
-    backend.handle_request(login).await.expect("no error")
+async fn login(backend: &Mount, username: &str, password: &str) -> Option<Response> {
+    backend
+        .write("login")
+        .data(json!({"username": username, "password": password}))
+        .await
+        .expect("no error")
 }
 
-async fn login_auth(backend: &StaticAuth) -> Auth {
+async fn login_auth(backend: &Mount) -> Auth {
     let response = login(backend, "alice", "s3cret").await.expect("a response");
     assert!(!response.is_error(), "{response:?}");
     response.auth.expect("an auth")
 }
 
-/// A renewal as the server sends it: the login path, the stored auth, no data.
-async fn renew(backend: &StaticAuth, auth: &Auth) -> Response {
-    let mut renewal = Request::new(Operation::Renew, "login");
-    renewal.auth = Some(auth.clone());
+/// A renewal of the login's token as the server sends it: the login path, the auth as the
+/// server keeps it, no data.
+async fn renew(backend: &Mount, auth: &Auth) -> Response {
     backend
-        .handle_request(renewal)
+        .renew_token(auth)
         .await
         .expect("no error")
         .expect("a response")
@@ -93,16 +73,21 @@ async fn renew(backend: &StaticAuth, auth: &Auth) -> Response {
 
 #[tokio::test]
 async fn it_is_an_auth_method_whose_login_needs_no_token() {
-    let (backend, _) = mount().await;
-    assert_eq!(backend.backend_type(), BackendType::Credential);
-    assert_eq!(backend.special_paths().unauthenticated, ["login"]);
-    assert!(backend.special_paths().root.is_empty());
+    let backend = mount().await;
+    assert_eq!(<StaticAuth as Backend>::KIND, BackendType::Credential);
+    let special = backend.backend().special_paths();
+    assert_eq!(special.unauthenticated, ["login"]);
+    assert!(special.root.is_empty());
 }
 
 #[tokio::test]
 async fn a_user_is_created_read_listed_and_deleted_without_its_password_showing() {
-    let (backend, storage) = mount().await;
-    let exists = |operation| backend.existence_check(Request::new(operation, "users/alice"));
+    let backend = mount().await;
+    let exists = |operation| {
+        backend
+            .backend()
+            .existence_check(Request::new(operation, "users/alice"))
+    };
     assert_eq!(exists(Operation::Create).await, Ok(Some(false)));
     create_alice(&backend).await;
     assert_eq!(exists(Operation::Update).await, Ok(Some(true)));
@@ -114,16 +99,12 @@ async fn a_user_is_created_read_listed_and_deleted_without_its_password_showing(
         json!({"policies": ["dev", "ops"], "ttl": 3600, "max_ttl": 7200})
     );
     // At rest: a hash and a salt, not the password.
-    let stored = storage
-        .get("user/alice")
-        .await
-        .expect("get")
-        .expect("stored");
+    let stored = backend.stored("user/alice").await.expect("stored");
     let stored = String::from_utf8(stored).expect("JSON text");
     assert!(!stored.contains("s3cret"), "{stored}");
     assert!(stored.contains("pbkdf2-hmac-sha256"), "{stored}");
 
-    let listed = call(&backend, Operation::List, "users/", json!({})).await;
+    let listed = backend.list("users").await.expect("no error");
     assert_eq!(listed.expect("a list").data["keys"], json!(["alice"]));
 
     assert_eq!(
@@ -140,8 +121,8 @@ async fn a_user_is_created_read_listed_and_deleted_without_its_password_showing(
 
 #[tokio::test]
 async fn a_user_needs_a_password_and_sane_fields() {
-    let (backend, storage) = mount().await;
-    let create = |body| call(&backend, Operation::Create, "users/bob", body);
+    let backend = mount().await;
+    let create = |body| call(&backend, Operation::Update, "users/bob", body);
     assert_error(create(json!({"policies": "dev"})).await, "missing password");
     assert_error(
         create(json!({"password": ""})).await,
@@ -155,17 +136,35 @@ async fn a_user_needs_a_password_and_sane_fields() {
         create(json!({"password": "pw", "policies": ["root"]})).await,
         "a user cannot have the root policy",
     );
-    let bad_type = create(json!({"password": "pw", "ttl": "soon"})).await;
-    let bad_type = bad_type.expect("a response");
-    assert!(bad_type.is_error());
-    let message = bad_type.data["error"].as_str().expect("text");
+    // A field that does not convert is refused by the existence check, before the handler, as
+    // on the server: its error alone, without "Field validation failed: ".
+    let bad_type = backend
+        .write("users/bob")
+        .data(json!({"password": "pw", "ttl": "soon"}))
+        .await;
+    let Err(Error::User(message)) = bad_type else {
+        panic!("a user error: {bad_type:?}");
+    };
+    assert!(
+        message.starts_with("error converting input for field \"ttl\""),
+        "{message}"
+    );
+    // The handler's own validation, without the check.
+    let unchecked = backend
+        .write("users/bob")
+        .data(json!({"password": "pw", "ttl": "soon"}))
+        .without_existence_check()
+        .await
+        .expect("no error")
+        .expect("a response");
+    let message = unchecked.data["error"].as_str().expect("text");
     assert!(message.starts_with("Field validation failed"), "{message}");
-    assert!(storage.list("user/").await.expect("list").is_empty());
+    assert!(backend.all_stored_keys().await.is_empty());
 }
 
 #[tokio::test]
 async fn an_update_keeps_what_it_leaves_out() {
-    let (backend, _) = mount().await;
+    let backend = mount().await;
     create_alice(&backend).await;
     let updated = call(
         &backend,
@@ -186,7 +185,7 @@ async fn an_update_keeps_what_it_leaves_out() {
 
 #[tokio::test]
 async fn a_login_answers_the_users_token() {
-    let (backend, _) = mount().await;
+    let backend = mount().await;
     create_alice(&backend).await;
     let auth = login_auth(&backend).await;
     assert_eq!(auth.policies, ["dev", "ops"]);
@@ -210,7 +209,7 @@ async fn a_login_answers_the_users_token() {
 
 #[tokio::test]
 async fn a_wrong_password_and_an_unknown_user_get_the_same_answer() {
-    let (backend, _) = mount().await;
+    let backend = mount().await;
     create_alice(&backend).await;
     assert_error(login(&backend, "alice", "wrong").await, INVALID_CREDENTIALS);
     assert_error(
@@ -233,32 +232,34 @@ async fn a_wrong_password_and_an_unknown_user_get_the_same_answer() {
 
 #[tokio::test]
 async fn resolve_role_after_a_login_is_unsupported() {
-    let (backend, _) = mount().await;
+    let backend = mount().await;
     create_alice(&backend).await;
-    let resolve = request(
-        Operation::ResolveRole,
-        "login",
-        json!({"username": "alice", "password": "s3cret"}),
-    );
-    assert_eq!(
-        backend.handle_request(resolve).await,
-        Err(Error::UnsupportedOperation)
-    );
+    let resolve = backend
+        .request(Operation::ResolveRole, "login")
+        .data(json!({"username": "alice", "password": "s3cret"}));
+    assert_eq!(resolve.await, Err(Error::UnsupportedOperation));
 }
 
 #[tokio::test]
 async fn renew_echoes_the_token_with_the_users_current_ttls() {
-    let (backend, _) = mount().await;
+    let backend = mount().await;
     create_alice(&backend).await;
     let auth = login_auth(&backend).await;
-    let renewed = renew(&backend, &auth).await;
-    assert_eq!(renewed.auth.as_ref(), Some(&auth));
+    assert_eq!(backend.token_ttl(&auth), Some(Duration::from_secs(3600)));
+    // The token back, as the server keeps it (with the first login's time).
+    let renewed = renew(&backend, &auth).await.auth.expect("an auth");
+    assert!(renewed.lease.issue_time.is_some());
+    assert_eq!(renewed.lease.ttl, auth.lease.ttl);
+    let mut same_lease = renewed;
+    same_lease.lease = auth.lease.clone();
+    assert_eq!(same_lease, auth);
 
     let changed = json!({"ttl": 60, "max_ttl": 120});
     call(&backend, Operation::Update, "users/alice", changed).await;
     let renewed = renew(&backend, &auth).await.auth.expect("an auth");
     assert_eq!(renewed.lease.ttl, Duration::from_secs(60));
     assert_eq!(renewed.lease.max_ttl, Duration::from_secs(120));
+    assert_eq!(backend.token_ttl(&auth), Some(Duration::from_secs(60)));
     assert_eq!(
         (renewed.policies, renewed.internal_data),
         (auth.policies, auth.internal_data)
@@ -267,7 +268,7 @@ async fn renew_echoes_the_token_with_the_users_current_ttls() {
 
 #[tokio::test]
 async fn renew_is_refused_once_the_user_is_deleted_even_if_re_created() {
-    let (backend, _) = mount().await;
+    let backend = mount().await;
     create_alice(&backend).await;
     let auth = login_auth(&backend).await;
     call(&backend, Operation::Delete, "users/alice", json!({})).await;
@@ -284,7 +285,7 @@ async fn renew_is_refused_once_the_user_is_deleted_even_if_re_created() {
 
 #[tokio::test]
 async fn renew_is_refused_once_the_password_or_the_policies_changed() {
-    let (backend, _) = mount().await;
+    let backend = mount().await;
     create_alice(&backend).await;
     let auth = login_auth(&backend).await;
     // The same password set again is a new hash all the same.
@@ -302,11 +303,33 @@ async fn renew_is_refused_once_the_password_or_the_policies_changed() {
     let refused = renew(&backend, &auth).await;
     assert_error(Some(refused), "policies have changed, not renewing");
 
-    // An auth that is not this method's.
+    // An auth that is not this method's, in a renewal built by hand.
     let mut foreign = auth;
     foreign.internal_data.clear();
-    assert_error(
-        Some(renew(&backend, &foreign).await),
-        "the token names no user",
+    let renewal = backend.request(Operation::Renew, "login").auth(foreign);
+    assert_error(renewal.await.expect("no error"), "the token names no user");
+}
+
+/// Two updates of one user at once, one changing the password (hashed on another thread,
+/// so its handler gives way between its read and its write) and one the TTL: the user's
+/// lock makes the second read what the first wrote, so both changes are kept.
+#[tokio::test]
+async fn concurrent_updates_of_one_user_keep_both_changes() {
+    let backend = mount().await;
+    create_alice(&backend).await;
+    let new_password = json!({"password": "n3w-secret"});
+    let shorter_ttl = json!({"ttl": "30m"});
+    tokio::join!(
+        call(&backend, Operation::Update, "users/alice", new_password),
+        call(&backend, Operation::Update, "users/alice", shorter_ttl),
     );
+    let read = call(&backend, Operation::Read, "users/alice", json!({})).await;
+    assert_eq!(
+        Value::Object(read.expect("the user").data),
+        json!({"policies": ["dev", "ops"], "ttl": 1800, "max_ttl": 7200})
+    );
+    let logged_in = login(&backend, "alice", "n3w-secret")
+        .await
+        .expect("a response");
+    assert!(!logged_in.is_error(), "{logged_in:?}");
 }

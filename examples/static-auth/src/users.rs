@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use serde_json::{Map, Value, json};
-
 use vault_plugin_sdk::backend::framework::{FieldData, FieldSchema, FieldType, PathSpec};
 use vault_plugin_sdk::backend::{Error, Operation, Request, Response, Storage};
 
@@ -15,15 +13,32 @@ use crate::password::PasswordHash;
 const PREFIX: &str = "user/";
 
 /// One user as stored.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct User {
     pub(crate) password: PasswordHash,
     /// Sorted, without duplicates or empty names.
     pub(crate) policies: Vec<String>,
     /// The token's TTL; zero: the mount's default.
+    #[serde(with = "seconds")]
     pub(crate) ttl: Duration,
     /// The most a token may live, renewals included; zero: the mount's maximum.
+    #[serde(with = "seconds")]
     pub(crate) max_ttl: Duration,
+}
+
+/// A [`Duration`] stored as whole seconds.
+mod seconds {
+    use std::time::Duration;
+
+    use serde::{Deserialize as _, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(duration: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(duration.as_secs())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_secs)
+    }
 }
 
 impl User {
@@ -33,53 +48,26 @@ impl User {
         if name.is_empty() || name.contains('/') {
             return Ok(None);
         }
-        let Some(bytes) = storage.get(&key(name)).await? else {
-            return Ok(None);
-        };
-        Self::from_bytes(&bytes)
-            .map(Some)
-            .ok_or_else(|| Error::Internal(format!("the stored entry of user {name:?} is corrupt")))
+        storage.get_json(&key(name)).await
     }
 
     async fn save(&self, storage: &dyn Storage, name: &str) -> Result<(), Error> {
-        Ok(storage.put(&key(name), self.to_bytes()).await?)
-    }
-
-    fn to_bytes(&self) -> Vec<u8> {
-        json!({
-            "password": self.password.to_json(),
-            "policies": self.policies,
-            "ttl": self.ttl.as_secs(),
-            "max_ttl": self.max_ttl.as_secs(),
-        })
-        .to_string()
-        .into_bytes()
-    }
-
-    fn from_bytes(bytes: &[u8]) -> Option<Self> {
-        let value: Value = serde_json::from_slice(bytes).ok()?;
-        let policies = value
-            .get("policies")?
-            .as_array()?
-            .iter()
-            .map(|policy| policy.as_str().map(str::to_owned))
-            .collect::<Option<Vec<_>>>()?;
-        let seconds = |key: &str| value.get(key)?.as_u64().map(Duration::from_secs);
-        Some(Self {
-            password: PasswordHash::from_json(value.get("password")?.as_object()?)?,
-            policies,
-            ttl: seconds("ttl")?,
-            max_ttl: seconds("max_ttl")?,
-        })
+        storage.put_json(&key(name), self).await
     }
 
     /// What `read` shows: never the password, nor its hash (a hash can be attacked offline).
-    fn to_response(&self) -> Response {
-        let mut data = Map::new();
-        data.insert("policies".to_owned(), json!(self.policies));
-        data.insert("ttl".to_owned(), json!(self.ttl.as_secs()));
-        data.insert("max_ttl".to_owned(), json!(self.max_ttl.as_secs()));
-        Response::with_data(data)
+    fn to_response(&self) -> Result<Response, Error> {
+        #[derive(serde::Serialize)]
+        struct Shown<'a> {
+            policies: &'a [String],
+            ttl: u64,
+            max_ttl: u64,
+        }
+        Response::from_serialize(&Shown {
+            policies: &self.policies,
+            ttl: self.ttl.as_secs(),
+            max_ttl: self.max_ttl.as_secs(),
+        })
     }
 }
 
@@ -152,7 +140,7 @@ async fn read(
     fields: &FieldData<'_>,
 ) -> Result<Option<Response>, Error> {
     let user = User::load(backend.storage(), &fields.get_string("name")).await?;
-    Ok(user.map(|user| user.to_response()))
+    user.map(|user| user.to_response()).transpose()
 }
 
 /// Create and update alike: an update changes only the fields it gives, and a create (or an
@@ -165,7 +153,7 @@ async fn write(
     let name = fields.get_string("name");
     // Read, change, write back: two concurrent updates of one user must not each keep
     // half of the other's change (a password change lost would keep old tokens renewing).
-    let _guard = backend.write_lock().await;
+    let _guard = backend.write_lock(&key(&name)).await;
     let existing = User::load(backend.storage(), &name).await?;
 
     let password = match fields.get_ok("password") {
@@ -224,7 +212,7 @@ async fn delete(
     fields: &FieldData<'_>,
 ) -> Result<Option<Response>, Error> {
     let name = fields.get_string("name");
-    let _guard = backend.write_lock().await;
+    let _guard = backend.write_lock(&key(&name)).await;
     backend.storage().delete(&key(&name)).await?;
     Ok(None)
 }

@@ -1,32 +1,34 @@
 //! The `static-auth` example plugin (`examples/static-auth/`) against a real OpenBao dev
 //! server: users with hashed passwords, the unauthenticated login, the token it makes, renewal
-//! and its refusal once the user is deleted or its password changed, and the failure paths.
-//! The example must be built in the same target dir (`cargo build --examples`, or `cargo test
-//! --all-targets`).
+//! and its refusal once the user is deleted or its password changed, and the failure paths,
+//! on the SDK's test kit (`vault_plugin_sdk::testing`, whose server is `BAO_BIN`, else `bao` on
+//! `PATH`). Cargo builds the plugin's binary for these tests (`CARGO_BIN_EXE_static-auth`).
 
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use plugin_test_support::common::{self, DevServer};
 use serde_json::{Value, json};
+use vault_plugin_sdk::testing::{OpenBao, PluginKind};
 
 const PLUGIN: &str = "static-auth";
 const MOUNT: &str = "users";
 const INVALID: &str = "invalid username or password";
 
 /// A dev server with the example registered as an auth method and enabled at `auth/users/`.
-fn server() -> DevServer {
-    let server = DevServer::start();
-    let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_static-auth"));
-    server.register_and_enable_binary(&bin, "auth", PLUGIN, MOUNT);
+fn server() -> OpenBao {
+    let server = OpenBao::start().expect("an OpenBao dev server");
+    let bin = env!("CARGO_BIN_EXE_static-auth");
+    server
+        .mount_plugin(bin, PluginKind::Auth, PLUGIN, MOUNT)
+        .expect("the plugin mounted");
     server
 }
 
 fn stderr(out: &Output) -> String {
-    common::lossy(&out.stderr)
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-fn create_user(server: &DevServer, name: &str, args: &[&str]) {
+fn create_user(server: &OpenBao, name: &str, args: &[&str]) {
     let path = format!("auth/{MOUNT}/users/{name}");
     let mut all = vec!["write", path.as_str()];
     all.extend_from_slice(args);
@@ -38,23 +40,13 @@ fn create_user(server: &DevServer, name: &str, args: &[&str]) {
 }
 
 /// A login over the HTTP API with no `X-Vault-Token` at all: (status, body).
-fn http_login(server: &DevServer, username: &str, password: &str) -> (u16, Value) {
-    let body = json!({"username": username, "password": password}).to_string();
-    let (status, _, raw) = server.http_raw(
-        "PUT",
-        &format!("auth/{MOUNT}/login"),
-        &[("Content-Type", "application/json")],
-        body.as_bytes(),
-    );
-    let text = common::lossy(&raw);
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+fn http_login(server: &OpenBao, username: &str, password: &str) -> (u16, Value) {
+    let body = json!({"username": username, "password": password});
+    server.request_as(None, "PUT", &format!("auth/{MOUNT}/login"), Some(body))
 }
 
 /// Logs in without a token and returns the client token.
-fn login_token(server: &DevServer, username: &str, password: &str) -> String {
+fn login_token(server: &OpenBao, username: &str, password: &str) -> String {
     let (status, body) = http_login(server, username, password);
     assert_eq!(status, 200, "{body}");
     body["auth"]["client_token"]
@@ -64,7 +56,7 @@ fn login_token(server: &DevServer, username: &str, password: &str) -> String {
 }
 
 /// `bao token renew` of `token` (as root): the CLI's output, whatever its status.
-fn renew(server: &DevServer, token: &str) -> Output {
+fn renew(server: &OpenBao, token: &str) -> Output {
     server.cli(&["token", "renew", "-format=json", token])
 }
 
@@ -85,7 +77,7 @@ fn users_are_created_read_updated_listed_and_deleted_without_their_passwords() {
             "max_ttl=2h",
         ],
     );
-    let read = server.cli_json(&["read"], &["auth/users/users/alice"]);
+    let read = server.cli_json(&["read", "auth/users/users/alice"]);
     assert_eq!(
         read["data"],
         json!({"policies": ["dev", "ops"], "ttl": 3600, "max_ttl": 7200})
@@ -98,35 +90,31 @@ fn users_are_created_read_updated_listed_and_deleted_without_their_passwords() {
 
     // An update without a password keeps it: the old one still logs in.
     create_user(&server, "alice", &["ttl=30m"]);
-    let read = server.cli_json(&["read"], &["auth/users/users/alice"]);
+    let read = server.cli_json(&["read", "auth/users/users/alice"]);
     assert_eq!(read["data"]["ttl"], json!(1800));
     assert_eq!(read["data"]["policies"], json!(["dev", "ops"]));
     login_token(&server, "alice", "s3cret");
 
     create_user(&server, "bob", &["password=pw"]);
-    let listed = server.cli_json(&["list"], &["auth/users/users"]);
+    let listed = server.cli_json(&["list", "auth/users/users"]);
     assert_eq!(listed, json!(["alice", "bob"]));
 
     let out = server.cli_ok(&["delete", "auth/users/users/bob"]);
     assert!(out.contains("Success! Data deleted (if it existed) at: auth/users/users/bob"));
     let out = server.cli(&["read", "auth/users/users/bob"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    let listed = server.cli_json(&["list"], &["auth/users/users"]);
+    let listed = server.cli_json(&["list", "auth/users/users"]);
     assert_eq!(listed, json!(["alice"]));
 
     // Managing users needs a token: only `login` is unauthenticated.
-    let (status, _, _) = server.http_raw("LIST", "auth/users/users", &[], b"");
+    let (status, _) = server.request_as(None, "LIST", "auth/users/users", None);
     assert_eq!(status, 403);
 }
 
 #[test]
 fn a_user_without_a_password_or_with_bad_fields_is_refused() {
     let server = server();
-    let (status, body) = server.http(
-        "PUT",
-        "auth/users/users/carol",
-        Some(&json!({"policies": "dev"})),
-    );
+    let (status, body) = server.write("auth/users/users/carol", json!({"policies": "dev"}));
     assert_eq!(
         (status, body),
         (400, json!({"errors": ["missing password"]}))
@@ -140,7 +128,7 @@ fn a_user_without_a_password_or_with_bad_fields_is_refused() {
     ] {
         let mut body = json!({"password": "pw"});
         body[field] = value;
-        let (status, answer) = server.http("PUT", "auth/users/users/carol", Some(&body));
+        let (status, answer) = server.write("auth/users/users/carol", body);
         assert_eq!(status, 400, "{field}: {answer}");
         // The existence check converts the fields first, so its text comes without the
         // handler's "Field validation failed: " (as with a Go plugin).
@@ -150,10 +138,9 @@ fn a_user_without_a_password_or_with_bad_fields_is_refused() {
             "{field}: {answer}"
         );
     }
-    let (status, body) = server.http(
-        "PUT",
+    let (status, body) = server.write(
         "auth/users/users/carol",
-        Some(&json!({"password": "pw", "ttl": "2h", "max_ttl": "1h"})),
+        json!({"password": "pw", "ttl": "2h", "max_ttl": "1h"}),
     );
     assert_eq!(
         (status, body),
@@ -163,17 +150,17 @@ fn a_user_without_a_password_or_with_bad_fields_is_refused() {
         )
     );
     // Nothing was stored by any of these.
-    let (status, _) = server.http("GET", "auth/users/users/carol", None);
+    let (status, _) = server.read("auth/users/users/carol");
     assert_eq!(status, 404);
 
     // A login's fields are typed too.
-    let (status, _, raw) = server.http_raw(
+    let (status, answer) = server.request_as(
+        None,
         "PUT",
         "auth/users/login",
-        &[("Content-Type", "application/json")],
-        br#"{"username": {"a": 1}, "password": "pw"}"#,
+        Some(json!({"username": {"a": 1}, "password": "pw"})),
     );
-    let text = common::lossy(&raw);
+    let text = answer.to_string();
     assert_eq!(status, 400, "{text}");
     assert!(text.contains("Field validation failed"), "{text}");
 }
@@ -192,18 +179,17 @@ fn login_without_a_token_makes_the_users_token_and_it_renews() {
         ],
     );
 
-    // The CLI with no token at all (an empty token and a home with no token helper file).
-    let home = common::fresh_temp_dir("static-auth-home");
-    let mut cmd = server.cli_cmd(&[
+    // The CLI with no token at all (an empty token, and the server's CLI home has no token
+    // helper file).
+    let mut cmd = server.cli_command(&[
         "write",
         "-format=json",
         "auth/users/login",
         "username=alice",
         "password=s3cret",
     ]);
-    cmd.env("BAO_TOKEN", "").env("HOME", &home);
+    cmd.env("BAO_TOKEN", "");
     let out = cmd.output().expect("run bao");
-    let _ = std::fs::remove_dir_all(&home);
     assert!(out.status.success(), "{}", stderr(&out));
     let login: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     let auth = &login["auth"];
@@ -224,7 +210,7 @@ fn login_without_a_token_makes_the_users_token_and_it_renews() {
     // The password went in; nothing of it comes back.
     assert!(!login.to_string().contains("s3cret"));
 
-    let looked_up = server.cli_json(&["token", "lookup"], &[&token]);
+    let looked_up = server.cli_json(&["token", "lookup", &token]);
     let data = &looked_up["data"];
     assert_eq!(
         data["policies"],
@@ -241,9 +227,9 @@ fn login_without_a_token_makes_the_users_token_and_it_renews() {
 
     // The alias maps every login of alice to one entity.
     let again = login_token(&server, "alice", "s3cret");
-    let again = server.cli_json(&["token", "lookup"], &[&again]);
+    let again = server.cli_json(&["token", "lookup", &again]);
     assert_eq!(again["data"]["entity_id"], json!(entity));
-    let alias = server.cli_json(&["read"], &[&format!("identity/entity/id/{entity}")]);
+    let alias = server.cli_json(&["read", &format!("identity/entity/id/{entity}")]);
     assert_eq!(
         alias["data"]["aliases"][0]["name"],
         json!("alice"),
@@ -270,7 +256,7 @@ fn login_without_a_token_makes_the_users_token_and_it_renews() {
     assert!((7100..=7200).contains(&capped_ttl), "{capped}");
 
     // The token works: it reads its own lookup-self.
-    let mut cmd = server.cli_cmd(&["token", "lookup", "-format=json"]);
+    let mut cmd = server.cli_command(&["token", "lookup", "-format=json"]);
     cmd.env("BAO_TOKEN", &token);
     let out = cmd.output().expect("run bao");
     assert!(out.status.success(), "{}", stderr(&out));
@@ -308,7 +294,7 @@ fn renew_is_refused_once_the_user_is_deleted_or_its_password_changed() {
         stderr(&out)
     );
     // The refusal does not revoke the token: it lives out its TTL.
-    let looked_up = server.cli_json(&["token", "lookup"], &[&alice]);
+    let looked_up = server.cli_json(&["token", "lookup", &alice]);
     assert_eq!(looked_up["data"]["meta"]["username"], json!("alice"));
     // And a deleted user no longer logs in.
     let (status, body) = http_login(&server, "alice", "s3cret");
@@ -341,7 +327,8 @@ fn a_wrong_password_and_an_unknown_user_get_the_same_answer_in_the_same_time() {
     );
 
     // The CLI shows the same error.
-    let mut cmd = server.cli_cmd(&["write", "auth/users/login", "username=alice", "password=x"]);
+    let mut cmd =
+        server.cli_command(&["write", "auth/users/login", "username=alice", "password=x"]);
     cmd.env("BAO_TOKEN", "");
     let out = cmd.output().expect("run bao");
     assert_eq!(out.status.code(), Some(2));
