@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -78,6 +80,7 @@ impl ReplicationState {
 
 /// An identity entity (`logical.Entity`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Entity {
     /// Its id.
     pub id: String,
@@ -95,6 +98,7 @@ pub struct Entity {
 
 /// An identity group (`logical.Group`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Group {
     /// Its id.
     pub id: String,
@@ -108,6 +112,7 @@ pub struct Group {
 
 /// The server's version (`logical.PluginEnvironment`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PluginEnvironment {
     /// For example `2.7.2`.
     pub vault_version: String,
@@ -119,6 +124,7 @@ pub struct PluginEnvironment {
 
 /// The cluster a server belongs to.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ClusterInfo {
     /// Empty on OpenBao.
     pub cluster_name: String,
@@ -128,6 +134,7 @@ pub struct ClusterInfo {
 
 /// A wrapping token the server made for [`SystemView::response_wrap_data`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct WrappingToken {
     /// The token that unwraps the data once.
     pub token: String,
@@ -141,8 +148,32 @@ pub struct WrappingToken {
 
 /// A system view with fixed answers, for tests and benchmarks that leave the server out (as
 /// [`MemoryStorage`](super::MemoryStorage) stands in for storage). The defaults are the
-/// server's built-in TTLs, 768 hours both; identity and password policies are unavailable.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// server's built-in TTLs, 768 hours both; no password policies (every name fails as the server
+/// fails an unknown policy); identity and response wrapping are unavailable.
+///
+/// The `with_*` methods build one:
+///
+/// ```
+/// use std::time::Duration;
+///
+/// use vault_plugin_sdk::backend::{PasswordPolicy, StaticSystemView, SystemView as _};
+///
+/// let view = StaticSystemView::default()
+///     .with_default_lease_ttl(Duration::from_secs(3600))
+///     .with_max_lease_ttl(Duration::from_secs(24 * 3600))
+///     .with_password_policy("digits", PasswordPolicy::fixed(["123456", "654321"]))
+///     .with_local_mount(true);
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// assert_eq!(view.default_lease_ttl().await, Ok(Duration::from_secs(3600)));
+/// assert_eq!(view.generate_password_from_policy("digits").await.unwrap(), "123456");
+/// assert_eq!(view.generate_password_from_policy("digits").await.unwrap(), "654321");
+/// // A policy the view does not have fails with the server's own text.
+/// let missing = view.generate_password_from_policy("nosuch").await.unwrap_err();
+/// assert_eq!(missing.to_string(), "failed to generate password");
+/// # });
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct StaticSystemView {
     /// What [`SystemView::default_lease_ttl`] answers.
     pub default_lease_ttl: Duration,
@@ -152,6 +183,10 @@ pub struct StaticSystemView {
     pub tainted: bool,
     /// What [`SystemView::replication_state`] answers.
     pub replication_state: ReplicationState,
+    /// What [`SystemView::local_mount`] answers.
+    pub local_mount: bool,
+    /// The password policies [`SystemView::generate_password_from_policy`] knows, by name.
+    pub password_policies: BTreeMap<String, PasswordPolicy>,
 }
 
 impl Default for StaticSystemView {
@@ -161,9 +196,113 @@ impl Default for StaticSystemView {
             max_lease_ttl: Duration::from_secs(768 * 3600),
             tainted: false,
             replication_state: ReplicationState::default(),
+            local_mount: false,
+            password_policies: BTreeMap::new(),
         }
     }
 }
+
+impl StaticSystemView {
+    /// Sets the mount's default lease TTL.
+    pub fn with_default_lease_ttl(mut self, ttl: Duration) -> Self {
+        self.default_lease_ttl = ttl;
+        self
+    }
+
+    /// Sets the mount's maximum lease TTL.
+    pub fn with_max_lease_ttl(mut self, ttl: Duration) -> Self {
+        self.max_lease_ttl = ttl;
+        self
+    }
+
+    /// Marks the mount as being disabled.
+    pub fn with_tainted(mut self, tainted: bool) -> Self {
+        self.tainted = tainted;
+        self
+    }
+
+    /// Sets the replication and HA flags (say [`ReplicationState::PERFORMANCE_STANDBY`]).
+    pub fn with_replication_state(mut self, state: ReplicationState) -> Self {
+        self.replication_state = state;
+        self
+    }
+
+    /// Marks the mount as local to the cluster.
+    pub fn with_local_mount(mut self, local: bool) -> Self {
+        self.local_mount = local;
+        self
+    }
+
+    /// Adds (or replaces) the password policy `name`.
+    pub fn with_password_policy(mut self, name: impl Into<String>, policy: PasswordPolicy) -> Self {
+        self.password_policies.insert(name.into(), policy);
+        self
+    }
+}
+
+/// What a [`StaticSystemView`] answers for one password policy: passwords from a function, or
+/// a fixed list handed out in turn. Clones share the list's position.
+#[derive(Clone)]
+pub struct PasswordPolicy(PolicySource);
+
+#[derive(Clone)]
+enum PolicySource {
+    Generator(Arc<dyn Fn() -> String + Send + Sync>),
+    Fixed {
+        passwords: Arc<[String]>,
+        next: Arc<AtomicUsize>,
+    },
+}
+
+impl PasswordPolicy {
+    /// Each password is what `generate` returns.
+    pub fn generator(generate: impl Fn() -> String + Send + Sync + 'static) -> Self {
+        Self(PolicySource::Generator(Arc::new(generate)))
+    }
+
+    /// The passwords in turn, starting again from the first after the last.
+    ///
+    /// # Panics
+    /// If there are none.
+    pub fn fixed<S: Into<String>>(passwords: impl IntoIterator<Item = S>) -> Self {
+        let passwords: Arc<[String]> = passwords.into_iter().map(Into::into).collect();
+        assert!(
+            !passwords.is_empty(),
+            "a fixed password policy needs at least one password"
+        );
+        Self(PolicySource::Fixed {
+            passwords,
+            next: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    /// The next password.
+    pub fn generate(&self) -> String {
+        match &self.0 {
+            PolicySource::Generator(generate) => generate(),
+            PolicySource::Fixed { passwords, next } => {
+                let turn = next.fetch_add(1, Ordering::Relaxed);
+                passwords[turn % passwords.len()].clone()
+            }
+        }
+    }
+}
+
+/// Shows the kind of policy, never its passwords.
+impl fmt::Debug for PasswordPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            PolicySource::Generator(_) => f.write_str("PasswordPolicy::generator(..)"),
+            PolicySource::Fixed { passwords, .. } => {
+                write!(f, "PasswordPolicy::fixed({} passwords)", passwords.len())
+            }
+        }
+    }
+}
+
+/// The server's answer for a password policy it does not have (or cannot use): the plugin
+/// gets this text and nothing more.
+const PASSWORD_POLICY_FAILED: &str = "failed to generate password";
 
 fn ready<'a, T: Send + 'a>(value: Result<T, SystemViewError>) -> SystemViewResult<'a, T> {
     Box::pin(std::future::ready(value))
@@ -197,7 +336,7 @@ impl SystemView for StaticSystemView {
     }
 
     fn local_mount(&self) -> SystemViewResult<'_, bool> {
-        ready(Ok(false))
+        ready(Ok(self.local_mount))
     }
 
     fn mlock_enabled(&self) -> SystemViewResult<'_, bool> {
@@ -216,8 +355,16 @@ impl SystemView for StaticSystemView {
         ready(Ok(PluginEnvironment::default()))
     }
 
-    fn generate_password_from_policy<'a>(&'a self, _: &'a str) -> SystemViewResult<'a, String> {
-        unavailable("a password policy")
+    fn generate_password_from_policy<'a>(
+        &'a self,
+        policy_name: &'a str,
+    ) -> SystemViewResult<'a, String> {
+        ready(
+            self.password_policies
+                .get(policy_name)
+                .map(PasswordPolicy::generate)
+                .ok_or_else(|| SystemViewError(PASSWORD_POLICY_FAILED.to_owned())),
+        )
     }
 
     fn cluster_info(&self) -> SystemViewResult<'_, ClusterInfo> {
