@@ -6,7 +6,8 @@
 //! `cargo bench --bench bench -- startup alone`):
 //!
 //! * `startup`: each binary's size; exec to handshake line (median of 21 launches with the
-//!   server's real environment), ours and the Go mock.
+//!   server's real environment), ours, the Go mock, and the first plugin of `docs/sdk.md` built
+//!   out of tree in release as its author would (`tests/support/first_plugin.rs`).
 //! * `server`: one `bao server -dev` on loopback (log level `info`), our plugin at `mock/`, the
 //!   Go mock at `gomock/` and the builtin kv v1 at `kvb/`, driven over HTTP/1.1 keep-alive by
 //!   the load generator below with the same requests, interleaved A B C A B C, at 1, 16 and 64
@@ -36,7 +37,7 @@
 #[path = "bench/profile.rs"]
 mod profile;
 
-use plugin_test_support::{common, host};
+use plugin_test_support::{common, first_plugin, host};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -255,7 +256,15 @@ fn startup() -> Vec<(&'static str, u64, f64)> {
         "| binary | size | exec to handshake line: median / min / max ({LAUNCHES} launches) |"
     );
     println!("|---|---:|---:|");
-    for (label, binary) in [("ours", plugin_binary()), ("Go mock", go_mock_binary())] {
+    // The first plugin of docs/sdk.md, built out of tree as its author would build it: it must
+    // start as fast as the mock without copying this repository's configuration.
+    let first_plugin = first_plugin::build_release();
+    let binaries = [
+        ("ours", plugin_binary()),
+        ("Go mock", go_mock_binary()),
+        ("out-of-tree first plugin", first_plugin),
+    ];
+    for (label, binary) in binaries {
         let size = std::fs::metadata(&binary).map_or(0, |m| m.len());
         let mut times = Vec::new();
         for _ in 0..LAUNCHES {
@@ -272,6 +281,13 @@ fn startup() -> Vec<(&'static str, u64, f64)> {
         figures.push((label, size, med));
     }
     println!();
+    if let [(_, _, ours), _, (_, _, first)] = figures[..] {
+        println!(
+            "The out-of-tree plugin starts in {:.2}x the mock's time.\n",
+            first / ours.max(1e-9)
+        );
+    }
+    figures.truncate(2);
     figures
 }
 

@@ -4,6 +4,7 @@
 //! * [`common`]: a real `bao server -dev` or `vault server -dev` on loopback, driven by its own
 //!   CLI and a small HTTP client ([`common::DevServer`]).
 //! * [`cluster`]: a three-node OpenBao Raft cluster on loopback.
+//! * [`first_plugin`]: the first plugin of `docs/sdk.md` as a crate outside the workspace.
 //! * [`host`]: the server's part played in Rust: it launches the plugin, checks the handshake
 //!   and mutual TLS, and serves storage, for fast, deterministic protocol tests.
 //! * [`oracle`]: the differential harness: one corpus, several mounts, answers compared.
@@ -12,6 +13,7 @@
 
 pub mod cluster;
 pub mod common;
+pub mod first_plugin;
 pub mod host;
 pub mod oracle;
 pub mod table;
