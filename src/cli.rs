@@ -81,11 +81,16 @@ fn parse_go_bool(value: &str) -> Result<bool, String> {
 /// What `--version` prints: the plugin's version and the version it reports to the server
 /// ([`PluginInfo::reported`]), which the catalog's `-version` must match.
 pub(crate) fn version_line(info: &PluginInfo) -> String {
+    let reported = info.reported();
     format!(
         "{} {} (reports {} to the server)",
         info.name,
         info.version,
-        info.reported()
+        if reported.is_empty() {
+            "no version"
+        } else {
+            &reported
+        }
     )
 }
 
@@ -226,6 +231,10 @@ mod tests {
         assert_eq!(
             version_line(&INFO.reported_version("v9.8.7")),
             "my-mock-plugin 3.2.1 (reports v9.8.7 to the server)"
+        );
+        assert_eq!(
+            version_line(&INFO.reported_version("")),
+            "my-mock-plugin 3.2.1 (reports no version to the server)"
         );
     }
 

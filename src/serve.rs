@@ -32,17 +32,17 @@ use crate::{by_hand, logging, server};
 #[non_exhaustive]
 pub struct PluginInfo {
     /// The binary's and the catalog entry's usual name, e.g. `my-mock-plugin`.
-    pub name: &'static str,
+    pub(crate) name: &'static str,
     /// The plugin's own version, usually `env!("CARGO_PKG_VERSION")` of its crate: what
     /// `--version` shows, and (with a `v` in front) what the server is told unless
     /// [`PluginInfo::reported_version`] says otherwise.
-    pub version: &'static str,
+    pub(crate) version: &'static str,
     /// One sentence on what the plugin is, without the final full stop.
-    pub description: &'static str,
+    pub(crate) description: &'static str,
     /// The path the examples in the by-hand text enable it at.
-    pub example_path: &'static str,
+    pub(crate) example_path: &'static str,
     /// The version reported to the server instead of `v{version}`.
-    pub reported_version: Option<String>,
+    pub(crate) reported_version: Option<String>,
 }
 
 impl PluginInfo {

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use super::Error;
 use super::secret::LeaseOptions;
 
 /// The result of a login (`logical.Auth`): the server makes a token from it.
@@ -127,11 +128,20 @@ impl Auth {
         self
     }
 
-    /// Sets what is kept with the token and sent back on renew.
-    #[must_use]
-    pub fn with_internal_data(mut self, internal_data: Map<String, Value>) -> Self {
-        self.internal_data = internal_data;
-        self
+    /// Sets what is kept with the token and sent back on renew: any `Serialize` value whose
+    /// JSON is an object. Read it back with [`Auth::internal`].
+    pub fn with_internal<T: serde::Serialize + ?Sized>(
+        mut self,
+        internal: &T,
+    ) -> Result<Self, Error> {
+        self.internal_data = super::types::to_object(internal, "a token's internal data")?;
+        Ok(self)
+    }
+
+    /// The token's internal data read as a `T`, as [`Auth::with_internal`] stored it. An error
+    /// names what did not fit, never the values.
+    pub fn internal<T: serde::de::DeserializeOwned>(&self) -> Result<T, Error> {
+        super::types::from_object(&self.internal_data, "the token's internal data")
     }
 }
 

@@ -42,7 +42,7 @@ use tokio::sync::{Mutex, MutexGuard};
 /// ```
 /// use std::sync::{Arc, LazyLock};
 ///
-/// use serde_json::{Map, Value};
+/// use serde_json::json;
 /// use vault_plugin_sdk::backend::framework::{
 ///     FieldData, FieldSchema, FieldType, PathSpec, RoutedBackend, Router,
 /// };
@@ -64,17 +64,12 @@ use tokio::sync::{Mutex, MutexGuard};
 ///     let key = format!("counter/{}", fields.get_string("name"));
 ///     // Held until the handler returns: from the read to the write.
 ///     let _guard = backend.locks.lock(&key).await;
-///     let count = match backend.storage.get(&key).await? {
-///         Some(bytes) => String::from_utf8_lossy(&bytes).parse::<u64>().unwrap_or(0),
-///         None => 0,
-///     };
+///     let count = backend.storage.get_json::<u64>(&key).await?.unwrap_or(0);
 ///     // In-memory storage answers at once; a real storage call gives way to other
 ///     // requests here, as this does.
 ///     tokio::task::yield_now().await;
-///     backend.storage.put(&key, (count + 1).to_string().into_bytes()).await?;
-///     let mut data = Map::new();
-///     data.insert("count".to_owned(), Value::from(count + 1));
-///     Ok(Some(Response::with_data(data)))
+///     backend.storage.put_json(&key, &(count + 1)).await?;
+///     Response::from_serialize(&json!({ "count": count + 1 })).map(Some)
 /// }
 ///
 /// static ROUTER: LazyLock<Router<Counters>> = LazyLock::new(|| {
@@ -113,8 +108,8 @@ use tokio::sync::{Mutex, MutexGuard};
 ///     answer.unwrap().unwrap();
 /// }
 /// // Every increment counted: none read a count that another was about to replace.
-/// let stored = counters.storage.get("counter/hits").await.unwrap().unwrap();
-/// assert_eq!(String::from_utf8(stored).unwrap(), "50");
+/// let stored = counters.storage.get_json::<u64>("counter/hits").await.unwrap();
+/// assert_eq!(stored, Some(50));
 /// # });
 /// ```
 pub struct KeyedLocks {

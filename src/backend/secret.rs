@@ -59,6 +59,13 @@ impl LeaseOptions {
 }
 
 impl Secret {
+    /// The lease's internal data read as a `T` (keys `T` does not name, such as the
+    /// framework's `secret_type`, are ignored unless `T` refuses unknown fields). An error
+    /// names what did not fit, never the values: internal data holds what revocation needs.
+    pub fn internal<T: serde::de::DeserializeOwned>(&self) -> Result<T, super::Error> {
+        super::types::from_object(&self.internal_data, "the lease's internal data")
+    }
+
     /// A secret with `internal_data` that lives for `ttl` (zero: the mount's default).
     pub fn new(ttl: Duration, internal_data: Map<String, Value>) -> Self {
         Self {

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use super::Error;
+use super::types::json_error_category as category;
 
 /// A boxed future, so [`Storage`] can be used as a trait object.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -80,16 +81,6 @@ fn decode_error(key: &str, error: &serde_json::Error) -> String {
         error.line(),
         error.column()
     )
-}
-
-/// A serde_json error's category in words, without the text around it.
-fn category(error: &serde_json::Error) -> &'static str {
-    match error.classify() {
-        serde_json::error::Category::Io => "an I/O error",
-        serde_json::error::Category::Syntax => "not valid JSON",
-        serde_json::error::Category::Data => "JSON of another shape",
-        serde_json::error::Category::Eof => "JSON that ends too early",
-    }
 }
 
 /// Storage in memory, for tests and for benchmarks that leave the server out.

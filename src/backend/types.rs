@@ -216,16 +216,7 @@ impl Response {
     /// A response whose data is `value` serialised: any `Serialize` type whose JSON is an
     /// object (a struct or a map). Anything else is an error naming what it was.
     pub fn from_serialize<T: serde::Serialize + ?Sized>(value: &T) -> Result<Self, Error> {
-        match serde_json::to_value(value) {
-            Ok(Value::Object(data)) => Ok(Self::with_data(data)),
-            Ok(other) => Err(Error::Other(format!(
-                "response data must be a JSON object, not {}",
-                json_kind(&other)
-            ))),
-            Err(_) => Err(Error::Other(
-                "response data cannot be encoded as JSON".to_owned(),
-            )),
-        }
+        to_object(value, "response data").map(Self::with_data)
     }
 
     /// Adds a lease for what the data hands out (a secrets engine's answer).
@@ -272,6 +263,49 @@ impl Response {
     /// True for a response built by [`Response::error`].
     pub fn is_error(&self) -> bool {
         self.data.len() == 1 && self.data.get("error").is_some_and(Value::is_string)
+    }
+}
+
+/// `value` as a JSON object: the data of a response, a lease's or a token's internal data.
+/// `what` names it in the error, which never quotes the value.
+pub(crate) fn to_object<T: serde::Serialize + ?Sized>(
+    value: &T,
+    what: &str,
+) -> Result<Map<String, Value>, Error> {
+    match serde_json::to_value(value) {
+        Ok(Value::Object(object)) => Ok(object),
+        Ok(other) => Err(Error::Other(format!(
+            "{what} must be a JSON object, not {}",
+            json_kind(&other)
+        ))),
+        Err(error) => Err(Error::Other(format!(
+            "{what} cannot be encoded as JSON: {}",
+            json_error_category(&error)
+        ))),
+    }
+}
+
+/// `object` read as a `T`; `what` names it in the error, which never quotes the value.
+pub(crate) fn from_object<T: serde::de::DeserializeOwned>(
+    object: &Map<String, Value>,
+    what: &str,
+) -> Result<T, Error> {
+    serde_json::from_value(Value::Object(object.clone())).map_err(|error| {
+        Error::Other(format!(
+            "{what} does not decode: {}",
+            json_error_category(&error)
+        ))
+    })
+}
+
+/// A serde_json error's category in words, without its message: that quotes what it found,
+/// and what it found may be a secret.
+pub(crate) fn json_error_category(error: &serde_json::Error) -> &'static str {
+    match error.classify() {
+        serde_json::error::Category::Io => "an I/O error",
+        serde_json::error::Category::Syntax => "not valid JSON",
+        serde_json::error::Category::Data => "JSON of another shape",
+        serde_json::error::Category::Eof => "JSON that ends too early",
     }
 }
 

@@ -1,7 +1,7 @@
 //! `env/<key>` (Vault's mock): reads the plugin process's environment, so tests can check what
 //! the catalog's `env` passed to the plugin.
 
-use serde_json::{Map, Value};
+use serde_json::json;
 
 use super::MockBackend;
 use vault_plugin_sdk::backend::framework::{FieldData, FieldSchema, FieldType, PathSpec};
@@ -26,7 +26,5 @@ async fn read(
     fields: &FieldData<'_>,
 ) -> Result<Option<Response>, Error> {
     let value = std::env::var(fields.get_string("key")).unwrap_or_default();
-    let mut data = Map::new();
-    data.insert("key".to_owned(), Value::String(value));
-    Ok(Some(Response::with_data(data)))
+    Response::from_serialize(&json!({ "key": value })).map(Some)
 }

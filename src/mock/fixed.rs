@@ -1,6 +1,6 @@
 //! `special` (readable without a token) and `raw` (a raw HTTP response): fixed answers.
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use super::MockBackend;
 use vault_plugin_sdk::backend::framework::{FieldData, PathSpec};
@@ -18,12 +18,11 @@ async fn special(
     _: &Request,
     _: &FieldData<'_>,
 ) -> Result<Option<Response>, Error> {
-    let mut data = Map::new();
-    data.insert("data".to_owned(), Value::String("foo".to_owned()));
-    Ok(Some(Response::with_data(data)))
+    Response::from_serialize(&json!({"data": "foo"})).map(Some)
 }
 
 async fn raw(_: &MockBackend, _: &Request, _: &FieldData<'_>) -> Result<Option<Response>, Error> {
+    // Not `Response::with_status`, which answers JSON: the Go mock's raw answer is text.
     let mut data = Map::new();
     data.insert("http_content_type".to_owned(), Value::from("text/plain"));
     // Go sends a byte slice, which JSON carries as base64; the server decodes it back.

@@ -1,7 +1,7 @@
 //! `internal`: a value held in the plugin's memory, so tests can tell a fresh process (or an
 //! invalidated one) from an old one.
 
-use serde_json::{Map, Value};
+use serde_json::json;
 
 use super::MockBackend;
 use vault_plugin_sdk::backend::framework::{FieldData, FieldSchema, FieldType, PathSpec};
@@ -28,10 +28,6 @@ async fn read(
     _: &Request,
     _: &FieldData<'_>,
 ) -> Result<Option<Response>, Error> {
-    let mut data = Map::new();
-    data.insert(
-        "value".to_owned(),
-        Value::String(backend.internal().clone()),
-    );
-    Ok(Some(Response::with_data(data)))
+    let value = backend.internal().clone();
+    Response::from_serialize(&json!({ "value": value })).map(Some)
 }

@@ -1,6 +1,6 @@
 //! `kv/` and `kv/<key>`: values kept in the server's storage under the request path.
 
-use serde_json::{Map, Value};
+use serde_json::json;
 
 use super::MockBackend;
 use vault_plugin_sdk::backend::framework::{FieldData, FieldSchema, FieldType, PathSpec};
@@ -48,10 +48,7 @@ async fn read(
     let value = String::from_utf8_lossy(&value).into_owned();
     // The Go mock logs the value itself; a secret does not belong in a log.
     tracing::info!(key = %request.path, "reading value");
-    let mut data = Map::new();
-    data.insert("value".to_owned(), Value::String(value));
-    data.insert("version".to_owned(), Value::from(version));
-    Ok(Some(Response::with_data(data)))
+    Response::from_serialize(&json!({"value": value, "version": version})).map(Some)
 }
 
 async fn write(
@@ -65,9 +62,7 @@ async fn write(
         .storage
         .put(&request.path, value.clone().into_bytes())
         .await?;
-    let mut data = Map::new();
-    data.insert("value".to_owned(), Value::String(value));
-    Ok(Some(Response::with_data(data)))
+    Response::from_serialize(&json!({ "value": value })).map(Some)
 }
 
 async fn delete(

@@ -23,7 +23,7 @@
 //! use std::sync::{Arc, LazyLock};
 //! use std::time::Duration;
 //!
-//! use serde_json::{Map, json};
+//! use serde_json::json;
 //! use vault_plugin_sdk::backend::framework::{
 //!     FieldData, FieldSchema, FieldType, PathSpec, RoutedBackend, Router, SecretType,
 //! };
@@ -47,15 +47,13 @@
 //! ) -> Result<Option<Response>, Error> {
 //!     let key = format!("note/{}", fields.get_string("name"));
 //!     notes.storage.put(&key, fields.get_string("text").into_bytes()).await?;
-//!     let mut data = Map::new();
-//!     data.insert("created".into(), (request.operation == Operation::Create).into());
-//!     Ok(Some(Response::with_data(data)))
+//!     let created = request.operation == Operation::Create;
+//!     Response::from_serialize(&json!({ "created": created })).map(Some)
 //! }
 //!
 //! async fn ticket(_: &Notes, _: &Request, _: &FieldData<'_>) -> Result<Option<Response>, Error> {
-//!     let mut data = Map::new();
-//!     data.insert("ticket".into(), "t-1".into());
-//!     Ok(Some(ROUTER.secret_type("ticket")?.response(data, Map::new())))
+//!     let ticket = ROUTER.secret_type("ticket")?;
+//!     ticket.response(&json!({"ticket": "t-1"}), &json!({})).map(Some)
 //! }
 //!
 //! async fn renew(_: &Notes, request: &Request, _: &FieldData<'_>) -> Result<Option<Response>, Error> {

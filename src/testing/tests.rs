@@ -140,7 +140,7 @@ async fn issue(
     }
     let mut response = ROUTER
         .secret_type("cred")?
-        .response(object(json!({"password": "p-1"})), internal);
+        .response(&json!({"password": "p-1"}), &internal)?;
     if let Some(secret) = response.secret.as_mut() {
         secret.lease.ttl = Duration::from_secs(fields.get_int("ttl").unsigned_abs());
         secret.lease.max_ttl = Duration::from_secs(fields.get_int("max_ttl").unsigned_abs());

@@ -103,12 +103,14 @@ pub fn cargo(dir: &Path, args: &[&str]) -> Output {
         .expect("run cargo")
 }
 
-/// Builds the plugin with `cargo build --release` and returns its binary.
+/// Builds the plugin with `cargo build --release` and returns its binary. The crate is
+/// written outside the repository, as the out-of-tree test writes it: inside, cargo would take
+/// it for a member of this workspace and read this repository's `.cargo/config.toml`.
 pub fn build_release() -> PathBuf {
-    let dir = target_dir().join("counters-crate");
-    let _ = fs::remove_dir_all(&dir);
+    let dir = common::fresh_temp_dir("first-plugin-release");
     write_crate(&dir);
     let output = cargo(&dir, &["build", "--release", "--quiet"]);
+    let _ = fs::remove_dir_all(&dir);
     assert!(
         output.status.success(),
         "cargo build --release of the first plugin failed:\n{}",

@@ -3,7 +3,6 @@
 use std::time::{Duration, SystemTime};
 
 use aws_lc_rs::rand::{SecureRandom as _, SystemRandom};
-use serde_json::{Map, Value};
 use vault_plugin_sdk::backend::framework::{
     FieldData, FieldSchema, FieldType, PathSpec, RoutedBackend as _, TtlRequest, calculate_ttl,
     mount_ttl_limits,
@@ -107,18 +106,16 @@ async fn read(
         .await?;
     tracing::info!(role = %name, username = %username, path = %request.path, "issued a credential");
 
-    let mut data = Map::new();
-    data.insert("username".to_owned(), Value::String(username.clone()));
-    data.insert("password".to_owned(), Value::String(password));
     // Renew replaces the lease's data with the renew answer's (none), so what revoke needs
     // lives in the internal data, which the server keeps as it is.
-    let mut internal = Map::new();
-    internal.insert("username".to_owned(), Value::String(username));
-    internal.insert("role".to_owned(), Value::String(name));
+    let internal = LeaseIdentity {
+        username: username.clone(),
+        role: name,
+    };
     let mut response = backend
         .router()
         .secret_type(SECRET_KIND)?
-        .response(data, internal);
+        .response(&Credential { username, password }, &internal)?;
     if let Some(secret) = response.secret.as_mut() {
         secret.lease.ttl = role.ttl;
         secret.lease.max_ttl = role.max_ttl;
@@ -146,21 +143,28 @@ async fn granted_ttl(
     Ok(ttl)
 }
 
+/// A credential as `creds/<role>` answers it.
+#[derive(serde::Serialize)]
+struct Credential {
+    username: String,
+    password: String,
+}
+
+/// What a lease's internal data keeps: the credential's username and its role.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct LeaseIdentity {
+    username: String,
+    role: String,
+}
+
 /// The lease's username and role, as [`read`] put them in its internal data.
 fn lease_identity(request: &Request) -> Result<(String, String), Error> {
-    let internal = request
+    let secret = request
         .secret
         .as_ref()
-        .map(|secret| &secret.internal_data)
         .ok_or_else(|| Error::Other("the request carries no lease".to_owned()))?;
-    let field = |key: &str| {
-        internal
-            .get(key)
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or_else(|| Error::Other(format!("the lease's internal data has no {key}")))
-    };
-    Ok((field("username")?, field("role")?))
+    let LeaseIdentity { username, role } = secret.internal()?;
+    Ok((username, role))
 }
 
 /// Renews within the caps, as Go's engines do: the answer is the request's own secret with

@@ -58,8 +58,8 @@ impl StaticAuth {
     }
 
     /// The lock of the entry at `key`, held across its read, change and write (the
-    /// hashing in between is awaited): writes of one user wait for each other, writes of
-    /// different users do not.
+    /// hashing in between is awaited): writes of one user wait for each other; writes of
+    /// different users seldom do (two names share one of the 256 locks once in 256).
     pub(crate) async fn write_lock(&self, key: &str) -> KeyedLockGuard<'_> {
         self.locks.lock(key).await
     }

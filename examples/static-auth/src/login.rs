@@ -2,8 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value, json};
-
 use vault_plugin_sdk::backend::framework::{FieldData, FieldSchema, FieldType, PathSpec};
 use vault_plugin_sdk::backend::{Alias, Auth, Error, LeaseOptions, Operation, Request, Response};
 
@@ -15,11 +13,15 @@ use crate::users::{User, normalize_policies};
 /// which names exist.
 pub(crate) const INVALID_CREDENTIALS: &str = "invalid username or password";
 
-/// Keys of the token's internal data: kept by the server with the token, sent back on renew,
-/// never shown to anyone.
-const USERNAME: &str = "username";
-const PASSWORD_FINGERPRINT: &str = "password_fingerprint";
-const POLICIES: &str = "policies";
+/// The token's internal data: kept by the server with the token, sent back on renew, never
+/// shown to anyone.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct TokenInternal {
+    username: String,
+    /// Not the password, nor its hash: a digest that changes whenever the password is set.
+    password_fingerprint: String,
+    policies: Vec<String>,
+}
 
 /// `login` is unauthenticated (see the router's special paths) and answers `update`, which
 /// is what `bao write` sends when the path has no existence check.
@@ -60,29 +62,29 @@ async fn login(
         return Ok(Some(Response::error(INVALID_CREDENTIALS)));
     };
     Ok(Some(
-        Response::default().with_auth(auth_for(&username, &user)),
+        Response::default().with_auth(auth_for(&username, &user)?),
     ))
 }
 
 /// The token the server is to make for `username`.
-fn auth_for(username: &str, user: &User) -> Auth {
-    let mut internal_data = Map::new();
-    internal_data.insert(USERNAME.to_owned(), json!(username));
-    // Not the password, nor its hash: a digest that changes whenever the password is set.
-    internal_data.insert(
-        PASSWORD_FINGERPRINT.to_owned(),
-        json!(user.password.fingerprint()),
-    );
-    internal_data.insert(POLICIES.to_owned(), json!(user.policies));
+fn auth_for(username: &str, user: &User) -> Result<Auth, Error> {
+    let internal = TokenInternal {
+        username: username.to_owned(),
+        password_fingerprint: user.password.fingerprint(),
+        policies: user.policies.clone(),
+    };
     Auth::new(user.policies.clone())
         // Without `renewable` the server refuses `token renew` before asking the plugin.
         .with_lease(LeaseOptions::new(user.ttl, user.max_ttl).renewable(true))
-        .with_internal_data(internal_data)
         // The server prefixes the mount's path: `users-alice`.
         .with_display_name(username)
-        .with_metadata(BTreeMap::from([(USERNAME.to_owned(), username.to_owned())]))
+        .with_metadata(BTreeMap::from([(
+            "username".to_owned(),
+            username.to_owned(),
+        )]))
         // The identity entity of the user: the same one on every login.
         .with_alias(Alias::new(username))
+        .with_internal(&internal)
 }
 
 /// Renews a token this method made (`bao token renew`), if its user still exists with the
@@ -104,30 +106,19 @@ pub(crate) async fn renew(
             "a token renewal without the token's auth".to_owned(),
         ));
     };
-    let internal = |key: &str| auth.internal_data.get(key);
-    let Some(username) = internal(USERNAME).and_then(Value::as_str) else {
+    // A token this method did not make (or made by an older version) names no user.
+    let Ok(login) = auth.internal::<TokenInternal>() else {
         return Ok(Some(Response::error("the token names no user")));
     };
-    let Some(user) = User::load(backend.storage(), username).await? else {
+    let Some(user) = User::load(backend.storage(), &login.username).await? else {
         return Ok(Some(Response::error("the token's user no longer exists")));
     };
-    if internal(PASSWORD_FINGERPRINT).and_then(Value::as_str)
-        != Some(user.password.fingerprint().as_str())
-    {
+    if login.password_fingerprint != user.password.fingerprint() {
         return Ok(Some(Response::error(
             "the user's password has changed since the login",
         )));
     }
-    let login_policies = internal(POLICIES)
-        .and_then(Value::as_array)
-        .map(|policies| {
-            policies
-                .iter()
-                .filter_map(|policy| policy.as_str().map(str::to_owned))
-                .collect()
-        })
-        .map(normalize_policies);
-    if login_policies.as_ref() != Some(&user.policies) {
+    if normalize_policies(login.policies) != user.policies {
         return Ok(Some(Response::error("policies have changed, not renewing")));
     }
 

@@ -10,17 +10,18 @@
 //! ```
 //! use std::sync::{Arc, LazyLock};
 //!
-//! use serde_json::{Map, Value, json};
+//! use serde_json::{Value, json};
 //! use vault_plugin_sdk::backend::framework::{
 //!     FieldData, FieldSchema, FieldType, PathSpec, RoutedBackend, Router,
 //! };
 //! use vault_plugin_sdk::backend::{
-//!     Backend, Error, MemoryStorage, Operation, Request, Response, Storage,
+//!     Backend, Error, KeyedLocks, MemoryStorage, Operation, Request, Response, Storage,
 //! };
 //!
 //! /// Greets by name, counting greetings in storage.
 //! struct Greeter {
 //!     storage: Arc<dyn Storage>,
+//!     locks: KeyedLocks,
 //! }
 //!
 //! async fn greet(
@@ -30,15 +31,12 @@
 //! ) -> Result<Option<Response>, Error> {
 //!     let name = fields.get_string("name");
 //!     let key = format!("count/{name}");
-//!     let count = match greeter.storage.get(&key).await? {
-//!         Some(bytes) => String::from_utf8_lossy(&bytes).parse::<u64>().unwrap_or(0),
-//!         None => 0,
-//!     } + 1;
-//!     greeter.storage.put(&key, count.to_string().into_bytes()).await?;
-//!     let mut data = Map::new();
-//!     data.insert("greeting".into(), Value::from(format!("hello, {name}")));
-//!     data.insert("count".into(), Value::from(count));
-//!     Ok(Some(Response::with_data(data)))
+//!     // A read-modify-write: other requests run at every `.await`, so hold the key's lock.
+//!     let _guard = greeter.locks.lock(&key).await;
+//!     let count = greeter.storage.get_json::<u64>(&key).await?.unwrap_or(0) + 1;
+//!     greeter.storage.put_json(&key, &count).await?;
+//!     Response::from_serialize(&json!({"greeting": format!("hello, {name}"), "count": count}))
+//!         .map(Some)
 //! }
 //!
 //! static ROUTER: LazyLock<Router<Greeter>> = LazyLock::new(|| {
@@ -59,7 +57,7 @@
 //! }
 //!
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-//! let greeter = Greeter { storage: Arc::new(MemoryStorage::new()) };
+//! let greeter = Greeter { storage: Arc::new(MemoryStorage::new()), locks: KeyedLocks::new() };
 //! for count in [1, 2] {
 //!     let response = greeter
 //!         .handle_request(Request::new(Operation::Read, "hello/alice"))
@@ -92,8 +90,6 @@ pub use wal::{
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
-
-use serde_json::Map;
 
 use super::{
     Backend, BackendType, BoxFuture, Error, Operation, Request, Response, Secret, SpecialPaths,
@@ -406,23 +402,23 @@ impl<B> SecretType<B> {
     }
 
     /// A response handing out `data` under a lease of this type, as Go's
-    /// `Secret.Response`: `internal` is kept with the lease (plus `secret_type`), the TTL is
-    /// the default duration and the lease is renewable when there is a renew handler.
-    pub fn response(
-        &self,
-        data: Map<String, serde_json::Value>,
-        mut internal: Map<String, serde_json::Value>,
-    ) -> Response {
+    /// `Secret.Response`: `internal` is kept with the lease (plus `secret_type`; read it back
+    /// with [`Secret::internal`]), the TTL is the default duration and the lease is renewable
+    /// when there is a renew handler. Both are any `Serialize` value whose JSON is an object.
+    pub fn response<D, I>(&self, data: &D, internal: &I) -> Result<Response, Error>
+    where
+        D: serde::Serialize + ?Sized,
+        I: serde::Serialize + ?Sized,
+    {
+        let data = super::types::to_object(data, "a lease's data")?;
+        let mut internal = super::types::to_object(internal, "a lease's internal data")?;
         internal.insert(
             SECRET_TYPE_KEY.to_owned(),
             serde_json::Value::String(self.kind.to_owned()),
         );
         let mut secret = Secret::new(self.default_duration, internal);
         secret.lease.renewable = self.renew.is_some();
-        Response {
-            secret: Some(secret),
-            ..Response::with_data(data)
-        }
+        Ok(Response::with_data(data).with_secret(secret))
     }
 }
 

@@ -730,23 +730,56 @@ fn lease_request(operation: Operation, secret_type: Option<Value>) -> Request {
 #[test]
 fn a_secret_type_response_names_its_type_and_is_renewable_with_a_renew_handler() {
     let router = lease_router(false);
-    let mut internal = Map::new();
-    internal.insert("user".into(), json!("alice"));
-    let response = router.secret_type("token").unwrap().response(
-        json!({"password": "p"}).as_object().unwrap().clone(),
-        internal,
-    );
-    let secret = response.secret.unwrap();
+    #[derive(Debug, PartialEq, serde::Deserialize)]
+    struct Internal {
+        user: String,
+    }
+    let response = router
+        .secret_type("token")
+        .unwrap()
+        .response(&json!({"password": "p"}), &json!({"user": "alice"}))
+        .unwrap();
+    let secret = response.secret.clone().unwrap();
     assert_eq!(secret.internal_data["secret_type"], json!("token"));
     assert_eq!(secret.internal_data["user"], json!("alice"));
+    assert_eq!(
+        secret.internal::<Internal>().unwrap(),
+        Internal {
+            user: "alice".into()
+        }
+    );
     assert_eq!(secret.lease.ttl, Duration::from_secs(30));
     assert!(secret.lease.renewable);
     assert_eq!(response.data["password"], json!("p"));
     let fixed = router
         .secret_type("fixed")
         .unwrap()
-        .response(Map::new(), Map::new());
+        .response(&json!({}), &json!({}))
+        .unwrap();
     assert!(!fixed.secret.unwrap().lease.renewable);
+    // Neither may be anything but an object, and the error quotes no value.
+    let error = router
+        .secret_type("fixed")
+        .unwrap()
+        .response(&json!({}), &json!(["s3cret"]))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        error,
+        "a lease's internal data must be a JSON object, not an array"
+    );
+    let error = secret_of(&json!({"user": 7}))
+        .internal::<Internal>()
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        error,
+        "the lease's internal data does not decode: JSON of another shape"
+    );
+}
+
+fn secret_of(internal: &serde_json::Value) -> crate::backend::Secret {
+    crate::backend::Secret::new(Duration::ZERO, internal.as_object().unwrap().clone())
 }
 
 #[tokio::test]
