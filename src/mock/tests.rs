@@ -5,42 +5,32 @@ use super::*;
 use serde_json::{Map, Value, json};
 
 use vault_plugin_sdk::backend::{
-    Backend, BackendConfig, BackendFactory, BackendType, BoxFuture, MemoryStorage, Operation,
-    Request, Response, SpecialPaths, StaticSystemView, Storage, StorageError,
+    Backend, BackendType, BoxFuture, MemoryStorage, Operation, Request, Response, SpecialPaths,
+    Storage, StorageError,
 };
+use vault_plugin_sdk::testing::TestBackend;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-fn mock() -> (MockBackend, Arc<MemoryStorage>) {
-    let storage = Arc::new(MemoryStorage::new());
-    (MockBackend::new(storage.clone()), storage)
-}
-
-fn request(operation: Operation, path: &str, data: Value) -> Request {
-    Request::new(operation, path).with_data(data.as_object().unwrap().clone())
+/// The mock mounted in process by the SDK's test kit, on empty memory storage.
+async fn mock() -> TestBackend<MockBackend> {
+    TestBackend::new(MockFactory).await.unwrap()
 }
 
 fn data(response: Response) -> Value {
     Value::Object(response.data)
 }
 
-async fn write(backend: &MockBackend, path: &str, body: Value) -> Option<Response> {
+/// The backend's own answer to an existence check, which the kit runs only inside a write.
+async fn exists(
+    backend: &TestBackend<MockBackend>,
+    operation: Operation,
+    path: &str,
+) -> Option<bool> {
     backend
-        .handle_request(request(Operation::Update, path, body))
-        .await
-        .unwrap()
-}
-
-async fn read(backend: &MockBackend, path: &str) -> Result<Option<Response>, Error> {
-    backend
-        .handle_request(Request::new(Operation::Read, path))
-        .await
-}
-
-async fn exists(backend: &MockBackend, operation: Operation, path: &str) -> Option<bool> {
-    backend
+        .backend()
         .existence_check(Request::new(operation, path))
         .await
         .unwrap()
@@ -67,8 +57,12 @@ impl Storage for FailingStorage {
     }
 }
 
-fn failing_mock() -> MockBackend {
-    MockBackend::new(Arc::new(FailingStorage))
+/// The mock mounted on [`FailingStorage`] instead of the kit's memory storage.
+async fn failing_mock() -> TestBackend<MockBackend> {
+    TestBackend::builder()
+        .build_with(|_| MockBackend::new(Arc::new(FailingStorage)))
+        .await
+        .unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -80,10 +74,10 @@ fn backend_is_a_logical_backend() {
     assert_eq!(<MockBackend as Backend>::KIND, BackendType::Logical);
 }
 
-#[test]
-fn special_is_the_only_unauthenticated_path_and_nothing_needs_root() {
+#[tokio::test]
+async fn special_is_the_only_unauthenticated_path_and_nothing_needs_root() {
     assert_eq!(
-        mock().0.special_paths(),
+        mock().await.backend().special_paths(),
         SpecialPaths::default().with_unauthenticated(["special"])
     );
 }
@@ -104,17 +98,15 @@ fn the_mock_reports_the_go_mocks_version_unless_the_environment_overrides_it() {
 async fn factory_builds_a_backend_over_the_given_storage() {
     let storage = Arc::new(MemoryStorage::new());
     storage.put("kv/foo", b"stored".to_vec()).await.unwrap();
-    let backend = MockFactory
-        .create(BackendConfig::new(
-            storage.clone(),
-            Arc::new(StaticSystemView::default()),
-        ))
+    // The kit creates the backend through the factory, then initializes it.
+    let backend = TestBackend::builder()
+        .storage(storage)
+        .build(MockFactory)
         .await
         .unwrap();
-    backend.initialize().await.unwrap();
-    let response = read(&backend, "kv/foo").await.unwrap().unwrap();
+    let response = backend.read("kv/foo").await.unwrap().unwrap();
     assert_eq!(data(response), json!({"value": "stored", "version": 0}));
-    backend.cleanup().await;
+    backend.backend().cleanup().await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -123,41 +115,48 @@ async fn factory_builds_a_backend_over_the_given_storage() {
 
 #[tokio::test]
 async fn kv_write_returns_the_value_and_stores_its_raw_bytes_at_the_request_path() {
-    let (backend, storage) = mock();
+    let backend = mock().await;
     for operation in [Operation::Create, Operation::Update] {
         let response = backend
-            .handle_request(request(operation, "kv/foo", json!({"value": "bar"})))
+            .request(operation, "kv/foo")
+            .data(json!({"value": "bar"}))
+            .without_existence_check()
             .await
             .unwrap()
             .unwrap();
         assert!(response.warnings.is_empty());
         assert_eq!(data(response), json!({"value": "bar"}));
-        assert_eq!(storage.get("kv/foo").await.unwrap(), Some(b"bar".to_vec()));
+        assert_eq!(backend.stored("kv/foo").await, Some(b"bar".to_vec()));
     }
-    assert_eq!(storage.list("").await.unwrap(), ["kv/"]);
-    assert_eq!(storage.list("kv/").await.unwrap(), ["foo"]);
+    assert_eq!(backend.stored_keys("").await, ["kv/"]);
+    assert_eq!(backend.stored_keys("kv/").await, ["foo"]);
 }
 
 #[tokio::test]
 async fn kv_read_returns_the_value_and_version_zero_by_default() {
-    let (backend, _) = mock();
-    write(&backend, "kv/foo", json!({"value": "baz"})).await;
-    let response = read(&backend, "kv/foo").await.unwrap().unwrap();
+    let backend = mock().await;
+    backend
+        .write("kv/foo")
+        .data(json!({"value": "baz"}))
+        .await
+        .unwrap();
+    let response = backend.read("kv/foo").await.unwrap().unwrap();
     assert!(response.warnings.is_empty());
     assert_eq!(data(response), json!({"value": "baz", "version": 0}));
 }
 
 #[tokio::test]
 async fn kv_read_echoes_the_requested_version_given_as_string_or_number() {
-    let (backend, _) = mock();
-    write(&backend, "kv/foo", json!({"value": "baz"})).await;
+    let backend = mock().await;
+    backend
+        .write("kv/foo")
+        .data(json!({"value": "baz"}))
+        .await
+        .unwrap();
     for version in [json!("12"), json!(12), json!(12.9)] {
         let response = backend
-            .handle_request(request(
-                Operation::Read,
-                "kv/foo",
-                json!({ "version": version }),
-            ))
+            .read("kv/foo")
+            .field("version", version.clone())
             .await
             .unwrap()
             .unwrap();
@@ -171,58 +170,74 @@ async fn kv_read_echoes_the_requested_version_given_as_string_or_number() {
 
 #[tokio::test]
 async fn kv_read_of_a_missing_key_answers_nothing() {
-    let (backend, _) = mock();
-    assert_eq!(read(&backend, "kv/missing").await, Ok(None));
-    let with_version = request(Operation::Read, "kv/missing", json!({"version": 3}));
-    assert_eq!(backend.handle_request(with_version).await, Ok(None));
+    let backend = mock().await;
+    assert_eq!(backend.read("kv/missing").await, Ok(None));
+    let with_version = backend.read("kv/missing").field("version", 3);
+    assert_eq!(with_version.await, Ok(None));
 }
 
 #[tokio::test]
 async fn kv_read_of_bytes_that_are_not_utf8_uses_replacement_characters() {
-    let (backend, storage) = mock();
-    storage.put("kv/bin", vec![0xff, b'a']).await.unwrap();
-    let response = read(&backend, "kv/bin").await.unwrap().unwrap();
+    let backend = mock().await;
+    backend.store("kv/bin", [0xff, b'a']).await;
+    let response = backend.read("kv/bin").await.unwrap().unwrap();
     assert_eq!(response.data["value"], json!("\u{fffd}a"));
 }
 
 #[tokio::test]
 async fn kv_write_of_a_number_stores_its_text() {
-    let (backend, storage) = mock();
-    let response = write(&backend, "kv/n", json!({"value": 42})).await.unwrap();
+    let backend = mock().await;
+    let response = backend
+        .write("kv/n")
+        .data(json!({"value": 42}))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(data(response), json!({"value": "42"}));
-    assert_eq!(storage.get("kv/n").await.unwrap(), Some(b"42".to_vec()));
+    assert_eq!(backend.stored("kv/n").await, Some(b"42".to_vec()));
 }
 
 #[tokio::test]
 async fn kv_delete_answers_nothing_and_removes_the_key() {
-    let (backend, storage) = mock();
-    write(&backend, "kv/foo", json!({"value": "bar"})).await;
-    write(&backend, "kv/keep", json!({"value": "x"})).await;
-    let result = backend
-        .handle_request(Request::new(Operation::Delete, "kv/foo"))
-        .await;
-    assert_eq!(result, Ok(None));
-    assert_eq!(storage.get("kv/foo").await.unwrap(), None);
-    assert_eq!(storage.get("kv/keep").await.unwrap(), Some(b"x".to_vec()));
-    assert_eq!(read(&backend, "kv/foo").await, Ok(None));
+    let backend = mock().await;
+    backend
+        .write("kv/foo")
+        .data(json!({"value": "bar"}))
+        .await
+        .unwrap();
+    backend
+        .write("kv/keep")
+        .data(json!({"value": "x"}))
+        .await
+        .unwrap();
+    assert_eq!(backend.delete("kv/foo").await, Ok(None));
+    assert_eq!(backend.stored("kv/foo").await, None);
+    assert_eq!(backend.stored("kv/keep").await, Some(b"x".to_vec()));
+    assert_eq!(backend.read("kv/foo").await, Ok(None));
 
     // Deleting what is not there is not an error either.
-    let result = backend
-        .handle_request(Request::new(Operation::Delete, "kv/foo"))
-        .await;
-    assert_eq!(result, Ok(None));
+    assert_eq!(backend.delete("kv/foo").await, Ok(None));
 }
 
 #[tokio::test]
 async fn kv_list_returns_the_sorted_keys_with_or_without_the_trailing_slash() {
-    let (backend, storage) = mock();
-    write(&backend, "kv/zoo", json!({"value": "1"})).await;
-    write(&backend, "kv/foo", json!({"value": "2"})).await;
-    storage.put("kv/dir/x", b"3".to_vec()).await.unwrap();
-    storage.put("other", b"4".to_vec()).await.unwrap();
+    let backend = mock().await;
+    backend
+        .write("kv/zoo")
+        .data(json!({"value": "1"}))
+        .await
+        .unwrap();
+    backend
+        .write("kv/foo")
+        .data(json!({"value": "2"}))
+        .await
+        .unwrap();
+    backend.store("kv/dir/x", b"3").await;
+    backend.store("other", b"4").await;
     for path in ["kv/", "kv"] {
+        // The exact path: `backend.list` would add the trailing slash the server adds.
         let response = backend
-            .handle_request(Request::new(Operation::List, path))
+            .request(Operation::List, path)
             .await
             .unwrap()
             .unwrap();
@@ -236,43 +251,49 @@ async fn kv_list_returns_the_sorted_keys_with_or_without_the_trailing_slash() {
 
 #[tokio::test]
 async fn kv_list_of_nothing_is_a_response_without_keys() {
-    let (backend, _) = mock();
-    let response = backend
-        .handle_request(Request::new(Operation::List, "kv/"))
-        .await
-        .unwrap()
-        .unwrap();
+    let backend = mock().await;
+    let response = backend.list("kv/").await.unwrap().unwrap();
     assert!(response.data.is_empty(), "{response:?}");
     assert!(response.warnings.is_empty());
 }
 
 #[tokio::test]
 async fn kv_keys_outside_the_generic_name_pattern_are_unsupported_paths() {
-    let (backend, storage) = mock();
+    let backend = mock().await;
     for path in [
         "kv/a/b", "kv/-a", "kv/.a", "kv/..", "kv/a-", "kv/a.", "kv//", "kv/a b",
     ] {
         for operation in [Operation::Read, Operation::Update, Operation::Delete] {
             let result = backend
-                .handle_request(request(operation.clone(), path, json!({"value": "v"})))
+                .request(operation.clone(), path)
+                .data(json!({"value": "v"}))
+                .without_existence_check()
                 .await;
             assert_eq!(result, Err(Error::UnsupportedPath), "{operation} {path}");
         }
     }
-    assert!(storage.list("").await.unwrap().is_empty(), "nothing stored");
+    assert!(backend.stored_keys("").await.is_empty(), "nothing stored");
 }
 
 #[tokio::test]
 async fn kv_keys_with_inner_dashes_dots_and_underscores_are_accepted() {
-    let (backend, storage) = mock();
-    write(&backend, "kv/a-b.c_d", json!({"value": "v"})).await;
-    write(&backend, "kv/x", json!({"value": "w"})).await;
-    assert_eq!(storage.list("kv/").await.unwrap(), ["a-b.c_d", "x"]);
+    let backend = mock().await;
+    backend
+        .write("kv/a-b.c_d")
+        .data(json!({"value": "v"}))
+        .await
+        .unwrap();
+    backend
+        .write("kv/x")
+        .data(json!({"value": "w"}))
+        .await
+        .unwrap();
+    assert_eq!(backend.stored_keys("kv/").await, ["a-b.c_d", "x"]);
 }
 
 #[tokio::test]
 async fn kv_operations_the_mock_lacks_are_unsupported() {
-    let (backend, _) = mock();
+    let backend = mock().await;
     for (operation, path) in [
         (Operation::List, "kv/foo"),
         (Operation::Read, "kv/"),
@@ -281,7 +302,8 @@ async fn kv_operations_the_mock_lacks_are_unsupported() {
         (Operation::Scan, "kv/"),
     ] {
         let result = backend
-            .handle_request(Request::new(operation.clone(), path))
+            .request(operation.clone(), path)
+            .without_existence_check()
             .await;
         assert_eq!(
             result,
@@ -293,7 +315,7 @@ async fn kv_operations_the_mock_lacks_are_unsupported() {
 
 #[tokio::test]
 async fn kv_existence_check_is_false_before_a_write_and_true_after() {
-    let (backend, _) = mock();
+    let backend = mock().await;
     assert_eq!(
         exists(&backend, Operation::Create, "kv/foo").await,
         Some(false)
@@ -302,7 +324,11 @@ async fn kv_existence_check_is_false_before_a_write_and_true_after() {
         exists(&backend, Operation::Update, "kv/foo").await,
         Some(false)
     );
-    write(&backend, "kv/foo", json!({"value": ""})).await;
+    backend
+        .write("kv/foo")
+        .data(json!({"value": ""}))
+        .await
+        .unwrap();
     assert_eq!(
         exists(&backend, Operation::Create, "kv/foo").await,
         Some(true)
@@ -319,7 +345,7 @@ async fn kv_existence_check_is_false_before_a_write_and_true_after() {
 
 #[tokio::test]
 async fn paths_without_an_existence_check_answer_none() {
-    let (backend, _) = mock();
+    let backend = mock().await;
     for path in ["kv/", "kv", "internal", "errors/type"] {
         assert_eq!(
             exists(&backend, Operation::Update, path).await,
@@ -331,8 +357,9 @@ async fn paths_without_an_existence_check_answer_none() {
 
 #[tokio::test]
 async fn existence_check_errors() {
-    let (backend, _) = mock();
-    let read = backend
+    let backend = mock().await;
+    let inner = backend.backend();
+    let read = inner
         .existence_check(Request::new(Operation::Read, "kv/foo"))
         .await;
     assert_eq!(
@@ -341,42 +368,50 @@ async fn existence_check_errors() {
             "incorrect operation type read for an existence check".into()
         ))
     );
-    let unknown = backend
+    let unknown = inner
         .existence_check(Request::new(Operation::Create, "kv/a/b"))
         .await;
     assert_eq!(unknown, Err(Error::UnsupportedPath));
-    let invalid = backend
-        .existence_check(request(
-            Operation::Create,
-            "kv/foo",
-            json!({"version": "abc"}),
-        ))
+    let mut with_version = Map::new();
+    with_version.insert("version".into(), json!("abc"));
+    let invalid = inner
+        .existence_check(Request::new(Operation::Create, "kv/foo").with_data(with_version))
         .await;
     assert!(
         matches!(&invalid, Err(Error::User(m)) if m.contains("\"version\"")),
         "{invalid:?}"
     );
+    // A write gets the same error, before any handler runs.
+    let write = backend.write("kv/foo").field("version", "abc").await;
+    assert_eq!(write.unwrap_err(), invalid.unwrap_err());
+    assert_eq!(backend.stored("kv/foo").await, None);
 }
 
 #[tokio::test]
 async fn kv_write_with_an_unknown_parameter_stores_empty_and_warns() {
-    let (backend, storage) = mock();
-    let response = write(&backend, "kv/foo", json!({"hello": "world"}))
+    let backend = mock().await;
+    let response = backend
+        .write("kv/foo")
+        .data(json!({"hello": "world"}))
         .await
+        .unwrap()
         .unwrap();
     assert_eq!(
         response.warnings,
         ["Endpoint ignored these unrecognized parameters: [hello]"]
     );
     assert_eq!(data(response), json!({"value": ""}));
-    assert_eq!(storage.get("kv/foo").await.unwrap(), Some(Vec::new()));
+    assert_eq!(backend.stored("kv/foo").await, Some(Vec::new()));
 }
 
 #[tokio::test]
 async fn kv_key_in_the_body_is_replaced_by_the_path_with_a_warning() {
-    let (backend, storage) = mock();
-    let response = write(&backend, "kv/foo", json!({"key": "other", "value": "v"}))
+    let backend = mock().await;
+    let response = backend
+        .write("kv/foo")
+        .data(json!({"key": "other", "value": "v"}))
         .await
+        .unwrap()
         .unwrap();
     assert_eq!(
         response.warnings,
@@ -385,20 +420,20 @@ async fn kv_key_in_the_body_is_replaced_by_the_path_with_a_warning() {
           endpoint's path: [key]"
         ]
     );
-    assert_eq!(storage.list("kv/").await.unwrap(), ["foo"]);
+    assert_eq!(backend.stored_keys("kv/").await, ["foo"]);
 }
 
 #[tokio::test]
 async fn kv_version_that_is_not_a_number_is_a_validation_error_response() {
-    let (backend, storage) = mock();
-    storage.put("kv/foo", b"bar".to_vec()).await.unwrap();
+    let backend = mock().await;
+    backend.store("kv/foo", b"bar").await;
     for operation in [Operation::Read, Operation::Update] {
+        // The update as it is: through the existence check it fails there first
+        // (`existence_check_errors`).
         let response = backend
-            .handle_request(request(
-                operation.clone(),
-                "kv/foo",
-                json!({"version": "abc"}),
-            ))
+            .request(operation.clone(), "kv/foo")
+            .field("version", "abc")
+            .without_existence_check()
             .await
             .unwrap()
             .unwrap();
@@ -410,7 +445,7 @@ async fn kv_version_that_is_not_a_number_is_a_validation_error_response() {
         );
     }
     assert_eq!(
-        storage.get("kv/foo").await.unwrap(),
+        backend.stored("kv/foo").await,
         Some(b"bar".to_vec()),
         "a failed validation writes nothing"
     );
@@ -420,37 +455,34 @@ async fn kv_version_that_is_not_a_number_is_a_validation_error_response() {
 // internal
 // ---------------------------------------------------------------------------------------------
 
-async fn internal_value(backend: &MockBackend) -> Value {
-    read(backend, "internal").await.unwrap().unwrap().data["value"].clone()
+async fn internal_value(backend: &TestBackend<MockBackend>) -> Value {
+    let response = backend.read("internal").await.unwrap().unwrap();
+    response.data["value"].clone()
 }
 
 #[tokio::test]
 async fn internal_starts_as_bar_and_update_replaces_it_answering_nothing() {
-    let (backend, storage) = mock();
-    let response = read(&backend, "internal").await.unwrap().unwrap();
+    let backend = mock().await;
+    let response = backend.read("internal").await.unwrap().unwrap();
     assert_eq!(data(response), json!({"value": "bar"}));
 
     let result = backend
-        .handle_request(request(
-            Operation::Update,
-            "internal",
-            json!({"value": "baz"}),
-        ))
+        .write("internal")
+        .data(json!({"value": "baz"}))
         .await;
     assert_eq!(result, Ok(None));
     assert_eq!(internal_value(&backend).await, json!("baz"));
-    assert!(storage.list("").await.unwrap().is_empty(), "kept in memory");
+    assert!(backend.stored_keys("").await.is_empty(), "kept in memory");
 }
 
 #[tokio::test]
 async fn internal_has_no_create() {
-    let (backend, _) = mock();
+    let backend = mock().await;
+    // Sent as it is: without an existence check on the path, the server would send an update.
     let result = backend
-        .handle_request(request(
-            Operation::Create,
-            "internal",
-            json!({"value": "x"}),
-        ))
+        .request(Operation::Create, "internal")
+        .data(json!({"value": "x"}))
+        .without_existence_check()
         .await;
     assert_eq!(result, Err(Error::UnsupportedOperation));
     assert_eq!(internal_value(&backend).await, json!("bar"));
@@ -458,20 +490,28 @@ async fn internal_has_no_create() {
 
 #[tokio::test]
 async fn invalidating_internal_clears_it_and_other_keys_leave_it() {
-    let (backend, _) = mock();
-    write(&backend, "internal", json!({"value": "baz"})).await;
-    backend.invalidate("other").await;
-    backend.invalidate("kv/foo").await;
+    let backend = mock().await;
+    backend
+        .write("internal")
+        .data(json!({"value": "baz"}))
+        .await
+        .unwrap();
+    backend.backend().invalidate("other").await;
+    backend.backend().invalidate("kv/foo").await;
     assert_eq!(internal_value(&backend).await, json!("baz"));
-    backend.invalidate("internal").await;
+    backend.backend().invalidate("internal").await;
     assert_eq!(internal_value(&backend).await, json!(""));
 }
 
 #[tokio::test]
 async fn each_backend_has_its_own_internal_value() {
-    let (first, _) = mock();
-    let (second, _) = mock();
-    write(&first, "internal", json!({"value": "changed"})).await;
+    let first = mock().await;
+    let second = mock().await;
+    first
+        .write("internal")
+        .data(json!({"value": "changed"}))
+        .await
+        .unwrap();
     assert_eq!(internal_value(&second).await, json!(DEFAULT_INTERNAL_VALUE));
 }
 
@@ -481,15 +521,15 @@ async fn each_backend_has_its_own_internal_value() {
 
 #[tokio::test]
 async fn special_answers_data_foo() {
-    let (backend, _) = mock();
-    let response = read(&backend, "special").await.unwrap().unwrap();
+    let backend = mock().await;
+    let response = backend.read("special").await.unwrap().unwrap();
     assert_eq!(data(response), json!({"data": "foo"}));
 }
 
 #[tokio::test]
 async fn raw_answers_a_plain_text_http_response() {
-    let (backend, _) = mock();
-    let response = read(&backend, "raw").await.unwrap().unwrap();
+    let backend = mock().await;
+    let response = backend.read("raw").await.unwrap().unwrap();
     assert_eq!(
         data(response),
         json!({
@@ -510,18 +550,16 @@ fn shut_down() -> Error {
 
 #[tokio::test]
 async fn errors_rpc_and_kill_fail_as_a_shut_down_connection() {
-    let (backend, _) = mock();
-    assert_eq!(read(&backend, "errors/rpc").await, Err(shut_down()));
-    assert_eq!(read(&backend, "errors/kill").await, Err(shut_down()));
-    let update = backend
-        .handle_request(Request::new(Operation::Update, "errors/rpc"))
-        .await;
+    let backend = mock().await;
+    assert_eq!(backend.read("errors/rpc").await, Err(shut_down()));
+    assert_eq!(backend.read("errors/kill").await, Err(shut_down()));
+    let update = backend.write("errors/rpc").await;
     assert_eq!(update, Err(Error::UnsupportedOperation));
 }
 
 #[tokio::test]
 async fn errors_type_returns_the_error_of_each_wire_type() {
-    let (backend, _) = mock();
+    let backend = mock().await;
     let test = || "test".to_owned();
     let expected = [
         Error::Other(test()),
@@ -541,11 +579,9 @@ async fn errors_type_returns_the_error_of_each_wire_type() {
     for (err_type, error) in expected.into_iter().enumerate() {
         for operation in [Operation::Create, Operation::Update] {
             let result = backend
-                .handle_request(request(
-                    operation.clone(),
-                    "errors/type",
-                    json!({ "err_type": err_type }),
-                ))
+                .request(operation.clone(), "errors/type")
+                .field("err_type", err_type)
+                .without_existence_check()
                 .await;
             assert_eq!(
                 result,
@@ -558,14 +594,8 @@ async fn errors_type_returns_the_error_of_each_wire_type() {
 
 #[tokio::test]
 async fn errors_type_accepts_err_type_as_a_string() {
-    let (backend, _) = mock();
-    let result = backend
-        .handle_request(request(
-            Operation::Update,
-            "errors/type",
-            json!({"err_type": "3"}),
-        ))
-        .await;
+    let backend = mock().await;
+    let result = backend.write("errors/type").field("err_type", "3").await;
     assert_eq!(
         result,
         Err(Error::Coded {
@@ -577,14 +607,11 @@ async fn errors_type_accepts_err_type_as_a_string() {
 
 #[tokio::test]
 async fn errors_type_without_a_case_answers_nothing() {
-    let (backend, _) = mock();
+    let backend = mock().await;
     for err_type in [json!(10), json!(42), json!(-1), json!("4294967295")] {
         let result = backend
-            .handle_request(request(
-                Operation::Update,
-                "errors/type",
-                json!({ "err_type": err_type }),
-            ))
+            .write("errors/type")
+            .field("err_type", err_type.clone())
             .await;
         assert_eq!(result, Ok(None), "err_type={err_type}");
     }
@@ -593,17 +620,14 @@ async fn errors_type_without_a_case_answers_nothing() {
 #[tokio::test]
 async fn errors_type_uses_the_low_32_bits_as_go_does() {
     // The Go mock switches on uint32(err_type).
-    let (backend, _) = mock();
+    let backend = mock().await;
     for (err_type, error) in [
-        (json!(4_294_967_296_i64), Error::Other("test".into())),
-        (json!(4_294_967_297_i64), Error::User("test".into())),
+        (4_294_967_296_i64, Error::Other("test".into())),
+        (4_294_967_297_i64, Error::User("test".into())),
     ] {
         let result = backend
-            .handle_request(request(
-                Operation::Update,
-                "errors/type",
-                json!({ "err_type": err_type }),
-            ))
+            .write("errors/type")
+            .field("err_type", err_type)
             .await;
         assert_eq!(result, Err(error), "err_type={err_type}");
     }
@@ -611,23 +635,21 @@ async fn errors_type_uses_the_low_32_bits_as_go_does() {
 
 #[tokio::test]
 async fn errors_type_with_a_null_err_type_counts_as_zero_as_in_go() {
-    let (backend, _) = mock();
+    let backend = mock().await;
     let result = backend
-        .handle_request(request(
-            Operation::Update,
-            "errors/type",
-            json!({"err_type": null}),
-        ))
+        .write("errors/type")
+        .field("err_type", Value::Null)
         .await;
     assert_eq!(result, Err(Error::Other("test".into())));
 }
 
 #[tokio::test]
 async fn errors_type_without_err_type_fails_as_a_shut_down_connection() {
-    let (backend, _) = mock();
+    let backend = mock().await;
     for operation in [Operation::Create, Operation::Update] {
         let result = backend
-            .handle_request(Request::new(operation, "errors/type"))
+            .request(operation, "errors/type")
+            .without_existence_check()
             .await;
         assert_eq!(result, Err(shut_down()));
     }
@@ -635,13 +657,10 @@ async fn errors_type_without_err_type_fails_as_a_shut_down_connection() {
 
 #[tokio::test]
 async fn errors_type_with_an_unconvertible_err_type_is_a_validation_error_response() {
-    let (backend, _) = mock();
+    let backend = mock().await;
     let response = backend
-        .handle_request(request(
-            Operation::Update,
-            "errors/type",
-            json!({"err_type": "abc"}),
-        ))
+        .write("errors/type")
+        .field("err_type", "abc")
         .await
         .unwrap()
         .unwrap();
@@ -655,9 +674,9 @@ async fn errors_type_with_an_unconvertible_err_type_is_a_validation_error_respon
 
 #[tokio::test]
 async fn errors_type_cannot_be_read() {
-    let (backend, _) = mock();
+    let backend = mock().await;
     assert_eq!(
-        read(&backend, "errors/type").await,
+        backend.read("errors/type").await,
         Err(Error::UnsupportedOperation)
     );
 }
@@ -668,30 +687,27 @@ async fn errors_type_cannot_be_read() {
 
 #[tokio::test]
 async fn env_returns_the_variable_of_the_plugin_process() {
-    let (backend, _) = mock();
+    let backend = mock().await;
     let path = std::env::var("PATH").unwrap();
     assert!(!path.is_empty());
-    let response = read(&backend, "env/PATH").await.unwrap().unwrap();
+    let response = backend.read("env/PATH").await.unwrap().unwrap();
     assert_eq!(data(response), json!({ "key": path }));
 }
 
 #[tokio::test]
 async fn env_of_an_unset_variable_is_empty() {
-    let (backend, _) = mock();
+    let backend = mock().await;
     let name = "VAULT_MOCK_PLUGIN_TEST_SURELY_UNSET_7F3A";
     let expected = std::env::var(name).unwrap_or_default();
-    let response = read(&backend, &format!("env/{name}"))
-        .await
-        .unwrap()
-        .unwrap();
+    let response = backend.read(&format!("env/{name}")).await.unwrap().unwrap();
     assert_eq!(data(response), json!({ "key": expected }));
 }
 
 #[tokio::test]
 async fn env_without_a_name_is_an_unsupported_path() {
-    let (backend, _) = mock();
-    assert_eq!(read(&backend, "env/").await, Err(Error::UnsupportedPath));
-    assert_eq!(read(&backend, "env").await, Err(Error::UnsupportedPath));
+    let backend = mock().await;
+    assert_eq!(backend.read("env/").await, Err(Error::UnsupportedPath));
+    assert_eq!(backend.read("env").await, Err(Error::UnsupportedPath));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -700,10 +716,13 @@ async fn env_without_a_name_is_an_unsupported_path() {
 
 #[tokio::test]
 async fn storage_errors_pass_through_verbatim() {
-    let backend = failing_mock();
+    let backend = failing_mock().await;
     for operation in [Operation::Create, Operation::Update] {
+        // As it is: the existence check would fail on the storage first (the next test).
         let result = backend
-            .handle_request(request(operation, "kv/foo", json!({"value": "v"})))
+            .request(operation, "kv/foo")
+            .field("value", "v")
+            .without_existence_check()
             .await;
         assert_eq!(
             result,
@@ -711,30 +730,30 @@ async fn storage_errors_pass_through_verbatim() {
         );
     }
     let boom = || Err(Error::Other("boom".into()));
-    assert_eq!(read(&backend, "kv/foo").await, boom());
-    for (operation, path) in [(Operation::Delete, "kv/foo"), (Operation::List, "kv/")] {
-        let result = backend.handle_request(Request::new(operation, path)).await;
-        assert_eq!(result, boom());
-    }
+    assert_eq!(backend.read("kv/foo").await, boom());
+    assert_eq!(backend.delete("kv/foo").await, boom());
+    assert_eq!(backend.list("kv/").await, boom());
 }
 
 #[tokio::test]
 async fn storage_errors_in_the_existence_check_are_wrapped() {
-    let backend = failing_mock();
+    let backend = failing_mock().await;
+    let wrapped = Error::Other("existence check failed: boom".into());
     let result = backend
+        .backend()
         .existence_check(Request::new(Operation::Create, "kv/foo"))
         .await;
-    assert_eq!(
-        result,
-        Err(Error::Other("existence check failed: boom".into()))
-    );
+    assert_eq!(result, Err(wrapped.clone()));
+    // What a write answers then.
+    let write = backend.write("kv/foo").field("value", "v").await;
+    assert_eq!(write, Err(wrapped));
 }
 
 #[tokio::test]
 async fn paths_that_do_not_touch_storage_work_without_it() {
-    let backend = failing_mock();
+    let backend = failing_mock().await;
     assert_eq!(
-        data(read(&backend, "special").await.unwrap().unwrap()),
+        data(backend.read("special").await.unwrap().unwrap()),
         json!({"data": "foo"})
     );
     assert_eq!(internal_value(&backend).await, json!("bar"));
@@ -746,10 +765,10 @@ async fn paths_that_do_not_touch_storage_work_without_it() {
 
 #[tokio::test]
 async fn unknown_paths_are_unsupported() {
-    let (backend, _) = mock();
+    let backend = mock().await;
     for path in ["nope", "kvx", "errors", "errors/other", "specialx", "raw/"] {
         assert_eq!(
-            read(&backend, path).await,
+            backend.read(path).await,
             Err(Error::UnsupportedPath),
             "{path}"
         );
@@ -758,32 +777,24 @@ async fn unknown_paths_are_unsupported() {
 
 #[tokio::test]
 async fn rollback_answers_nothing() {
-    let (backend, _) = mock();
-    let result = backend
-        .handle_request(Request::new(Operation::Rollback, ""))
-        .await;
-    assert_eq!(result, Ok(None));
+    let backend = mock().await;
+    assert_eq!(backend.rollback().await, Ok(None));
 }
 
 #[tokio::test]
 async fn renew_and_revoke_have_no_secret() {
-    let (backend, _) = mock();
+    let backend = mock().await;
+    // Requests the server never sends (it always attaches the lease): built by hand, without one.
     for operation in [Operation::Renew, Operation::Revoke] {
-        let result = backend
-            .handle_request(Request::new(operation, "kv/foo"))
-            .await;
+        let result = backend.request(operation, "kv/foo").await;
         assert_eq!(result, Err(Error::Other("request has no secret".into())));
     }
 }
 
 #[tokio::test]
 async fn root_help_lists_the_mock_paths_in_regex_order() {
-    let (backend, _) = mock();
-    let response = backend
-        .handle_request(Request::new(Operation::Help, ""))
-        .await
-        .unwrap()
-        .unwrap();
+    let backend = mock().await;
+    let response = backend.request(Operation::Help, "").await.unwrap().unwrap();
     let text = response.data["help"].as_str().unwrap();
     assert!(
         text.starts_with("## DESCRIPTION\n\n\n\n## PATHS\n\n"),
@@ -813,9 +824,9 @@ async fn root_help_lists_the_mock_paths_in_regex_order() {
 
 #[tokio::test]
 async fn path_help_describes_the_kv_fields() {
-    let (backend, _) = mock();
+    let backend = mock().await;
     let response = backend
-        .handle_request(Request::new(Operation::Help, "kv/foo"))
+        .request(Operation::Help, "kv/foo")
         .await
         .unwrap()
         .unwrap();
@@ -836,9 +847,9 @@ async fn path_help_describes_the_kv_fields() {
 /// data written by the Go mock).
 #[tokio::test]
 async fn values_written_by_the_go_mock_are_readable() {
-    let (backend, storage) = mock();
-    storage.put("kv/legacy", b"from go".to_vec()).await.unwrap();
-    let response = read(&backend, "kv/legacy").await.unwrap().unwrap();
+    let backend = mock().await;
+    backend.store("kv/legacy", b"from go").await;
+    let response = backend.read("kv/legacy").await.unwrap().unwrap();
     let mut expected = Map::new();
     expected.insert("value".into(), json!("from go"));
     expected.insert("version".into(), json!(0));
@@ -847,13 +858,10 @@ async fn values_written_by_the_go_mock_are_readable() {
 
 #[tokio::test]
 async fn root_help_carries_an_openapi_document_of_every_path() {
-    let (backend, _) = mock();
+    let backend = mock().await;
     let help = backend
-        .handle_request(request(
-            Operation::Help,
-            "",
-            json!({"requestResponsePrefix": "my-mock-plugin"}),
-        ))
+        .request(Operation::Help, "")
+        .field("requestResponsePrefix", "my-mock-plugin")
         .await
         .unwrap()
         .unwrap();
@@ -904,9 +912,9 @@ async fn root_help_carries_an_openapi_document_of_every_path() {
 
 #[tokio::test]
 async fn path_help_documents_only_that_path() {
-    let (backend, _) = mock();
+    let backend = mock().await;
     let help = backend
-        .handle_request(request(Operation::Help, "special", json!({})))
+        .request(Operation::Help, "special")
         .await
         .unwrap()
         .unwrap();
