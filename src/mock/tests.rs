@@ -135,11 +135,7 @@ async fn kv_write_returns_the_value_and_stores_its_raw_bytes_at_the_request_path
 #[tokio::test]
 async fn kv_read_returns_the_value_and_version_zero_by_default() {
     let backend = mock().await;
-    backend
-        .write("kv/foo")
-        .data(json!({"value": "baz"}))
-        .await
-        .unwrap();
+    backend.write("kv/foo").field("value", "baz").await.unwrap();
     let response = backend.read("kv/foo").await.unwrap().unwrap();
     assert!(response.warnings.is_empty());
     assert_eq!(data(response), json!({"value": "baz", "version": 0}));
@@ -148,11 +144,7 @@ async fn kv_read_returns_the_value_and_version_zero_by_default() {
 #[tokio::test]
 async fn kv_read_echoes_the_requested_version_given_as_string_or_number() {
     let backend = mock().await;
-    backend
-        .write("kv/foo")
-        .data(json!({"value": "baz"}))
-        .await
-        .unwrap();
+    backend.write("kv/foo").field("value", "baz").await.unwrap();
     for version in [json!("12"), json!(12), json!(12.9)] {
         let response = backend
             .read("kv/foo")
@@ -200,16 +192,8 @@ async fn kv_write_of_a_number_stores_its_text() {
 #[tokio::test]
 async fn kv_delete_answers_nothing_and_removes_the_key() {
     let backend = mock().await;
-    backend
-        .write("kv/foo")
-        .data(json!({"value": "bar"}))
-        .await
-        .unwrap();
-    backend
-        .write("kv/keep")
-        .data(json!({"value": "x"}))
-        .await
-        .unwrap();
+    backend.write("kv/foo").field("value", "bar").await.unwrap();
+    backend.write("kv/keep").field("value", "x").await.unwrap();
     assert_eq!(backend.delete("kv/foo").await, Ok(None));
     assert_eq!(backend.stored("kv/foo").await, None);
     assert_eq!(backend.stored("kv/keep").await, Some(b"x".to_vec()));
@@ -222,16 +206,8 @@ async fn kv_delete_answers_nothing_and_removes_the_key() {
 #[tokio::test]
 async fn kv_list_returns_the_sorted_keys_with_or_without_the_trailing_slash() {
     let backend = mock().await;
-    backend
-        .write("kv/zoo")
-        .data(json!({"value": "1"}))
-        .await
-        .unwrap();
-    backend
-        .write("kv/foo")
-        .data(json!({"value": "2"}))
-        .await
-        .unwrap();
+    backend.write("kv/zoo").field("value", "1").await.unwrap();
+    backend.write("kv/foo").field("value", "2").await.unwrap();
     backend.store("kv/dir/x", b"3").await;
     backend.store("other", b"4").await;
     for path in ["kv/", "kv"] {
@@ -280,14 +256,10 @@ async fn kv_keys_with_inner_dashes_dots_and_underscores_are_accepted() {
     let backend = mock().await;
     backend
         .write("kv/a-b.c_d")
-        .data(json!({"value": "v"}))
+        .field("value", "v")
         .await
         .unwrap();
-    backend
-        .write("kv/x")
-        .data(json!({"value": "w"}))
-        .await
-        .unwrap();
+    backend.write("kv/x").field("value", "w").await.unwrap();
     assert_eq!(backend.stored_keys("kv/").await, ["a-b.c_d", "x"]);
 }
 
@@ -324,11 +296,7 @@ async fn kv_existence_check_is_false_before_a_write_and_true_after() {
         exists(&backend, Operation::Update, "kv/foo").await,
         Some(false)
     );
-    backend
-        .write("kv/foo")
-        .data(json!({"value": ""}))
-        .await
-        .unwrap();
+    backend.write("kv/foo").field("value", "").await.unwrap();
     assert_eq!(
         exists(&backend, Operation::Create, "kv/foo").await,
         Some(true)
@@ -493,7 +461,7 @@ async fn invalidating_internal_clears_it_and_other_keys_leave_it() {
     let backend = mock().await;
     backend
         .write("internal")
-        .data(json!({"value": "baz"}))
+        .field("value", "baz")
         .await
         .unwrap();
     backend.backend().invalidate("other").await;
