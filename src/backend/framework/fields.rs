@@ -18,6 +18,7 @@ use gotime::{UnixTime, go_quote};
 
 /// The type of a field, as the Go framework names it (`framework.Type…`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FieldType {
     /// Any scalar as text: numbers in decimal, booleans as `"1"`/`"0"`.
     String,

@@ -33,6 +33,7 @@ pub struct TtlRequest {
 
 /// Why no TTL can be given; the texts are Go's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TtlError {
     /// The effective max TTL came out zero (the system view answered none).
     NoMaxTtl,

@@ -111,6 +111,7 @@ pub struct PathPattern {
 
 /// Why a pattern was refused: it is malformed or cannot match anything.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PatternError {
     /// The pattern as written.
     pub pattern: String,

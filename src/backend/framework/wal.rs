@@ -25,6 +25,7 @@ pub const DEFAULT_WAL_ROLLBACK_MIN_AGE: Duration = Duration::from_secs(10 * 60);
 
 /// One entry of the log.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct WalEntry {
     /// The id [`put_wal`] returned (the key under [`WAL_PREFIX`]).
     pub id: String,
@@ -38,6 +39,7 @@ pub struct WalEntry {
 
 /// A failure to write, read or decode an entry.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum WalError {
     /// The storage failed; its text is the server's.
     Storage(StorageError),
