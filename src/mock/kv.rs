@@ -1,6 +1,6 @@
 //! `kv/` and `kv/<key>`: values kept in the server's storage under the request path.
 
-use serde_json::json;
+use serde_json::{Map, Value};
 
 use super::MockBackend;
 use vault_plugin_sdk::backend::framework::{FieldData, FieldSchema, FieldType, PathSpec};
@@ -48,7 +48,11 @@ async fn read(
     let value = String::from_utf8_lossy(&value).into_owned();
     // The Go mock logs the value itself; a secret does not belong in a log.
     tracing::info!(key = %request.path, "reading value");
-    Response::from_serialize(&json!({"value": value, "version": version})).map(Some)
+    // Moved into the answer, not serialised again: a value may be 16 MiB.
+    let mut data = Map::new();
+    data.insert("value".to_owned(), Value::String(value));
+    data.insert("version".to_owned(), Value::from(version));
+    Ok(Some(Response::with_data(data)))
 }
 
 async fn write(
@@ -62,7 +66,9 @@ async fn write(
         .storage
         .put(&request.path, value.clone().into_bytes())
         .await?;
-    Response::from_serialize(&json!({ "value": value })).map(Some)
+    let mut data = Map::new();
+    data.insert("value".to_owned(), Value::String(value));
+    Ok(Some(Response::with_data(data)))
 }
 
 async fn delete(
