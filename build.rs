@@ -3,7 +3,7 @@
 //!
 //! The `.proto` files are parsed by `protox`, a pure-Rust compiler, so no system
 //! `protoc` is needed; the resulting descriptor set is handed to
-//! `tonic-prost-build` for code generation. `src/proto.rs` includes the output.
+//! `tonic-prost-build` for code generation. `src/proto/mod.rs` includes the output.
 
 use std::error::Error;
 
@@ -29,10 +29,10 @@ fn main() -> Result<(), Box<dyn Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
-        // No `connect` helpers: the plugin dials through the broker (src/broker.rs).
+        // No `connect` helpers: the plugin dials through the broker (src/services/broker.rs).
         .build_transport(false)
-        // prost with 1 KiB instead of 8 KiB message buffers (see src/codec.rs).
-        .codec_path("crate::codec::SmallBufferCodec")
+        // prost with 1 KiB instead of 8 KiB message buffers (see src/proto/codec.rs).
+        .codec_path("crate::proto::codec::SmallBufferCodec")
         .compile_fds(fds)?;
 
     Ok(())

@@ -11,8 +11,29 @@
 //! * **[`backend::framework`]** is the Go SDK's `framework` in Rust: paths with field schemas,
 //!   help and OpenAPI, secret types with renew and revoke, token renewal, the periodic
 //!   function and the write-ahead log.
-//! * **The machinery** (private) knows go-plugin and the wire and nothing of paths: the
-//!   handshake, TLS, the broker, the gRPC services, the controller, logging.
+//! * **[`testing`]** (feature `testing`) is what authors test with: a backend in process and a
+//!   real OpenBao dev server with the plugin registered.
+//!
+//! # The layout
+//!
+//! Public folders are what an author of a plugin kind reads; private folders are the machinery,
+//! which knows go-plugin and the wire and nothing of paths, and is shared by every kind:
+//!
+//! | Module | Side | What it holds |
+//! |---|---|---|
+//! | `backend/` | API | secrets engines and auth methods; `backend/framework/` the Go SDK's framework |
+//! | `testing/` | API | the test kit |
+//! | `entry/` | machinery | the process from `main` to exit: arguments, the by-hand text, memory locking, the runtime, [`serve`] |
+//! | `handshake.rs` | machinery | the server's launch environment, protocol negotiation, the handshake line |
+//! | `session/` | machinery | one run: negotiate, secure, listen, announce, accept connections, dispatch gRPC calls, stop |
+//! | `transport/` | machinery | the socket, automatic mutual TLS, the legacy TLS bootstrap |
+//! | `services/` | machinery | the gRPC services: the broker, the controller and stdio, and each kind's face (`services/backend/`: `pb.Backend`, the server's storage and system view, the wire conversions) |
+//! | `proto/` | machinery | the generated wire types and their codec |
+//! | `logging/` | machinery | `tracing` events as hclog JSON lines on stderr |
+//! | `report.rs`, `sync.rs`, `civil.rs` | shared | an error and its causes as one line; a mutex that survives a panic; calendar arithmetic |
+//!
+//! Dependencies point one way: `entry` → `session` → `services` → `transport` → `handshake`,
+//! and a kind's face in `services/` → its API folder. No file imports one that imports it.
 //!
 //! A request travels: the server's `pb.Backend/HandleRequest` → the mount's backend, picked by
 //! its `multiplex_id` → [`backend::framework::Router`] routes path and operation and parses
@@ -29,20 +50,10 @@
 #![cfg_attr(not(feature = "__internals"), allow(unreachable_pub))]
 
 pub mod backend;
-mod backend_service;
-mod broker;
-mod by_hand;
 mod civil;
-mod cli;
-mod codec;
-mod controller;
-mod grpc_serve;
+mod entry;
 mod handshake;
-mod host_storage;
-mod host_system_view;
-mod io;
 mod logging;
-mod mlock;
 // The generated wire types: the machinery's, not the API's. The crate's own tests, benchmark
 // and fuzz targets reach them through the doc-hidden `__internals` feature.
 #[cfg(feature = "__internals")]
@@ -50,17 +61,16 @@ mod mlock;
 pub mod proto;
 #[cfg(not(feature = "__internals"))]
 mod proto;
-mod serve;
-mod server;
+mod report;
+mod services;
+mod session;
 mod sync;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
-mod tls;
-mod unwrap_tls;
-mod wire;
+mod transport;
 
-pub use serve::{PluginInfo, serve};
+pub use entry::{PluginInfo, serve};
 
 /// The machinery's pieces that the crate's own tests, benchmark and fuzz targets drive
 /// directly, behind the doc-hidden `__internals` feature. Not part of the API: it changes
@@ -68,13 +78,13 @@ pub use serve::{PluginInfo, serve};
 #[cfg(feature = "__internals")]
 #[doc(hidden)]
 pub mod internals {
-    pub use crate::broker::{BrokerError, CONN_INFO_TIMEOUT};
-    pub use crate::cli::Args;
+    pub use crate::entry::args::Args;
     pub use crate::handshake::{
         HandshakeError, ListenAddr, MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE, PluginEnv,
         SUPPORTED_VERSIONS, handshake_line, negotiate,
     };
-    pub use crate::server::ServeOptions;
-    pub use crate::tls::{TlsError, parse_peer_certificate};
-    pub use crate::wire::{error_to_wire, request_from_wire, response_to_wire};
+    pub use crate::services::backend::wire::{error_to_wire, request_from_wire, response_to_wire};
+    pub use crate::services::broker::{BrokerError, CONN_INFO_TIMEOUT};
+    pub use crate::session::ServeOptions;
+    pub use crate::transport::tls::{TlsError, parse_peer_certificate};
 }

@@ -1534,7 +1534,7 @@ async fn protocol_table_every_case_gets_its_exact_answer() {
     let dir = TempDir::new("brk");
 
     // ConnInfo never comes: a clear error after go-plugin's 5 s (a second Setup waiting for
-    // the same id is refused at once: `src/broker/tests.rs`). Runs alongside the next cases.
+    // the same id is refused at once: `src/services/broker/tests.rs`). Runs alongside the next cases.
     let waiting = {
         let backend = host.backend();
         tokio::spawn(async move {

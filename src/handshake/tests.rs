@@ -1,7 +1,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
-use std::os::unix::fs::PermissionsExt;
 
 use super::*;
 
@@ -208,69 +207,4 @@ fn handshake_line_is_exactly_the_go_plugin_format() {
         handshake_line(5, &tcp, None, true),
         "1|5|tcp|127.0.0.1:10000|grpc||true"
     );
-}
-
-fn env_with_socket_dir(dir: &Path) -> PluginEnv {
-    let mut env = env_from(&[COOKIE, ("PLUGIN_PROTOCOL_VERSIONS", "5")]).unwrap();
-    env.unix_socket_dir = Some(dir.to_owned());
-    env
-}
-
-fn scratch_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("handshake-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-#[tokio::test]
-async fn unix_socket_lives_in_a_private_directory_removed_on_drop() {
-    let parent = scratch_dir("private");
-    let listener = PluginListener::bind(Transport::Unix, &env_with_socket_dir(&parent)).unwrap();
-    let ListenAddr::Unix(socket) = &listener.addr else {
-        panic!("expected a unix socket");
-    };
-    let dir = socket.parent().unwrap().to_owned();
-    assert!(dir.starts_with(&parent));
-    let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o700);
-    assert!(socket.exists());
-    drop(listener);
-    assert!(!dir.exists(), "the socket directory outlived the listener");
-    std::fs::remove_dir_all(&parent).unwrap();
-}
-
-#[tokio::test]
-async fn an_unusable_socket_directory_is_a_clear_error() {
-    let missing = std::env::temp_dir().join("handshake-test-does-not-exist/deeper");
-    let error = PluginListener::bind(Transport::Unix, &env_with_socket_dir(&missing)).unwrap_err();
-    assert!(
-        error.to_string().contains("PLUGIN_UNIX_SOCKET_DIR"),
-        "{error}"
-    );
-
-    let long = scratch_dir("long").join("x".repeat(120));
-    std::fs::create_dir_all(&long).unwrap();
-    let error = PluginListener::bind(Transport::Unix, &env_with_socket_dir(&long)).unwrap_err();
-    assert!(error.to_string().contains("107 bytes"), "{error}");
-}
-
-#[tokio::test]
-async fn tcp_listens_on_loopback_within_the_range() {
-    let mut env = env_from(&[COOKIE, ("PLUGIN_PROTOCOL_VERSIONS", "5")]).unwrap();
-    // Occupy the first port so the listener has to move on.
-    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let first = taken.local_addr().unwrap().port();
-    env.min_port = first;
-    env.max_port = first.saturating_add(20);
-    let listener = PluginListener::bind(Transport::Tcp, &env).unwrap();
-    let ListenAddr::Tcp(addr) = listener.addr else {
-        panic!("expected TCP");
-    };
-    assert!(addr.ip().is_loopback());
-    assert!(addr.port() > first && addr.port() <= env.max_port);
-
-    env.max_port = first;
-    let error = PluginListener::bind(Transport::Tcp, &env).unwrap_err();
-    assert!(error.to_string().contains("no free TCP port"), "{error}");
 }

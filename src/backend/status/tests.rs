@@ -30,7 +30,7 @@ fn as_the_server_answers(data: &Map<String, Value>) -> (u16, String, Vec<u8>) {
 
 /// The data as it crosses the wire: the JSON text of `pb.Response.data`, read back.
 fn over_the_wire(response: Response) -> Map<String, Value> {
-    let wire = crate::wire::response_to_wire(response);
+    let wire = crate::services::backend::wire::response_to_wire(response);
     match serde_json::from_str(&wire.data).expect("JSON") {
         Value::Object(data) => data,
         other => panic!("not an object: {other}"),

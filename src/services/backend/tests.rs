@@ -66,8 +66,10 @@ impl BackendFactory for ProbeFactory {
 
 /// A service of the given mode with one backend already set up under `key`.
 fn service_with_instance(mode: ServiceMode, key: &str) -> BackendService<ProbeFactory> {
-    let identity = crate::tls::Identity::generate().unwrap();
-    let broker = Broker::new(crate::tls::client_config(&identity, identity.cert.clone()).unwrap());
+    let identity = crate::transport::tls::Identity::generate().unwrap();
+    let broker = Broker::new(
+        crate::transport::tls::client_config(&identity, identity.cert.clone()).unwrap(),
+    );
     let service = BackendService::new(ProbeFactory, Arc::new(broker), mode);
     service.mounts().insert(key.to_owned(), Arc::new(Probe));
     service

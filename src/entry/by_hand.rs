@@ -11,8 +11,8 @@ use std::path::Path;
 
 use aws_lc_rs::digest;
 
+use super::info::PluginInfo;
 use crate::backend::BackendType;
-use crate::serve::PluginInfo;
 
 /// The running executable's file, as the kernel opened it (still the same file if the path
 /// has been renamed or replaced since).

@@ -10,12 +10,12 @@ use crate::backend::{
     ClusterInfo, Entity, Group, PluginEnvironment, ReplicationState, SystemView, SystemViewError,
     SystemViewResult, WrappingToken,
 };
-use crate::broker::BrokerChannel;
-use crate::host_storage::{MAX_MESSAGE_SIZE, status_text};
 use crate::proto::logical as logical_pb;
 use crate::proto::pb::system_view_client::SystemViewClient;
 use crate::proto::pb::{self, Empty};
-use crate::wire::{alias_from_wire, duration_from_wire, duration_to_wire};
+use crate::services::backend::storage::{MAX_MESSAGE_SIZE, status_text};
+use crate::services::backend::wire::{alias_from_wire, duration_from_wire, duration_to_wire};
+use crate::services::broker::BrokerChannel;
 
 /// One mount's system view on the server.
 #[derive(Clone, Debug)]

@@ -6,8 +6,11 @@
 //! `/pb.Backend/HandleRequest` match what the host expects. `pb` refers to
 //! `logical` types through `super::logical`, so the two must stay siblings.
 
+pub(crate) mod codec;
+
 /// Package `pb`: the `Backend` service the plugin serves, and the `Storage`
 /// and `SystemView` services the host serves over the broker.
+
 #[allow(
     clippy::all,
     clippy::pedantic,

@@ -9,8 +9,8 @@ use std::fmt;
 use std::io;
 use std::sync::Arc;
 
-use crate::io::Io;
 use crate::sync::RecoveringMutex;
+use crate::transport::io::Io;
 use std::time::Duration;
 
 use std::task::{Context, Poll};
@@ -28,10 +28,10 @@ use tonic::body::Body;
 use tonic::codegen::{BoxFuture, http};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::controller::{ExitReason, Lifecycle};
 use crate::proto::plugin::ConnInfo;
 use crate::proto::plugin::grpc_broker_server::GrpcBroker;
-use crate::tls;
+use crate::services::controller::{ExitReason, Lifecycle};
+use crate::transport::tls;
 
 /// How long `Setup` waits for the server to announce its broker listener (go-plugin's value).
 pub const CONN_INFO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -42,17 +42,18 @@ const UNCLAIMED_TTL: Duration = Duration::from_secs(60);
 /// A broker failure, with what was being attempted.
 // Reached from outside only through `internals`, for the crate's own tests.
 #[allow(missing_docs)]
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum BrokerError {
     /// The server never announced the listener for this id.
     Timeout { id: u32 },
     /// Another `Setup` is already waiting for this id.
     AlreadyWaiting { id: u32 },
-    /// Dialing or the TLS handshake failed.
+    /// Dialing, the TLS handshake or HTTP/2's failed: the cause says which. (An `Arc`, as a
+    /// failed redial is handed to every call that waited for it.)
     Dial {
         id: u32,
         address: String,
-        detail: String,
+        source: Arc<dyn std::error::Error + Send + Sync>,
     },
 }
 
@@ -68,19 +69,22 @@ impl fmt::Display for BrokerError {
             Self::AlreadyWaiting { id } => {
                 write!(f, "another Setup is already waiting for broker id {id}")
             }
-            Self::Dial {
-                id,
-                address,
-                detail,
-            } => write!(
+            Self::Dial { id, address, .. } => write!(
                 f,
-                "cannot connect to the server's broker listener {id} at {address}: {detail}"
+                "cannot connect to the server's broker listener {id} at {address}"
             ),
         }
     }
 }
 
-impl std::error::Error for BrokerError {}
+impl std::error::Error for BrokerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Dial { source, .. } => Some(source.as_ref()),
+            Self::Timeout { .. } | Self::AlreadyWaiting { .. } => None,
+        }
+    }
+}
 
 enum Slot {
     Arrived(ConnInfo, Instant),
@@ -319,22 +323,22 @@ struct BrokerConnector {
 impl BrokerConnector {
     /// Dials, secures and starts HTTP/2 on a new connection, whose driver runs as its own task.
     async fn open(&self) -> Result<http2::SendRequest<Body>, BrokerError> {
-        let dial_error = |detail: String| BrokerError::Dial {
+        let dial_error = |source: Arc<dyn std::error::Error + Send + Sync>| BrokerError::Dial {
             id: self.id,
             address: format!("{}:{}", self.network, self.address),
-            detail,
+            source,
         };
         let opened = async {
-            let io = self.dial().await.map_err(|e| error_chain(&e))?;
+            let io = self.dial().await.map_err(|e| Arc::new(e) as Arc<_>)?;
             http2::Builder::new(TokioExecutor::new())
                 .timer(TokioTimer::new())
                 .handshake(io)
                 .await
-                .map_err(|e| error_chain(&e))
+                .map_err(|e| Arc::new(e) as Arc<_>)
         };
         let (sender, connection) = tokio::time::timeout(CONN_INFO_TIMEOUT, opened)
             .await
-            .map_err(|_| dial_error("timed out".to_owned()))?
+            .map_err(|_| dial_error(Arc::new(io::Error::from(io::ErrorKind::TimedOut))))?
             .map_err(dial_error)?;
         let id = self.id;
         tokio::spawn(async move {
@@ -369,21 +373,6 @@ impl BrokerConnector {
         }
         Ok(TokioIo::new(Box::new(stream)))
     }
-}
-
-/// `e` and its sources, joined: tonic's transport errors say little at the top level.
-pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// `plugin.GRPCBroker`: the server opens `StartStream` right after connecting and keeps it for

@@ -5,11 +5,11 @@
 use tonic::codegen::http::Uri;
 
 use crate::backend::{BoxFuture, Storage, StorageError};
-use crate::broker::BrokerChannel;
 use crate::proto::pb::storage_client::StorageClient;
 use crate::proto::pb::{
     StorageDeleteArgs, StorageEntry, StorageGetArgs, StorageListArgs, StoragePutArgs,
 };
+use crate::services::broker::BrokerChannel;
 
 /// The largest message either side accepts; the server uses the same (`math.MaxInt32`).
 pub(crate) const MAX_MESSAGE_SIZE: usize = i32::MAX as usize;

@@ -2,6 +2,8 @@
 //! handshake line, accept the server's mutual-TLS connection, serve the gRPC services, and stop
 //! when the server says so or is gone.
 
+pub(crate) mod dispatch;
+
 use std::fmt;
 use std::io::{self, Write};
 use std::pin::Pin;
@@ -15,23 +17,22 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
 
 use crate::backend::BackendFactory;
-use crate::backend_service::{BackendService, MultiplexingService, ServiceMode, VersionService};
-use crate::broker::{Broker, BrokerService};
-use crate::controller::{ControllerService, ExitReason, Lifecycle, StdioService};
-use crate::grpc_serve::{self, GrpcServices};
-use crate::handshake::{
-    self, HandshakeError, Listener, PluginEnv, PluginListener, SUPPORTED_VERSIONS, Transport,
-};
-use crate::host_storage::MAX_MESSAGE_SIZE;
-use crate::io::Io;
+use crate::handshake::{self, HandshakeError, PluginEnv, SUPPORTED_VERSIONS, Transport};
 use crate::proto::logical::plugin_version_server::PluginVersionServer;
 use crate::proto::pb::backend_server::BackendServer;
 use crate::proto::plugin::grpc_broker_server::GrpcBrokerServer;
 use crate::proto::plugin::grpc_controller_server::GrpcControllerServer;
 use crate::proto::plugin::grpc_stdio_server::GrpcStdioServer;
 use crate::proto::pluginutil::multiplexing::plugin_multiplexing_server::PluginMultiplexingServer;
-use crate::tls::{self, Identity, TlsError};
-use crate::unwrap_tls::{self, ApiClientFlags, UnwrapError};
+use crate::services::backend::storage::MAX_MESSAGE_SIZE;
+use crate::services::backend::{BackendService, MultiplexingService, ServiceMode, VersionService};
+use crate::services::broker::{Broker, BrokerService};
+use crate::services::controller::{ControllerService, ExitReason, Lifecycle, StdioService};
+use crate::transport::io::Io;
+use crate::transport::listener::{ListenError, Listener, PluginListener};
+use crate::transport::tls::{self, Identity, TlsError};
+use crate::transport::unwrap_tls::{self, ApiClientFlags, UnwrapError};
+use dispatch::GrpcServices;
 
 /// How the plugin serves, beyond what the environment says.
 // Reached from outside only through `internals`, for the crate's own tests.
@@ -82,7 +83,7 @@ impl Default for ServeOptions {
 pub(crate) enum StartError {
     Handshake(HandshakeError),
     Tls(TlsError),
-    Listen(handshake::ListenError),
+    Listen(ListenError),
     Unwrap(UnwrapError),
     Stdout(io::Error),
 }
@@ -94,12 +95,23 @@ impl fmt::Display for StartError {
             Self::Tls(e) => e.fmt(f),
             Self::Listen(e) => e.fmt(f),
             Self::Unwrap(e) => e.fmt(f),
-            Self::Stdout(e) => write!(f, "cannot write the handshake line to stdout: {e}"),
+            Self::Stdout(_) => f.write_str("cannot write the handshake line to stdout"),
         }
     }
 }
 
-impl std::error::Error for StartError {}
+/// The wrapped errors speak for themselves: the text and the causes are theirs.
+impl std::error::Error for StartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Handshake(e) => e.source(),
+            Self::Tls(e) => e.source(),
+            Self::Listen(e) => e.source(),
+            Self::Unwrap(e) => e.source(),
+            Self::Stdout(e) => Some(e),
+        }
+    }
+}
 
 impl From<HandshakeError> for StartError {
     fn from(e: HandshakeError) -> Self {
@@ -196,7 +208,7 @@ async fn serve_until_stopped<F: BackendFactory>(
             lifecycle.stopped().await;
         }
     };
-    let serve = grpc_serve::serve(services, incoming, stopped);
+    let serve = dispatch::serve(services, incoming, stopped);
     tokio::pin!(serve);
     tokio::select! {
         () = &mut serve => {

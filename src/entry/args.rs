@@ -11,10 +11,10 @@ use std::time::Duration;
 use clap::{CommandFactory as _, FromArgMatches as _, Parser};
 use tracing_subscriber::filter::LevelFilter;
 
+use super::info::PluginInfo;
 use crate::handshake::Transport;
-use crate::serve::PluginInfo;
-use crate::server::ServeOptions;
-use crate::unwrap_tls::ApiClientFlags;
+use crate::session::ServeOptions;
+use crate::transport::unwrap_tls::ApiClientFlags;
 
 /// A Vault/OpenBao plugin. It is launched by the server, never by hand.
 #[derive(Debug, Parser, PartialEq)]

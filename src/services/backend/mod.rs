@@ -3,18 +3,20 @@
 //! server puts on every call, so several mounts share one process. This module translates
 //! between protobuf messages and the backend's own types and knows nothing of paths.
 
+pub(crate) mod storage;
+pub(crate) mod system_view;
+pub(crate) mod wire;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::report::report;
 use crate::sync::RecoveringMutex;
 
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
 use crate::backend::{Backend, BackendConfig, BackendFactory, BackendType};
-use crate::broker::Broker;
-use crate::host_storage::HostStorage;
-use crate::host_system_view::HostSystemView;
 use crate::proto::logical::plugin_version_server::PluginVersion;
 use crate::proto::logical::{self as logical_pb, VersionReply};
 use crate::proto::pb;
@@ -22,7 +24,12 @@ use crate::proto::pluginutil::multiplexing::plugin_multiplexing_server::PluginMu
 use crate::proto::pluginutil::multiplexing::{
     MultiplexingSupportRequest, MultiplexingSupportResponse,
 };
-use crate::wire::{bad_request, error_to_wire, request_from_wire, response_to_wire};
+use crate::services::backend::storage::HostStorage;
+use crate::services::backend::system_view::HostSystemView;
+use crate::services::backend::wire::{
+    bad_request, error_to_wire, request_from_wire, response_to_wire,
+};
+use crate::services::broker::Broker;
 
 /// The metadata key naming the mount a call is for.
 pub(crate) const MULTIPLEX_ID_KEY: &str = "multiplex_id";
@@ -236,10 +243,9 @@ impl<F: BackendFactory> pb::backend_server::Backend for BackendService<F> {
         let channel = match self.broker.connect(args.broker_id).await {
             Ok(channel) => channel,
             Err(error) => {
-                tracing::error!(error = %error, "setup failed");
-                return Ok(Response::new(pb::SetupReply {
-                    err: error.to_string(),
-                }));
+                let err = report(&error);
+                tracing::error!(error = %err, "setup failed");
+                return Ok(Response::new(pb::SetupReply { err }));
             }
         };
         let config = BackendConfig {

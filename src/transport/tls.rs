@@ -31,7 +31,9 @@ pub enum TlsError {
     /// `PLUGIN_CLIENT_CERT` is not one PEM certificate.
     BadPeerCertificate(String),
     /// Making our own certificate failed.
-    Generate(String),
+    Generate(rcgen::Error),
+    /// The generated private key was refused.
+    Key(rustls::Error),
     /// rustls refused the configuration.
     Config(rustls::Error),
 }
@@ -44,15 +46,24 @@ impl fmt::Display for TlsError {
                 "PLUGIN_CLIENT_CERT does not hold a PEM certificate ({detail}); the plugin host \
                  sets it to its own certificate when it launches the plugin"
             ),
-            Self::Generate(detail) => {
-                write!(f, "cannot generate the plugin's certificate: {detail}")
-            }
-            Self::Config(e) => write!(f, "cannot configure TLS: {e}"),
+            Self::Generate(_) => f.write_str("cannot generate the plugin's certificate"),
+            Self::Key(_) => f.write_str(
+                "cannot generate the plugin's certificate: the private key is not usable",
+            ),
+            Self::Config(_) => f.write_str("cannot configure TLS"),
         }
     }
 }
 
-impl std::error::Error for TlsError {}
+impl std::error::Error for TlsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::BadPeerCertificate(_) => None,
+            Self::Generate(e) => Some(e),
+            Self::Key(e) | Self::Config(e) => Some(e),
+        }
+    }
+}
 
 impl From<rustls::Error> for TlsError {
     fn from(e: rustls::Error) -> Self {
@@ -96,7 +107,7 @@ impl Identity {
 
     /// The same recipe with another signature algorithm (tests use P-521, as Go does).
     pub(crate) fn generate_with(alg: &'static rcgen::SignatureAlgorithm) -> Result<Self, TlsError> {
-        let generate = |e: rcgen::Error| TlsError::Generate(e.to_string());
+        let generate = TlsError::Generate;
         let key = rcgen::KeyPair::generate_for(alg).map_err(generate)?;
         let mut params =
             rcgen::CertificateParams::new(vec![SERVER_NAME.to_owned()]).map_err(generate)?;
@@ -134,7 +145,7 @@ impl Identity {
         provider()
             .key_provider
             .load_private_key(key.clone_key())
-            .map_err(|e| TlsError::Generate(format!("the private key is not usable: {e}")))?;
+            .map_err(TlsError::Key)?;
         Ok(Self { cert, key })
     }
 

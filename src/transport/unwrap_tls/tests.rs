@@ -64,10 +64,10 @@ fn malformed_tokens_are_refused_precisely() {
         let error = token_api_addr(&token).unwrap_err().to_string();
         assert!(error.contains(needle), "{token}: {error}");
     }
-    assert_eq!(
+    assert!(matches!(
         token_api_addr(&jwt(&es512, &serde_json::json!({"addr": ""}))),
         Err(UnwrapError::NoApiAddr)
-    );
+    ));
     assert!(UnwrapError::NoApiAddr.to_string().contains("set api_addr"));
 }
 
@@ -136,12 +136,13 @@ async fn a_refusal_carries_the_servers_errors_and_the_request_is_an_unwrap() {
     let error = unwrap_identity(&token, &ApiClientFlags::default(), "")
         .await
         .unwrap_err();
-    assert_eq!(
-        error,
-        UnwrapError::Refused {
-            status: 400,
-            errors: "wrapping token is not valid or does not exist".into()
-        }
+    assert!(
+        matches!(
+            &error,
+            UnwrapError::Refused { status: 400, errors }
+                if errors == "wrapping token is not valid or does not exist"
+        ),
+        "{error}"
     );
     let request = served.await.unwrap();
     assert!(

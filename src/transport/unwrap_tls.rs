@@ -23,9 +23,9 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::handshake::read_sdk_var;
-use crate::io::Io;
-use crate::tls::{self, Identity};
+use crate::handshake::{is_go_true, read_sdk_var};
+use crate::transport::io::Io;
+use crate::transport::tls::{self, Identity};
 
 /// How long the whole unwrap may take.
 pub(crate) const UNWRAP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -70,14 +70,8 @@ impl ApiClientFlags {
     }
 }
 
-/// Whether Go's `strconv.ParseBool` reads `value` as true (as the Go API client reads
-/// `VAULT_SKIP_VERIFY`).
-pub(crate) fn is_go_true(value: &str) -> bool {
-    matches!(value, "1" | "t" | "T" | "true" | "TRUE" | "True")
-}
-
 /// Why the bootstrap failed. Every message says what to check.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum UnwrapError {
     /// The token is not a JWT with an `addr` claim.
     BadToken(String),
@@ -88,9 +82,15 @@ pub(crate) enum UnwrapError {
     /// A CA, certificate or key file could not be used.
     TlsFiles(String),
     /// The server could not be reached.
-    Connect { addr: String, detail: String },
+    Connect {
+        addr: String,
+        source: std::io::Error,
+    },
     /// The TLS handshake with the server failed.
-    Tls { addr: String, detail: String },
+    Tls {
+        addr: String,
+        source: std::io::Error,
+    },
     /// The server refused the unwrap.
     Refused { status: u16, errors: String },
     /// The answer was not the wrapped certificate and key.
@@ -113,14 +113,14 @@ impl fmt::Display for UnwrapError {
                 "error parsing the vault api_addr {addr:?}: expected http(s)://host[:port]"
             ),
             Self::TlsFiles(detail) => write!(f, "error configuring api client: {detail}"),
-            Self::Connect { addr, detail } => write!(
+            Self::Connect { addr, source } => write!(
                 f,
                 "error during token unwrap request: cannot reach the server at {addr} \
-                 ({detail}); check that api_addr is reachable from the plugin"
+                 ({source}); check that api_addr is reachable from the plugin"
             ),
-            Self::Tls { addr, detail } => write!(
+            Self::Tls { addr, source } => write!(
                 f,
-                "error during token unwrap request: TLS with {addr} failed ({detail}); pass the \
+                "error during token unwrap request: TLS with {addr} failed ({source}); pass the \
                  server's CA with -ca-cert or -ca-path in the plugin's args (or \
                  -tls-skip-verify for testing)"
             ),
@@ -140,7 +140,16 @@ impl fmt::Display for UnwrapError {
     }
 }
 
-impl std::error::Error for UnwrapError {}
+/// The operator reads one line and the fix follows the cause, so the text includes the cause;
+/// [`crate::report::report`] skips a cause already in the line.
+impl std::error::Error for UnwrapError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Connect { source, .. } | Self::Tls { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
 
 /// The `addr` claim of a wrapping token, read without verifying the token (as the Go SDK does:
 /// the server verifies it when it is unwrapped).
@@ -297,9 +306,9 @@ async fn unwrap_request(
     );
     let socket = TcpStream::connect((addr.host.as_str(), addr.port))
         .await
-        .map_err(|e| UnwrapError::Connect {
+        .map_err(|source| UnwrapError::Connect {
             addr: shown.clone(),
-            detail: e.to_string(),
+            source,
         })?;
     let mut stream: Box<dyn Io> = match tls {
         None => Box::new(socket),
@@ -310,14 +319,14 @@ async fn unwrap_request(
                 .unwrap_or_else(|| addr.host.clone());
             let name = ServerName::try_from(name).map_err(|e| UnwrapError::Tls {
                 addr: shown.clone(),
-                detail: e.to_string(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
             })?;
             let stream = tokio_rustls::TlsConnector::from(config)
                 .connect(name, socket)
                 .await
-                .map_err(|e| UnwrapError::Tls {
+                .map_err(|source| UnwrapError::Tls {
                     addr: shown.clone(),
-                    detail: e.to_string(),
+                    source,
                 })?;
             Box::new(stream)
         }
@@ -327,9 +336,9 @@ async fn unwrap_request(
          X-Vault-Request: true\r\nContent-Length: 0\r\n\r\n",
         addr.authority()
     );
-    let io_error = |e: std::io::Error| UnwrapError::Connect {
+    let io_error = |source: std::io::Error| UnwrapError::Connect {
         addr: shown.clone(),
-        detail: e.to_string(),
+        source,
     };
     stream
         .write_all(request.as_bytes())
