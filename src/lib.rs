@@ -70,7 +70,7 @@ mod sync;
 pub mod testing;
 mod transport;
 
-pub use entry::{PluginInfo, serve};
+pub use entry::{Launch, PluginInfo, ServeError, Stopped, serve, serve_until};
 
 /// The machinery's pieces that the crate's own tests, benchmark and fuzz targets drive
 /// directly, behind the doc-hidden `__internals` feature. Not part of the API: it changes

@@ -33,6 +33,11 @@ pub struct Args {
     #[arg(long)]
     pub no_protocol_5: bool,
 
+    /// Worker threads for the runtime: 1 for a single thread, 0 for one per CPU (default: the
+    /// plugin's choice, usually 1).
+    #[arg(long)]
+    pub worker_threads: Option<usize>,
+
     /// Exit if the server has not connected this many seconds after the handshake.
     #[arg(long, default_value_t = 30.0, hide = true)]
     pub connect_timeout: f64,

@@ -31,6 +31,8 @@ pub struct PluginInfo {
     pub(crate) example_path: &'static str,
     /// The version reported to the server instead of `v{version}`.
     pub(crate) reported_version: Option<String>,
+    /// The runtime's worker threads: 1 is tokio's single-threaded runtime, 0 one per CPU.
+    pub(crate) worker_threads: usize,
 }
 
 impl PluginInfo {
@@ -44,6 +46,7 @@ impl PluginInfo {
             description: "a Vault/OpenBao plugin",
             example_path: name,
             reported_version: None,
+            worker_threads: 1,
         }
     }
 
@@ -64,6 +67,25 @@ impl PluginInfo {
     /// `--version` and the by-hand text still show the plugin's own version beside it.
     pub fn reported_version(mut self, version: impl Into<String>) -> Self {
         self.reported_version = Some(version.into());
+        self
+    }
+
+    /// Serves on `threads` worker threads instead of one; `0` means one per CPU.
+    ///
+    /// One thread is the default, and the fastest for a plugin whose handlers wait on storage
+    /// (every request is a few small calls to the server; see `make bench`). A plugin whose
+    /// handlers use the CPU for long (a password hash, a key derivation) asks for more, so
+    /// that one such request does not hold up every other mount's. The operator can still
+    /// choose: `-worker-threads=N` in the catalog's args overrides this.
+    ///
+    /// ```
+    /// use vault_plugin_sdk::PluginInfo;
+    ///
+    /// // PBKDF2 on every login: one request per CPU at a time, the rest keep moving.
+    /// let info = PluginInfo::new("static-auth", "0.1.0").worker_threads(0);
+    /// ```
+    pub const fn worker_threads(mut self, threads: usize) -> Self {
+        self.worker_threads = threads;
         self
     }
 

@@ -1,14 +1,19 @@
 //! The entry point a plugin's `main` calls: arguments, logging, the server's environment,
 //! memory locking, the runtime, serving, and the exit status.
 
+use std::fmt;
+use std::future::Future;
 use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::error::ErrorKind;
 
 use crate::backend::{Backend, BackendFactory};
-use crate::handshake::{HandshakeError, PluginEnv};
+use crate::handshake::{HandshakeError, PluginEnv, Transport};
 use crate::report::report;
+use crate::services::controller::ExitReason;
+use crate::session::{ServeOptions, StartError};
 use crate::{logging, session};
 
 pub(crate) mod args;
@@ -100,9 +105,22 @@ pub fn serve<F: BackendFactory>(info: PluginInfo, factory: F) -> ExitCode {
         }
         tracing::debug!(variable = request.variable, "memory locked");
     }
-    let options = args.serve_options(|name| std::env::var(name).ok());
+    let launch = Launch {
+        env,
+        options: args.serve_options(|name| std::env::var(name).ok()),
+    };
 
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+    let threads = args.worker_threads.unwrap_or(info.worker_threads);
+    let mut builder = match threads {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        0 => tokio::runtime::Builder::new_multi_thread(),
+        threads => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(threads);
+            builder
+        }
+    };
+    let runtime = match builder
         .enable_all()
         // Log lines below warn wait until the runtime has nothing left to do.
         .on_thread_park({
@@ -115,24 +133,163 @@ pub fn serve<F: BackendFactory>(info: PluginInfo, factory: F) -> ExitCode {
         Err(error) => return fail(&format!("cannot start the async runtime: {error}")),
     };
     log.hold_until_flush();
-    let outcome = runtime.block_on(session::run(
-        factory,
-        info.reported(),
-        &env,
-        &options,
-        &mut std::io::stdout(),
-    ));
+    let to_stdout = |line: &str| {
+        let mut stdout = std::io::stdout();
+        writeln!(stdout, "{line}").and_then(|()| stdout.flush())
+    };
+    // The server stops the plugin (Shutdown, or by going away); nothing else does.
+    let outcome = runtime.block_on(async {
+        // Before anything that can take time: the legacy unwrap may wait 30 s for the server.
+        ignore_interrupts();
+        serve_until(&info, factory, &launch, to_stdout, std::future::pending()).await
+    });
     // Background tasks (a broker stream, a dial in progress) must not delay the exit.
     runtime.shutdown_background();
     log.stop_holding();
 
     match outcome {
-        Ok(reason) if reason.is_failure() => fail(&reason),
-        Ok(reason) => {
-            tracing::debug!(reason = %reason, "plugin exiting");
-            ExitCode::SUCCESS
-        }
+        Ok(_) => ExitCode::SUCCESS,
         Err(error) => fail(&report(&error)),
+    }
+}
+
+/// How the server launched the plugin: what it offered (protocol versions, its certificate for
+/// automatic mutual TLS, where and how to listen) and the plugin's arguments. [`serve`] reads
+/// it from the process; a test builds one to run a plugin in process with [`serve_until`].
+#[derive(Clone, Debug)]
+pub struct Launch {
+    env: PluginEnv,
+    options: ServeOptions,
+}
+
+impl Launch {
+    /// A launch described by variables as the server sets them, read through `get`: the magic
+    /// cookie (`VAULT_BACKEND_PLUGIN`), `PLUGIN_PROTOCOL_VERSIONS`, `PLUGIN_CLIENT_CERT` (the
+    /// server's certificate, PEM, for automatic mutual TLS), `PLUGIN_UNIX_SOCKET_DIR`,
+    /// `PLUGIN_MIN_PORT` and `PLUGIN_MAX_PORT`. The plugin's arguments are their defaults.
+    ///
+    /// ```
+    /// use vault_plugin_sdk::Launch;
+    ///
+    /// let error = Launch::from_vars(|_| None).unwrap_err();
+    /// assert!(error.to_string().contains("VAULT_BACKEND_PLUGIN"), "{error}");
+    /// ```
+    pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Self, ServeError> {
+        let env = PluginEnv::from_lookup(get).map_err(|e| ServeError(e.into()))?;
+        Ok(Self {
+            env,
+            options: ServeOptions::default(),
+        })
+    }
+
+    /// Listens on TCP on loopback, in the launch's port range, instead of on a unix socket
+    /// (the `-tcp` argument).
+    pub fn tcp(mut self) -> Self {
+        self.options.transport = Transport::Tcp;
+        self
+    }
+
+    /// Gives up, with an error, if the server has not connected `timeout` after the handshake
+    /// line (30 s unless said otherwise).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.options.connect_timeout = timeout;
+        self
+    }
+}
+
+/// Why a plugin stopped serving, when nothing went wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Stopped {
+    /// The server asked (`GRPCController/Shutdown`).
+    ServerAsked,
+    /// The server went away without asking: killed, or it closed the connection.
+    ServerGone,
+    /// The shutdown future given to [`serve_until`] completed.
+    ShutdownRequested,
+}
+
+/// Why a plugin could not serve: its start failed before or after the handshake line.
+/// [`std::error::Error::source`] gives the cause, when there is one.
+#[derive(Debug)]
+pub struct ServeError(StartError);
+
+impl fmt::Display for ServeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for ServeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.0)
+    }
+}
+
+/// Serves `factory`'s backends for one launch until the server lets the plugin go or
+/// `shutdown` completes: what [`serve`] runs once it has read the process's arguments and
+/// environment, and what a test runs in process. `announce` is given the handshake line
+/// (`serve`'s writes it to stdout); the server's side connects to the address in it.
+///
+/// ```no_run
+/// # use vault_plugin_sdk::backend::BackendFactory;
+/// # async fn example<F: BackendFactory>(factory: F, server_cert_pem: String) {
+/// use vault_plugin_sdk::{Launch, PluginInfo, Stopped, serve_until};
+///
+/// let launch = Launch::from_vars(|name| match name {
+///     "VAULT_BACKEND_PLUGIN" => Some("6669da05-b1c8-4f49-97d9-c8e5bed98e20".into()),
+///     "PLUGIN_PROTOCOL_VERSIONS" => Some("5".into()),
+///     "PLUGIN_CLIENT_CERT" => Some(server_cert_pem.clone()),
+///     _ => None,
+/// })
+/// .unwrap();
+/// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+/// let info = PluginInfo::new("example", "0.1.0");
+/// let serving = serve_until(&info, factory, &launch, |line| Ok(println!("{line}")), async {
+///     let _ = stopped.await;
+/// });
+/// # let _ = stop;
+/// assert_eq!(serving.await.unwrap(), Stopped::ShutdownRequested);
+/// # }
+/// ```
+pub async fn serve_until<F: BackendFactory>(
+    info: &PluginInfo,
+    factory: F,
+    launch: &Launch,
+    announce: impl FnOnce(&str) -> std::io::Result<()>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<Stopped, ServeError> {
+    let reason = session::run(
+        factory,
+        info.reported(),
+        &launch.env,
+        &launch.options,
+        announce,
+        shutdown,
+    )
+    .await
+    .map_err(ServeError)?;
+    tracing::debug!(reason = %reason, "plugin exiting");
+    match reason {
+        ExitReason::Shutdown => Ok(Stopped::ServerAsked),
+        ExitReason::HostGone(_) => Ok(Stopped::ServerGone),
+        ExitReason::Requested => Ok(Stopped::ShutdownRequested),
+        ExitReason::StartFailed(why) => Err(ServeError(StartError::NotConnected(why))),
+    }
+}
+
+/// go-plugin plugins ignore SIGINT, so a Ctrl-C meant for the server's terminal does not kill
+/// them: the server stops its plugins itself.
+fn ignore_interrupts() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()) {
+        Ok(mut interrupts) => {
+            tokio::spawn(async move {
+                while interrupts.recv().await.is_some() {
+                    tracing::debug!("ignoring SIGINT; the server stops its plugins itself");
+                }
+            });
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot ignore SIGINT"),
     }
 }
 
@@ -141,3 +298,6 @@ fn fail(line: &dyn std::fmt::Display) -> ExitCode {
     tracing::error!("{line}");
     ExitCode::FAILURE
 }
+
+#[cfg(test)]
+mod tests;

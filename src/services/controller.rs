@@ -21,19 +21,15 @@ pub(crate) enum ExitReason {
     HostGone(String),
     /// The start failed after the handshake line: no usable connection arrived.
     StartFailed(String),
-}
-
-impl ExitReason {
-    /// A start failure is an error (exit status 1); everything else is a normal end.
-    pub(crate) fn is_failure(&self) -> bool {
-        matches!(self, Self::StartFailed(_))
-    }
+    /// Whoever runs the plugin in process asked it to stop (`serve_until`'s shutdown future).
+    Requested,
 }
 
 impl fmt::Display for ExitReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Shutdown => f.write_str("the server asked the plugin to shut down"),
+            Self::Requested => f.write_str("the plugin was asked to stop"),
             Self::HostGone(why) | Self::StartFailed(why) => f.write_str(why),
         }
     }
@@ -174,7 +170,5 @@ mod tests {
             .await
             .expect("shutdown is always answered");
         assert_eq!(lifecycle.reason(), Some(ExitReason::Shutdown));
-        assert!(!ExitReason::Shutdown.is_failure());
-        assert!(ExitReason::StartFailed("x".into()).is_failure());
     }
 }

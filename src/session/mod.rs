@@ -5,7 +5,7 @@
 pub(crate) mod dispatch;
 
 use std::fmt;
-use std::io::{self, Write};
+use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -85,7 +85,10 @@ pub(crate) enum StartError {
     Tls(TlsError),
     Listen(ListenError),
     Unwrap(UnwrapError),
-    Stdout(io::Error),
+    /// The handshake line could not be written (to stdout, for a launched plugin).
+    Announce(io::Error),
+    /// The line went out, but no usable connection arrived.
+    NotConnected(String),
 }
 
 impl fmt::Display for StartError {
@@ -95,7 +98,8 @@ impl fmt::Display for StartError {
             Self::Tls(e) => e.fmt(f),
             Self::Listen(e) => e.fmt(f),
             Self::Unwrap(e) => e.fmt(f),
-            Self::Stdout(_) => f.write_str("cannot write the handshake line to stdout"),
+            Self::Announce(_) => f.write_str("cannot write the handshake line to stdout"),
+            Self::NotConnected(why) => f.write_str(why),
         }
     }
 }
@@ -108,7 +112,8 @@ impl std::error::Error for StartError {
             Self::Tls(e) => e.source(),
             Self::Listen(e) => e.source(),
             Self::Unwrap(e) => e.source(),
-            Self::Stdout(e) => Some(e),
+            Self::Announce(e) => Some(e),
+            Self::NotConnected(_) => None,
         }
     }
 }
@@ -132,10 +137,9 @@ pub(crate) async fn run<F: BackendFactory>(
     plugin_version: String,
     env: &PluginEnv,
     options: &ServeOptions,
-    stdout: &mut dyn Write,
+    announce: impl FnOnce(&str) -> io::Result<()>,
+    shutdown: impl Future<Output = ()>,
 ) -> Result<ExitReason, StartError> {
-    // Before anything that can take time: the legacy unwrap may wait up to 30 s for the server.
-    ignore_interrupts();
     let version = handshake::negotiate(&env.protocol_versions, &options.versions())?;
     let security = Security::choose(version, env, options).await?;
     let acceptor = security.server.clone().map(TlsAcceptor::from);
@@ -174,9 +178,7 @@ pub(crate) async fn run<F: BackendFactory>(
         security.handshake_cert.as_ref().map(|cert| cert.as_ref()),
         env.multiplex_grpc,
     );
-    writeln!(stdout, "{line}")
-        .and_then(|()| stdout.flush())
-        .map_err(StartError::Stdout)?;
+    announce(&line).map_err(StartError::Announce)?;
     log_start(version, &security, &addr, &plugin_version, env);
 
     let services = services(
@@ -187,20 +189,22 @@ pub(crate) async fn run<F: BackendFactory>(
         broker,
         &lifecycle,
     );
-    let reason = serve_until_stopped(services, incoming, &lifecycle, options.stop_grace).await;
+    let reason =
+        serve_until_stopped(services, incoming, &lifecycle, options.stop_grace, shutdown).await;
     accept.abort();
     connection_state.refusals.report_held();
     drop(socket_dir);
     Ok(reason)
 }
 
-/// Serves the connections that come in until the lifecycle says stop (then replies in flight
-/// get `grace` to go out) or the server is gone.
+/// Serves the connections that come in until the lifecycle says stop or `shutdown` completes
+/// (then replies in flight get `grace` to go out), or the server is gone.
 async fn serve_until_stopped<F: BackendFactory>(
     services: GrpcServices<BackendServer<BackendService<F>>>,
     incoming: mpsc::Receiver<ServerIo>,
     lifecycle: &Lifecycle,
     grace: Duration,
+    shutdown: impl Future<Output = ()>,
 ) -> ExitReason {
     let stopped = {
         let lifecycle = lifecycle.clone();
@@ -214,10 +218,21 @@ async fn serve_until_stopped<F: BackendFactory>(
         () = &mut serve => {
             lifecycle.reason().unwrap_or_else(|| ExitReason::HostGone("the server stopped".into()))
         }
-        reason = lifecycle.stopped() => {
+        reason = stopped_or_asked(lifecycle, shutdown) => {
             // Let replies in flight go out, but never keep the server waiting.
             let _ = tokio::time::timeout(grace, &mut serve).await;
             reason
+        }
+    }
+}
+
+/// The lifecycle's reason to stop, once there is one; `shutdown` completing is one.
+async fn stopped_or_asked(lifecycle: &Lifecycle, shutdown: impl Future<Output = ()>) -> ExitReason {
+    tokio::select! {
+        reason = lifecycle.stopped() => reason,
+        () = shutdown => {
+            lifecycle.exit(ExitReason::Requested);
+            lifecycle.stopped().await
         }
     }
 }
@@ -338,21 +353,6 @@ impl Security {
             handshake_cert: None,
             name: "unwrapped tls",
         })
-    }
-}
-
-/// go-plugin plugins ignore SIGINT, so a Ctrl-C meant for the server's terminal does not kill
-/// them: the server stops its plugins itself.
-fn ignore_interrupts() {
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()) {
-        Ok(mut interrupts) => {
-            tokio::spawn(async move {
-                while interrupts.recv().await.is_some() {
-                    tracing::debug!("ignoring SIGINT; the server stops its plugins itself");
-                }
-            });
-        }
-        Err(e) => tracing::warn!(error = %e, "cannot ignore SIGINT"),
     }
 }
 

@@ -49,6 +49,9 @@ fn main() -> ExitCode {
     // Reports v{the crate's version} to the server; the kind is `StaticAuth`'s.
     let info = PluginInfo::new("static-auth", env!("CARGO_PKG_VERSION"))
         .description("an auth method whose users, passwords and policies are kept in the mount")
-        .example_path("users");
+        .example_path("users")
+        // PBKDF2 on every login and password change: one worker per CPU, so a hash holds up
+        // only its own request (see `password.rs`).
+        .worker_threads(0);
     serve(info, backend::Factory)
 }
