@@ -85,6 +85,6 @@ pub mod internals {
     };
     pub use crate::services::backend::wire::{error_to_wire, request_from_wire, response_to_wire};
     pub use crate::services::broker::{BrokerError, CONN_INFO_TIMEOUT};
-    pub use crate::session::ServeOptions;
+    pub use crate::session::SessionOptions;
     pub use crate::transport::tls::{TlsError, parse_peer_certificate};
 }

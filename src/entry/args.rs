@@ -13,7 +13,7 @@ use tracing_subscriber::filter::LevelFilter;
 
 use super::info::PluginInfo;
 use crate::handshake::Transport;
-use crate::session::ServeOptions;
+use crate::session::SessionOptions;
 use crate::transport::unwrap_tls::ApiClientFlags;
 
 /// A Vault/OpenBao plugin. It is launched by the server, never by hand.
@@ -143,7 +143,7 @@ impl Args {
 
     /// The serving options these arguments ask for; the API client flags fall back to the
     /// environment as the Go API client's do.
-    pub fn serve_options(&self, get: impl Fn(&str) -> Option<String>) -> ServeOptions {
+    pub fn serve_options(&self, get: impl Fn(&str) -> Option<String>) -> SessionOptions {
         let api_client = ApiClientFlags {
             ca_cert: self.ca_cert.clone(),
             ca_path: self.ca_path.clone(),
@@ -153,7 +153,7 @@ impl Args {
             tls_skip_verify: self.tls_skip_verify,
         }
         .with_env_fallbacks(get);
-        ServeOptions {
+        SessionOptions {
             transport: if self.tcp {
                 Transport::Tcp
             } else {
@@ -162,7 +162,7 @@ impl Args {
             connect_timeout: Duration::from_secs_f64(self.connect_timeout.clamp(0.1, 3600.0)),
             decline_protocol_5: self.no_protocol_5,
             api_client,
-            ..ServeOptions::default()
+            ..SessionOptions::default()
         }
     }
 }

@@ -13,7 +13,7 @@ use crate::backend::{Backend, BackendFactory};
 use crate::handshake::{HandshakeError, PluginEnv, Transport};
 use crate::report::report;
 use crate::services::controller::ExitReason;
-use crate::session::{ServeOptions, StartError};
+use crate::session::{SessionOptions, StartError};
 use crate::{logging, session};
 
 pub(crate) mod args;
@@ -159,7 +159,7 @@ pub fn serve<F: BackendFactory>(info: PluginInfo, factory: F) -> ExitCode {
 #[derive(Clone, Debug)]
 pub struct Launch {
     env: PluginEnv,
-    options: ServeOptions,
+    options: SessionOptions,
 }
 
 impl Launch {
@@ -178,7 +178,7 @@ impl Launch {
         let env = PluginEnv::from_lookup(get).map_err(|e| ServeError(e.into()))?;
         Ok(Self {
             env,
-            options: ServeOptions::default(),
+            options: SessionOptions::default(),
         })
     }
 

@@ -38,7 +38,7 @@ use dispatch::GrpcServices;
 // Reached from outside only through `internals`, for the crate's own tests.
 #[allow(missing_docs)]
 #[derive(Clone, Debug)]
-pub struct ServeOptions {
+pub struct SessionOptions {
     pub transport: Transport,
     /// If no mutual-TLS connection is established this long after the handshake line, the
     /// server gave up on us (it never kills a plugin whose start failed): exit.
@@ -54,7 +54,7 @@ pub struct ServeOptions {
     pub api_client: ApiClientFlags,
 }
 
-impl ServeOptions {
+impl SessionOptions {
     /// The protocol versions this run may serve.
     pub fn versions(&self) -> Vec<u32> {
         SUPPORTED_VERSIONS
@@ -65,7 +65,7 @@ impl ServeOptions {
     }
 }
 
-impl Default for ServeOptions {
+impl Default for SessionOptions {
     fn default() -> Self {
         Self {
             transport: Transport::Unix,
@@ -136,7 +136,7 @@ pub(crate) async fn run<F: BackendFactory>(
     factory: F,
     plugin_version: String,
     env: &PluginEnv,
-    options: &ServeOptions,
+    options: &SessionOptions,
     announce: impl FnOnce(&str) -> io::Result<()>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<ExitReason, StartError> {
@@ -309,7 +309,7 @@ impl Security {
     async fn choose(
         version: u32,
         env: &PluginEnv,
-        options: &ServeOptions,
+        options: &SessionOptions,
     ) -> Result<Self, StartError> {
         if let Some(pem) = &env.client_cert_pem {
             // AutoMTLS: our fresh certificate, the server's pinned.
@@ -385,7 +385,7 @@ async fn accept_loop(
     acceptor: Option<TlsAcceptor>,
     connections: mpsc::Sender<ServerIo>,
     state: Arc<ConnectionState>,
-    options: ServeOptions,
+    options: SessionOptions,
 ) {
     tokio::spawn(exit_unless_connected(
         state.clone(),
