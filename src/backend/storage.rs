@@ -52,7 +52,7 @@ impl dyn Storage + '_ {
         };
         serde_json::from_slice(&bytes)
             .map(Some)
-            .map_err(|error| Error::Other(decode_error(key, &error)))
+            .map_err(|error| Error::other(decode_error(key, &error)))
     }
 
     /// Writes `value` as JSON at `key` (Go's `logical.StorageEntryJSON`).
@@ -62,7 +62,7 @@ impl dyn Storage + '_ {
         value: &T,
     ) -> Result<(), Error> {
         let bytes = serde_json::to_vec(value).map_err(|error| {
-            Error::Other(format!(
+            Error::other(format!(
                 "cannot encode the storage entry {key:?}: {}",
                 category(&error)
             ))

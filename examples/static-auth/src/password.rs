@@ -109,7 +109,7 @@ impl PasswordHash {
     fn derive(password: &str, iterations: NonZeroU32) -> Result<Self, Error> {
         let mut salt = vec![0; SALT_LEN];
         rand::fill(&mut salt)
-            .map_err(|_| Error::Internal("no random bytes for a password salt".to_owned()))?;
+            .map_err(|_| Error::internal("no random bytes for a password salt"))?;
         let mut hash = vec![0; HASH_LEN];
         pbkdf2::derive(ALGORITHM, iterations, &salt, password.as_bytes(), &mut hash);
         Ok(Self {
@@ -168,7 +168,7 @@ async fn run_blocking<T: Send + 'static>(
         tokio::sync::Semaphore::new(cpus)
     });
     let failed = |error: &dyn std::fmt::Display| {
-        Error::Internal(format!("password hashing failed: {error}"))
+        Error::internal(format!("password hashing failed: {error}"))
     };
     // The semaphore is never closed.
     let _permit = HASHERS.acquire().await.map_err(|e| failed(&e))?;
