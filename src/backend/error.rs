@@ -191,15 +191,18 @@ impl Eq for Error {}
 
 /// Storage errors reach the client as plain errors, with the server's text verbatim: the
 /// server recognises some of them (a standby's read-only error makes it forward the request).
+/// The storage error is the cause.
 impl From<StorageError> for Error {
     fn from(error: StorageError) -> Self {
-        Self::other(error.0)
+        Self::other(error.message().to_owned()).with_source(error)
     }
 }
 
+/// System-view errors reach the client as plain errors, with their text verbatim; the
+/// system-view error is the cause.
 impl From<SystemViewError> for Error {
     fn from(error: SystemViewError) -> Self {
-        Self::other(error.0)
+        Self::other(error.message().to_owned()).with_source(error)
     }
 }
 

@@ -41,19 +41,19 @@ struct FailingStorage;
 
 impl Storage for FailingStorage {
     fn get<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StorageError>> {
-        Box::pin(async { Err(StorageError("boom".into())) })
+        Box::pin(async { Err(StorageError::new("boom")) })
     }
 
     fn put<'a>(&'a self, _: &'a str, _: Vec<u8>) -> BoxFuture<'a, Result<(), StorageError>> {
-        Box::pin(async { Err(StorageError("cannot write to readonly storage".into())) })
+        Box::pin(async { Err(StorageError::new("cannot write to readonly storage")) })
     }
 
     fn delete<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(), StorageError>> {
-        Box::pin(async { Err(StorageError("boom".into())) })
+        Box::pin(async { Err(StorageError::new("boom")) })
     }
 
     fn list<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Vec<String>, StorageError>> {
-        Box::pin(async { Err(StorageError("boom".into())) })
+        Box::pin(async { Err(StorageError::new("boom")) })
     }
 }
 

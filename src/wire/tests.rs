@@ -101,6 +101,18 @@ fn every_error_maps_to_its_wire_type() {
 }
 
 #[test]
+fn a_storage_error_travels_with_its_text_alone() {
+    let status = tonic::Status::unavailable("the status's own words");
+    let storage =
+        backend::StorageError::new("cannot write to readonly storage").with_source(status);
+    let wire = error_to_wire(&backend::Error::from(storage));
+    assert_eq!(
+        (wire.err_type, wire.err_msg.as_str(), wire.err_code),
+        (0, "cannot write to readonly storage", 0)
+    );
+}
+
+#[test]
 fn a_lease_travels_in_nanoseconds_with_go_zero_time_when_unset() {
     let mut internal = Map::new();
     internal.insert("user".into(), Value::from("alice"));

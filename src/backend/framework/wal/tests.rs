@@ -21,7 +21,7 @@ struct FailingStorage {
 }
 
 fn failure() -> StorageError {
-    StorageError("cannot write to readonly storage".to_owned())
+    StorageError::new("cannot write to readonly storage")
 }
 
 impl Storage for FailingStorage {
