@@ -376,7 +376,7 @@ fn random_id() -> Result<String, Error> {
     let mut bytes = [0u8; 24];
     SystemRandom::new()
         .fill(&mut bytes)
-        .map_err(|_| Error::other("the system's random generator failed"))?;
+        .map_err(|e| Error::other("the system's random generator failed").with_source(e))?;
     Ok(bytes
         .iter()
         .map(|byte| char::from(ALPHABET[usize::from(*byte) % ALPHABET.len()]))

@@ -46,7 +46,7 @@ pub(crate) fn random_string(length: usize) -> Result<String, Error> {
     let mut buffer = [0u8; 64];
     while out.len() < length {
         rng.fill(&mut buffer)
-            .map_err(|_| Error::other("the system's random generator failed"))?;
+            .map_err(|e| Error::other("the system's random generator failed").with_source(e))?;
         for &byte in buffer.iter().filter(|&&b| b < limit) {
             if out.len() == length {
                 break;
@@ -192,7 +192,7 @@ pub(crate) async fn renew(
         now,
     )
     .await
-    .map_err(|e| Error::bad_request(e.to_string()))?;
+    .map_err(|e| Error::bad_request(e.message().to_owned()).with_source(e))?;
     let record = Issued {
         role: role_name,
         issue_time,

@@ -109,7 +109,7 @@ impl PasswordHash {
     fn derive(password: &str, iterations: NonZeroU32) -> Result<Self, Error> {
         let mut salt = vec![0; SALT_LEN];
         rand::fill(&mut salt)
-            .map_err(|_| Error::internal("no random bytes for a password salt"))?;
+            .map_err(|e| Error::internal("no random bytes for a password salt").with_source(e))?;
         let mut hash = vec![0; HASH_LEN];
         pbkdf2::derive(ALGORITHM, iterations, &salt, password.as_bytes(), &mut hash);
         Ok(Self {
@@ -167,14 +167,12 @@ async fn run_blocking<T: Send + 'static>(
         let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         tokio::sync::Semaphore::new(cpus)
     });
-    let failed = |error: &dyn std::fmt::Display| {
-        Error::internal(format!("password hashing failed: {error}"))
-    };
+    fn failed(error: impl std::error::Error + Send + Sync + 'static) -> Error {
+        Error::internal(format!("password hashing failed: {error}")).with_source(error)
+    }
     // The semaphore is never closed.
-    let _permit = HASHERS.acquire().await.map_err(|e| failed(&e))?;
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| failed(&e))
+    let _permit = HASHERS.acquire().await.map_err(failed)?;
+    tokio::task::spawn_blocking(work).await.map_err(failed)
 }
 
 #[cfg(test)]

@@ -345,7 +345,10 @@ impl<B> WalRollback<B> {
             |kind, data| async move { (self.handler)(backend, request, &kind, &data).await },
         )
         .await
-        .map_err(|error| Error::other(error.to_string()))
+        // The failures are the cause, with the texts the message already has: an entry that
+        // does not decode is a serde_json error about a `Value`, which names a syntax problem
+        // and never quotes the entry.
+        .map_err(|error| Error::other(error.to_string()).with_source(error))
     }
 }
 
@@ -430,9 +433,10 @@ pub async fn mount_ttl_limits(system_view: &dyn SystemView) -> Result<TtlLimits,
     })
 }
 
+/// A plain error with Go's text; the [`TtlError`] is the cause.
 impl From<TtlError> for Error {
     fn from(error: TtlError) -> Self {
-        Self::other(error.to_string())
+        Self::other(error.to_string()).with_source(error)
     }
 }
 
@@ -767,21 +771,29 @@ impl<B> Router<B> {
         let mut failures = Vec::new();
         if let Some(periodic) = &self.periodic {
             if let Err(error) = periodic(backend, request).await {
-                failures.push(error.to_string());
+                failures.push(error);
             }
         }
         if let Some(wal) = &self.wal_rollback {
             if let Err(error) = wal.run(backend, request).await {
-                failures.push(error.to_string());
+                failures.push(error);
             }
         }
         match failures.len() {
             0 => Ok(None),
-            1 => Err(Error::other(failures.remove(0))),
-            n => Err(Error::other(format!(
-                "{n} errors occurred:\n\t* {}\n\n",
-                failures.join("\n\t* ")
-            ))),
+            // A plain error with the failure's text, whatever its kind; the failure is the
+            // cause.
+            1 => {
+                let failure = failures.remove(0);
+                Err(Error::other(failure.message().to_owned()).with_source(failure))
+            }
+            n => {
+                let texts: Vec<&str> = failures.iter().map(Error::message).collect();
+                Err(Error::other(format!(
+                    "{n} errors occurred:\n\t* {}\n\n",
+                    texts.join("\n\t* ")
+                )))
+            }
         }
     }
 

@@ -921,6 +921,30 @@ async fn a_failing_rollback_keeps_the_entry_and_reports_both_failures() {
 }
 
 #[tokio::test]
+async fn a_single_rollback_failure_is_its_text_with_the_failure_as_the_cause() {
+    let router = lease_router(true);
+    let backend = LeaseBackend {
+        fail: true,
+        ..LeaseBackend::default()
+    };
+    let rollback = Request::new(Operation::Rollback, "");
+    let Err(error) = router.handle_request(&backend, &rollback).await else {
+        panic!("the failure must be reported");
+    };
+    assert_eq!(error, Error::other("handler failed"));
+    let cause = std::error::Error::source(&error).and_then(|e| e.downcast_ref::<Error>());
+    assert_eq!(cause, Some(&Error::other("handler failed")));
+}
+
+#[test]
+fn a_ttl_error_is_a_plain_error_with_the_ttl_error_as_its_cause() {
+    let error = Error::from(TtlError::PastMaxTtl);
+    assert_eq!(error, Error::other("past the max TTL, cannot renew"));
+    let cause = std::error::Error::source(&error).and_then(|e| e.downcast_ref::<TtlError>());
+    assert_eq!(cause, Some(&TtlError::PastMaxTtl));
+}
+
+#[tokio::test]
 async fn rollback_without_periodic_work_or_a_wal_is_a_nil_response() {
     let backend = LeaseBackend::default();
     let rollback = Request::new(Operation::Rollback, "");
