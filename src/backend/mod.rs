@@ -5,6 +5,7 @@
 //! implements [`Backend`] and [`BackendFactory`] and reuses the machinery untouched.
 
 mod auth;
+mod error;
 pub mod framework;
 mod locks;
 mod secret;
@@ -14,6 +15,7 @@ mod system_view;
 mod types;
 
 pub use auth::{Alias, Auth, TokenType};
+pub use error::{Error, ErrorKind};
 pub use locks::{KeyedLockGuard, KeyedLocks, KeyedLocksGuard};
 pub use secret::{LeaseOptions, Secret};
 pub use storage::{BoxFuture, MemoryStorage, Storage, StorageError};
@@ -21,7 +23,7 @@ pub use system_view::{
     ClusterInfo, Entity, Group, PasswordPolicy, PluginEnvironment, ReplicationState,
     StaticSystemView, SystemView, SystemViewError, SystemViewResult, WrappingToken,
 };
-pub use types::{BackendType, Connection, Error, Operation, Request, Response, SpecialPaths};
+pub use types::{BackendType, Connection, Operation, Request, Response, SpecialPaths};
 
 use std::collections::HashMap;
 use std::future::Future;

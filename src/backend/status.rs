@@ -34,7 +34,7 @@ impl Response {
     ///
     /// # How it differs from an error
     ///
-    /// A handler's [`Error`] (say [`Error::Coded`] with 404) becomes an error of the server:
+    /// A handler's [`Error`] (say [`Error::coded`] with 404) becomes an error of the server:
     /// the server picks the body, `{"errors": [...]}` with the message wrapped in its own
     /// words, which the CLI prints as `* 1 error occurred: * <message>`. This answer is not
     /// an error to the server: it sends the status and the body untouched, whatever JSON
@@ -61,7 +61,7 @@ impl Response {
     ///
     /// # Errors
     ///
-    /// [`Error::Internal`] (a 500, a bug of the plugin) when:
+    /// [`ErrorKind::Internal`](super::ErrorKind::Internal) (a 500, a bug of the plugin) when:
     ///
     /// * `status` is not in 200..=599. Below 100 and above 999 the server's HTTP library
     ///   refuses the status, and 600..=999 are no HTTP statuses; a 1xx is informational, not
@@ -71,12 +71,12 @@ impl Response {
     ///   `Serialize` implementation that fails).
     pub fn with_status<T: serde::Serialize + ?Sized>(status: u16, body: &T) -> Result<Self, Error> {
         if !STATUSES.contains(&status) {
-            return Err(Error::Internal(format!(
+            return Err(Error::internal(format!(
                 "{status} is not an HTTP status to answer with: it must be in 200..=599"
             )));
         }
         let text = serde_json::to_string(body).map_err(|_| {
-            Error::Internal(format!(
+            Error::internal(format!(
                 "the body of a {status} answer cannot be encoded as JSON"
             ))
         })?;

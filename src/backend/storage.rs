@@ -4,26 +4,69 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use super::Error;
+use super::error::{Source, as_source};
 use super::types::json_error_category as category;
 
 /// A boxed future, so [`Storage`] can be used as a trait object.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// A storage failure. The text is the server's own, passed through verbatim: the server
-/// recognises some of them (for example the read-only error on a standby, to forward the
-/// request to the active node).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StorageError(pub String);
+/// A storage failure: the server's text, passed through verbatim (the server recognises some
+/// of them, for example the read-only error on a standby, to forward the request to the active
+/// node), and optionally the cause (the failed call's `tonic::Status`, say).
+///
+/// [`Display`](fmt::Display) writes the message alone. Equality compares the messages, not
+/// the causes.
+#[derive(Clone, Debug)]
+pub struct StorageError {
+    message: String,
+    source: Option<Source>,
+}
 
-impl fmt::Display for StorageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+impl StorageError {
+    /// A failure with the storage's text `message`.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Keeps `source` as the cause. It never reaches the server, but may reach a log: it must
+    /// not carry a secret (a stored value, say).
+    #[must_use]
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
+    /// The storage's text, verbatim.
+    pub fn message(&self) -> &str {
+        &self.message
     }
 }
 
-impl std::error::Error for StorageError {}
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for StorageError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        as_source(self.source.as_ref())
+    }
+}
+
+impl PartialEq for StorageError {
+    fn eq(&self, other: &Self) -> bool {
+        self.message == other.message
+    }
+}
+
+impl Eq for StorageError {}
 
 /// Key/value storage with `/`-separated hierarchical keys.
 pub trait Storage: Send + Sync {
@@ -52,7 +95,7 @@ impl dyn Storage + '_ {
         };
         serde_json::from_slice(&bytes)
             .map(Some)
-            .map_err(|error| Error::Other(decode_error(key, &error)))
+            .map_err(|error| Error::other(decode_error(key, &error)))
     }
 
     /// Writes `value` as JSON at `key` (Go's `logical.StorageEntryJSON`).
@@ -62,7 +105,7 @@ impl dyn Storage + '_ {
         value: &T,
     ) -> Result<(), Error> {
         let bytes = serde_json::to_vec(value).map_err(|error| {
-            Error::Other(format!(
+            Error::other(format!(
                 "cannot encode the storage entry {key:?}: {}",
                 category(&error)
             ))

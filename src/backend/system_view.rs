@@ -9,20 +9,63 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::auth::Alias;
+use super::error::{Source, as_source};
 use super::storage::BoxFuture;
 
-/// A failed system-view call, with the server's text where it gave one (for example
-/// "missing system view implementation" while the plugin is only being registered).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SystemViewError(pub String);
+/// A failed system-view call: the server's text where it gave one (for example "missing
+/// system view implementation" while the plugin is only being registered), and optionally the
+/// cause (the failed call's `tonic::Status`, say).
+///
+/// [`Display`](fmt::Display) writes the message alone. Equality compares the messages, not
+/// the causes.
+#[derive(Clone, Debug)]
+pub struct SystemViewError {
+    message: String,
+    source: Option<Source>,
+}
 
-impl fmt::Display for SystemViewError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+impl SystemViewError {
+    /// A failure with the text `message`.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Keeps `source` as the cause. It never reaches the server, but may reach a log: it must
+    /// not carry a secret.
+    #[must_use]
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
+    /// The text, verbatim.
+    pub fn message(&self) -> &str {
+        &self.message
     }
 }
 
-impl std::error::Error for SystemViewError {}
+impl fmt::Display for SystemViewError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for SystemViewError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        as_source(self.source.as_ref())
+    }
+}
+
+impl PartialEq for SystemViewError {
+    fn eq(&self, other: &Self) -> bool {
+        self.message == other.message
+    }
+}
+
+impl Eq for SystemViewError {}
 
 /// The answer of a system-view call.
 pub type SystemViewResult<'a, T> = BoxFuture<'a, Result<T, SystemViewError>>;
@@ -309,7 +352,7 @@ fn ready<'a, T: Send + 'a>(value: Result<T, SystemViewError>) -> SystemViewResul
 }
 
 fn unavailable<'a, T: Send + 'a>(what: &str) -> SystemViewResult<'a, T> {
-    ready(Err(SystemViewError(format!(
+    ready(Err(SystemViewError::new(format!(
         "{what} is not available in a static system view"
     ))))
 }
@@ -363,7 +406,7 @@ impl SystemView for StaticSystemView {
             self.password_policies
                 .get(policy_name)
                 .map(PasswordPolicy::generate)
-                .ok_or_else(|| SystemViewError(PASSWORD_POLICY_FAILED.to_owned())),
+                .ok_or_else(|| SystemViewError::new(PASSWORD_POLICY_FAILED)),
         )
     }
 

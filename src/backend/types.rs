@@ -7,9 +7,8 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::auth::Auth;
+use super::error::Error;
 use super::secret::Secret;
-use super::storage::StorageError;
-use super::system_view::SystemViewError;
 
 /// The kind of backend, as the server's `Type` RPC reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -274,11 +273,11 @@ pub(crate) fn to_object<T: serde::Serialize + ?Sized>(
 ) -> Result<Map<String, Value>, Error> {
     match serde_json::to_value(value) {
         Ok(Value::Object(object)) => Ok(object),
-        Ok(other) => Err(Error::Other(format!(
+        Ok(other) => Err(Error::other(format!(
             "{what} must be a JSON object, not {}",
             json_kind(&other)
         ))),
-        Err(error) => Err(Error::Other(format!(
+        Err(error) => Err(Error::other(format!(
             "{what} cannot be encoded as JSON: {}",
             json_error_category(&error)
         ))),
@@ -291,7 +290,7 @@ pub(crate) fn from_object<T: serde::de::DeserializeOwned>(
     what: &str,
 ) -> Result<T, Error> {
     serde_json::from_value(Value::Object(object.clone())).map_err(|error| {
-        Error::Other(format!(
+        Error::other(format!(
             "{what} does not decode: {}",
             json_error_category(&error)
         ))
@@ -318,79 +317,6 @@ fn json_kind(value: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
-    }
-}
-
-/// Errors a backend returns; each maps one to one onto a wire error type, and so onto an HTTP
-/// status at the server.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Error {
-    /// A plain error (wire type 0): HTTP 500 with this text. Storage errors travel this way,
-    /// verbatim, because the server matches some of their texts.
-    Other(String),
-    /// `errutil.UserError` (1).
-    User(String),
-    /// `errutil.InternalError` (2).
-    Internal(String),
-    /// `logical.CodedError` (3): the given HTTP status.
-    ///
-    /// It is still an error to the server, which writes the body: `{"errors": [...]}` with
-    /// the message wrapped in its own words, which the CLI prints as
-    /// `* 1 error occurred: * <message>`. To answer a status with a body of the handler's
-    /// own, exactly as given, use [`Response::with_status`].
-    Coded {
-        /// The HTTP status the server answers with.
-        status: u16,
-        /// The error text.
-        message: String,
-    },
-    /// `logical.StatusBadRequest` (4): HTTP 400.
-    BadRequest(String),
-    /// The path exists but not this operation (5): HTTP 405.
-    UnsupportedOperation,
-    /// No such path (6): HTTP 404.
-    UnsupportedPath,
-    /// (7): HTTP 400.
-    InvalidRequest,
-    /// (8): HTTP 403.
-    PermissionDenied,
-    /// (9)
-    MultiAuthzPending,
-    /// (10)
-    Unrecoverable,
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Other(m) | Self::User(m) | Self::Internal(m) | Self::BadRequest(m) => {
-                f.write_str(m)
-            }
-            Self::Coded { message, .. } => f.write_str(message),
-            Self::UnsupportedOperation => f.write_str("unsupported operation"),
-            Self::UnsupportedPath => f.write_str("unsupported path"),
-            Self::InvalidRequest => f.write_str("invalid request"),
-            Self::PermissionDenied => f.write_str("permission denied"),
-            Self::MultiAuthzPending => f.write_str("request needs further approval"),
-            Self::Unrecoverable => f.write_str("unrecoverable error"),
-        }
-    }
-}
-
-impl std::error::Error for Error {}
-
-/// Storage errors reach the client as plain errors, with the server's text verbatim: the
-/// server recognises some of them (a standby's read-only error makes it forward the request).
-impl From<StorageError> for Error {
-    fn from(error: StorageError) -> Self {
-        Self::Other(error.0)
-    }
-}
-
-impl From<SystemViewError> for Error {
-    fn from(error: SystemViewError) -> Self {
-        Self::Other(error.0)
     }
 }
 

@@ -24,19 +24,16 @@ pub(super) fn paths() -> Vec<PathSpec<MockBackend>> {
 pub(super) fn error_for_type(err_type: u32) -> Option<Error> {
     let test = || "test".to_owned();
     Some(match err_type {
-        0 => Error::Other(test()),
-        1 => Error::User(test()),
-        2 => Error::Internal(test()),
-        3 => Error::Coded {
-            status: 403,
-            message: test(),
-        },
-        4 => Error::BadRequest(test()),
-        5 => Error::UnsupportedOperation,
-        6 => Error::UnsupportedPath,
-        7 => Error::InvalidRequest,
-        8 => Error::PermissionDenied,
-        9 => Error::MultiAuthzPending,
+        0 => Error::other(test()),
+        1 => Error::user(test()),
+        2 => Error::internal(test()),
+        3 => Error::coded(403, test()),
+        4 => Error::bad_request(test()),
+        5 => Error::unsupported_operation(),
+        6 => Error::unsupported_path(),
+        7 => Error::invalid_request(),
+        8 => Error::permission_denied(),
+        9 => Error::multi_authz_pending(),
         _ => return None,
     })
 }
@@ -48,7 +45,7 @@ async fn shut_down(
     _: &Request,
     _: &FieldData<'_>,
 ) -> Result<Option<Response>, Error> {
-    Err(Error::Other(CONNECTION_SHUT_DOWN.to_owned()))
+    Err(Error::other(CONNECTION_SHUT_DOWN))
 }
 
 async fn fail_with_type(

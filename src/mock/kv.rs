@@ -30,7 +30,7 @@ async fn exists(
         .storage
         .get(&request.path)
         .await
-        .map_err(|e| Error::Other(format!("existence check failed: {e}")))?;
+        .map_err(|e| Error::other(format!("existence check failed: {e}")).with_source(e))?;
     Ok(entry.is_some())
 }
 

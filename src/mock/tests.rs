@@ -5,8 +5,8 @@ use super::*;
 use serde_json::{Map, Value, json};
 
 use vault_plugin_sdk::backend::{
-    Backend, BackendType, BoxFuture, MemoryStorage, Operation, Request, Response, SpecialPaths,
-    Storage, StorageError,
+    Backend, BackendType, BoxFuture, ErrorKind, MemoryStorage, Operation, Request, Response,
+    SpecialPaths, Storage, StorageError,
 };
 use vault_plugin_sdk::testing::TestBackend;
 
@@ -41,19 +41,19 @@ struct FailingStorage;
 
 impl Storage for FailingStorage {
     fn get<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StorageError>> {
-        Box::pin(async { Err(StorageError("boom".into())) })
+        Box::pin(async { Err(StorageError::new("boom")) })
     }
 
     fn put<'a>(&'a self, _: &'a str, _: Vec<u8>) -> BoxFuture<'a, Result<(), StorageError>> {
-        Box::pin(async { Err(StorageError("cannot write to readonly storage".into())) })
+        Box::pin(async { Err(StorageError::new("cannot write to readonly storage")) })
     }
 
     fn delete<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(), StorageError>> {
-        Box::pin(async { Err(StorageError("boom".into())) })
+        Box::pin(async { Err(StorageError::new("boom")) })
     }
 
     fn list<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Vec<String>, StorageError>> {
-        Box::pin(async { Err(StorageError("boom".into())) })
+        Box::pin(async { Err(StorageError::new("boom")) })
     }
 }
 
@@ -245,7 +245,7 @@ async fn kv_keys_outside_the_generic_name_pattern_are_unsupported_paths() {
                 .data(json!({"value": "v"}))
                 .without_existence_check()
                 .await;
-            assert_eq!(result, Err(Error::UnsupportedPath), "{operation} {path}");
+            assert_eq!(result, Err(Error::unsupported_path()), "{operation} {path}");
         }
     }
     assert!(backend.stored_keys("").await.is_empty(), "nothing stored");
@@ -279,7 +279,7 @@ async fn kv_operations_the_mock_lacks_are_unsupported() {
             .await;
         assert_eq!(
             result,
-            Err(Error::UnsupportedOperation),
+            Err(Error::unsupported_operation()),
             "{operation} {path}"
         );
     }
@@ -332,23 +332,24 @@ async fn existence_check_errors() {
         .await;
     assert_eq!(
         read,
-        Err(Error::Other(
-            "incorrect operation type read for an existence check".into()
+        Err(Error::other(
+            "incorrect operation type read for an existence check"
         ))
     );
     let unknown = inner
         .existence_check(Request::new(Operation::Create, "kv/a/b"))
         .await;
-    assert_eq!(unknown, Err(Error::UnsupportedPath));
+    assert_eq!(unknown, Err(Error::unsupported_path()));
     let mut with_version = Map::new();
     with_version.insert("version".into(), json!("abc"));
     let invalid = inner
         .existence_check(Request::new(Operation::Create, "kv/foo").with_data(with_version))
         .await;
-    assert!(
-        matches!(&invalid, Err(Error::User(m)) if m.contains("\"version\"")),
-        "{invalid:?}"
-    );
+    let Err(error) = &invalid else {
+        panic!("refused: {invalid:?}");
+    };
+    assert_eq!(error.kind(), ErrorKind::User, "{error:?}");
+    assert!(error.message().contains("\"version\""), "{error:?}");
     // A write gets the same error, before any handler runs.
     let write = backend.write("kv/foo").field("version", "abc").await;
     assert_eq!(write.unwrap_err(), invalid.unwrap_err());
@@ -452,7 +453,7 @@ async fn internal_has_no_create() {
         .data(json!({"value": "x"}))
         .without_existence_check()
         .await;
-    assert_eq!(result, Err(Error::UnsupportedOperation));
+    assert_eq!(result, Err(Error::unsupported_operation()));
     assert_eq!(internal_value(&backend).await, json!("bar"));
 }
 
@@ -513,7 +514,7 @@ async fn raw_answers_a_plain_text_http_response() {
 // ---------------------------------------------------------------------------------------------
 
 fn shut_down() -> Error {
-    Error::Other("connection is shut down".into())
+    Error::other("connection is shut down")
 }
 
 #[tokio::test]
@@ -522,7 +523,7 @@ async fn errors_rpc_and_kill_fail_as_a_shut_down_connection() {
     assert_eq!(backend.read("errors/rpc").await, Err(shut_down()));
     assert_eq!(backend.read("errors/kill").await, Err(shut_down()));
     let update = backend.write("errors/rpc").await;
-    assert_eq!(update, Err(Error::UnsupportedOperation));
+    assert_eq!(update, Err(Error::unsupported_operation()));
 }
 
 #[tokio::test]
@@ -530,19 +531,16 @@ async fn errors_type_returns_the_error_of_each_wire_type() {
     let backend = mock().await;
     let test = || "test".to_owned();
     let expected = [
-        Error::Other(test()),
-        Error::User(test()),
-        Error::Internal(test()),
-        Error::Coded {
-            status: 403,
-            message: test(),
-        },
-        Error::BadRequest(test()),
-        Error::UnsupportedOperation,
-        Error::UnsupportedPath,
-        Error::InvalidRequest,
-        Error::PermissionDenied,
-        Error::MultiAuthzPending,
+        Error::other(test()),
+        Error::user(test()),
+        Error::internal(test()),
+        Error::coded(403, test()),
+        Error::bad_request(test()),
+        Error::unsupported_operation(),
+        Error::unsupported_path(),
+        Error::invalid_request(),
+        Error::permission_denied(),
+        Error::multi_authz_pending(),
     ];
     for (err_type, error) in expected.into_iter().enumerate() {
         for operation in [Operation::Create, Operation::Update] {
@@ -564,13 +562,7 @@ async fn errors_type_returns_the_error_of_each_wire_type() {
 async fn errors_type_accepts_err_type_as_a_string() {
     let backend = mock().await;
     let result = backend.write("errors/type").field("err_type", "3").await;
-    assert_eq!(
-        result,
-        Err(Error::Coded {
-            status: 403,
-            message: "test".into()
-        })
-    );
+    assert_eq!(result, Err(Error::coded(403, "test")));
 }
 
 #[tokio::test]
@@ -590,8 +582,8 @@ async fn errors_type_uses_the_low_32_bits_as_go_does() {
     // The Go mock switches on uint32(err_type).
     let backend = mock().await;
     for (err_type, error) in [
-        (4_294_967_296_i64, Error::Other("test".into())),
-        (4_294_967_297_i64, Error::User("test".into())),
+        (4_294_967_296_i64, Error::other("test")),
+        (4_294_967_297_i64, Error::user("test")),
     ] {
         let result = backend
             .write("errors/type")
@@ -608,7 +600,7 @@ async fn errors_type_with_a_null_err_type_counts_as_zero_as_in_go() {
         .write("errors/type")
         .field("err_type", Value::Null)
         .await;
-    assert_eq!(result, Err(Error::Other("test".into())));
+    assert_eq!(result, Err(Error::other("test")));
 }
 
 #[tokio::test]
@@ -645,7 +637,7 @@ async fn errors_type_cannot_be_read() {
     let backend = mock().await;
     assert_eq!(
         backend.read("errors/type").await,
-        Err(Error::UnsupportedOperation)
+        Err(Error::unsupported_operation())
     );
 }
 
@@ -674,8 +666,8 @@ async fn env_of_an_unset_variable_is_empty() {
 #[tokio::test]
 async fn env_without_a_name_is_an_unsupported_path() {
     let backend = mock().await;
-    assert_eq!(backend.read("env/").await, Err(Error::UnsupportedPath));
-    assert_eq!(backend.read("env").await, Err(Error::UnsupportedPath));
+    assert_eq!(backend.read("env/").await, Err(Error::unsupported_path()));
+    assert_eq!(backend.read("env").await, Err(Error::unsupported_path()));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -694,10 +686,10 @@ async fn storage_errors_pass_through_verbatim() {
             .await;
         assert_eq!(
             result,
-            Err(Error::Other("cannot write to readonly storage".into()))
+            Err(Error::other("cannot write to readonly storage"))
         );
     }
-    let boom = || Err(Error::Other("boom".into()));
+    let boom = || Err(Error::other("boom"));
     assert_eq!(backend.read("kv/foo").await, boom());
     assert_eq!(backend.delete("kv/foo").await, boom());
     assert_eq!(backend.list("kv/").await, boom());
@@ -706,7 +698,7 @@ async fn storage_errors_pass_through_verbatim() {
 #[tokio::test]
 async fn storage_errors_in_the_existence_check_are_wrapped() {
     let backend = failing_mock().await;
-    let wrapped = Error::Other("existence check failed: boom".into());
+    let wrapped = Error::other("existence check failed: boom");
     let result = backend
         .backend()
         .existence_check(Request::new(Operation::Create, "kv/foo"))
@@ -737,7 +729,7 @@ async fn unknown_paths_are_unsupported() {
     for path in ["nope", "kvx", "errors", "errors/other", "specialx", "raw/"] {
         assert_eq!(
             backend.read(path).await,
-            Err(Error::UnsupportedPath),
+            Err(Error::unsupported_path()),
             "{path}"
         );
     }
@@ -755,7 +747,7 @@ async fn renew_and_revoke_have_no_secret() {
     // Requests the server never sends (it always attaches the lease): built by hand, without one.
     for operation in [Operation::Renew, Operation::Revoke] {
         let result = backend.request(operation, "kv/foo").await;
-        assert_eq!(result, Err(Error::Other("request has no secret".into())));
+        assert_eq!(result, Err(Error::other("request has no secret")));
     }
 }
 

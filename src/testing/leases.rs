@@ -57,9 +57,10 @@ impl<B: Backend> TestBackend<B> {
     /// lease, with the lease's data (the last answer's) and the lease as the server keeps it —
     /// its internal data, `ttl` as the server granted it, the backend's `max_ttl`,
     /// `issue_time` of the first issue, `increment`, and no `lease_id`. The server's own
-    /// refusals come back as [`Error::BadRequest`]: "lease not found" (unknown or revoked),
-    /// "lease is not renewable", "lease expired". After a successful renewal the kit keeps
-    /// the new data and the new TTL (computed as the server does, capped by the max TTLs).
+    /// refusals come back as [`ErrorKind::BadRequest`](crate::backend::ErrorKind::BadRequest):
+    /// "lease not found" (unknown or revoked), "lease is not renewable", "lease expired".
+    /// After a successful renewal the kit keeps the new data and the new TTL (computed as the
+    /// server does, capped by the max TTLs).
     pub fn renew(&self, secret: &Secret) -> Renewal<'_, B> {
         Renewal {
             backend: self,
@@ -366,7 +367,7 @@ fn check_renewable(renewable: bool, expire_time: SystemTime, now: SystemTime) ->
 
 /// A refusal of the server's expiration manager: a 400 with its text.
 fn refused(message: &str) -> Error {
-    Error::BadRequest(message.to_owned())
+    Error::bad_request(message.to_owned())
 }
 
 /// 24 random letters and digits, as the server's lease ids end with.
@@ -375,7 +376,7 @@ fn random_id() -> Result<String, Error> {
     let mut bytes = [0u8; 24];
     SystemRandom::new()
         .fill(&mut bytes)
-        .map_err(|_| Error::Other("the system's random generator failed".to_owned()))?;
+        .map_err(|e| Error::other("the system's random generator failed").with_source(e))?;
     Ok(bytes
         .iter()
         .map(|byte| char::from(ALPHABET[usize::from(*byte) % ALPHABET.len()]))

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use serde_json::{Map, Value};
 
 use super::TestBackend;
-use crate::backend::{Auth, Backend, Error, Operation, Request, Response, Secret};
+use crate::backend::{Auth, Backend, Error, ErrorKind, Operation, Request, Response, Secret};
 
 /// A request on its way to a [`TestBackend`]'s backend: add data or change it, then `.await`
 /// it (or call [`send`](RequestBuilder::send)) for the backend's answer,
@@ -130,7 +130,8 @@ impl<'a, B: Backend> RequestBuilder<'a, B> {
         if existence_check && matches!(request.operation, Operation::Create | Operation::Update) {
             request.operation = match backend.backend.existence_check(request.clone()).await {
                 Ok(Some(false)) => Operation::Create,
-                Ok(_) | Err(Error::UnsupportedPath) => Operation::Update,
+                Ok(_) => Operation::Update,
+                Err(error) if error.kind() == ErrorKind::UnsupportedPath => Operation::Update,
                 Err(error) => return Err(error),
             };
         }

@@ -97,7 +97,7 @@ async fn read_entry(
     let Some(bytes) = backend.storage.get(&key).await? else {
         return Ok(None);
     };
-    let value: Value = serde_json::from_slice(&bytes).map_err(|e| Error::Other(e.to_string()))?;
+    let value: Value = serde_json::from_slice(&bytes).map_err(|e| Error::other(e.to_string()))?;
     Ok(Some(Response::with_data(object(value))))
 }
 
@@ -122,7 +122,7 @@ async fn echo(
 }
 
 async fn refuse(_: &Recorder, _: &Request, _: &FieldData<'_>) -> Result<bool, Error> {
-    Err(Error::User("the check refuses".to_owned()))
+    Err(Error::user("the check refuses"))
 }
 
 /// A credential under a lease of the `cred` type: `ttl` and `max_ttl` in seconds, renewable
@@ -176,7 +176,7 @@ async fn revoke(
         .as_ref()
         .is_some_and(|secret| secret.internal_data.contains_key("fail_revoke"));
     if fails {
-        return Err(Error::Other("the credential cannot be removed".to_owned()));
+        return Err(Error::other("the credential cannot be removed"));
     }
     Ok(None)
 }
@@ -409,7 +409,7 @@ async fn a_write_without_an_existence_check_is_an_update() {
 async fn an_existence_check_error_is_the_answer_but_an_unknown_path_goes_on() {
     let backend = mount().await;
     let refused = backend.write("refusing").await;
-    assert_eq!(refused, Err(Error::User("the check refuses".to_owned())));
+    assert_eq!(refused, Err(Error::user("the check refuses")));
     assert!(
         backend
             .backend()
@@ -418,7 +418,10 @@ async fn an_existence_check_error_is_the_answer_but_an_unknown_path_goes_on() {
             .all(|request| request.path != "refusing"),
         "the handler was not called"
     );
-    assert_eq!(backend.write("nowhere").await, Err(Error::UnsupportedPath));
+    assert_eq!(
+        backend.write("nowhere").await,
+        Err(Error::unsupported_path())
+    );
 }
 
 #[tokio::test]
@@ -566,10 +569,7 @@ async fn a_revoke_sends_the_lease_id_and_the_lease_is_forgotten() {
     // Gone: a renew is refused as the server refuses it, and a second revoke never reaches
     // the backend.
     let refused = backend.renew(&secret).await;
-    assert_eq!(
-        refused,
-        Err(Error::BadRequest("lease not found".to_owned()))
-    );
+    assert_eq!(refused, Err(Error::bad_request("lease not found")));
     let revokes = || {
         backend
             .backend()
@@ -605,16 +605,13 @@ async fn a_failed_revoke_keeps_the_lease_and_a_lease_that_does_not_renew_is_refu
     let failed = backend.revoke(&secret).await;
     assert_eq!(
         failed,
-        Err(Error::Other("the credential cannot be removed".to_owned()))
+        Err(Error::other("the credential cannot be removed"))
     );
     assert!(backend.lease_ttl(&secret).is_some(), "kept for a retry");
 
     let before = backend.backend().seen().len();
     let refused = backend.renew(&secret).await;
-    assert_eq!(
-        refused,
-        Err(Error::BadRequest("lease is not renewable".to_owned()))
-    );
+    assert_eq!(refused, Err(Error::bad_request("lease is not renewable")));
     assert_eq!(
         backend.backend().seen().len(),
         before,
@@ -680,10 +677,7 @@ async fn a_login_token_renews_with_what_the_server_sends() {
     let mut stranger = auth;
     stranger.client_token = "s.nobody".to_owned();
     let refused = backend.renew_token(&stranger).await;
-    assert_eq!(
-        refused,
-        Err(Error::BadRequest("invalid lease ID".to_owned()))
-    );
+    assert_eq!(refused, Err(Error::bad_request("invalid lease ID")));
 }
 
 #[tokio::test]
@@ -789,7 +783,7 @@ async fn password_policies_answer_in_turn_by_generator_or_fail_as_the_server_doe
     );
     assert_eq!(
         backend.read("password/nosuch").await,
-        Err(Error::Other("failed to generate password".to_owned()))
+        Err(Error::other("failed to generate password"))
     );
     // The test sees the same policies, sharing their turn.
     let policy = &backend.system_view().password_policies["digits"];

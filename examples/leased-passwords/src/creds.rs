@@ -46,7 +46,7 @@ pub(crate) fn random_string(length: usize) -> Result<String, Error> {
     let mut buffer = [0u8; 64];
     while out.len() < length {
         rng.fill(&mut buffer)
-            .map_err(|_| Error::Other("the system's random generator failed".to_owned()))?;
+            .map_err(|e| Error::other("the system's random generator failed").with_source(e))?;
         for &byte in buffer.iter().filter(|&&b| b < limit) {
             if out.len() == length {
                 break;
@@ -162,7 +162,7 @@ fn lease_identity(request: &Request) -> Result<(String, String), Error> {
     let secret = request
         .secret
         .as_ref()
-        .ok_or_else(|| Error::Other("the request carries no lease".to_owned()))?;
+        .ok_or_else(|| Error::other("the request carries no lease"))?;
     let LeaseIdentity { username, role } = secret.internal()?;
     Ok((username, role))
 }
@@ -177,7 +177,7 @@ pub(crate) async fn renew(
 ) -> Result<Option<Response>, Error> {
     let (username, role_name) = lease_identity(request)?;
     let Some(role) = backend.role(&role_name).await? else {
-        return Err(Error::BadRequest(format!(
+        return Err(Error::bad_request(format!(
             "role {role_name:?} no longer exists: the lease of {username} cannot be renewed"
         )));
     };
@@ -192,7 +192,7 @@ pub(crate) async fn renew(
         now,
     )
     .await
-    .map_err(|e| Error::BadRequest(e.to_string()))?;
+    .map_err(|e| Error::bad_request(e.message().to_owned()).with_source(e))?;
     let record = Issued {
         role: role_name,
         issue_time,

@@ -209,7 +209,7 @@ async fn list(
 #[cfg(test)]
 mod tests {
     use serde_json::json;
-    use vault_plugin_sdk::backend::{BoxFuture, Error, KeyedLocks, Operation, StorageError};
+    use vault_plugin_sdk::backend::{BoxFuture, ErrorKind, KeyedLocks, Operation, StorageError};
     use vault_plugin_sdk::testing::TestBackend;
 
     use crate::backend::testing::{backend, call};
@@ -346,9 +346,13 @@ mod tests {
             .write("roles/bad")
             .data(json!({"ttl": "soon"}))
             .await;
+        let error = refused.expect_err("refused by the check");
+        assert_eq!(error.kind(), ErrorKind::User, "{error:?}");
         assert!(
-            matches!(&refused, Err(Error::User(e)) if e.starts_with("error converting input for field \"ttl\"")),
-            "{refused:?}"
+            error
+                .message()
+                .starts_with("error converting input for field \"ttl\""),
+            "{error:?}"
         );
         let response = backend
             .write("roles/bad")

@@ -101,9 +101,7 @@ pub(crate) async fn renew(
     _: &FieldData<'_>,
 ) -> Result<Option<Response>, Error> {
     let Some(auth) = request.auth.as_ref() else {
-        return Err(Error::Other(
-            "a token renewal without the token's auth".to_owned(),
-        ));
+        return Err(Error::other("a token renewal without the token's auth"));
     };
     // A token this method did not make (or made by an older version) names no user.
     let Ok(login) = auth.internal::<TokenInternal>() else {

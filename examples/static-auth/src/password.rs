@@ -111,7 +111,7 @@ impl PasswordHash {
     fn derive(password: &str, iterations: NonZeroU32) -> Result<Self, Error> {
         let mut salt = vec![0; SALT_LEN];
         rand::fill(&mut salt)
-            .map_err(|_| Error::Internal("no random bytes for a password salt".to_owned()))?;
+            .map_err(|e| Error::internal("no random bytes for a password salt").with_source(e))?;
         let mut hash = vec![0; HASH_LEN];
         pbkdf2::derive(ALGORITHM, iterations, &salt, password.as_bytes(), &mut hash);
         Ok(Self {

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use vault_plugin_sdk::backend::{Auth, Backend, BackendType, Error, Operation, Request, Response};
+use vault_plugin_sdk::backend::{
+    Auth, Backend, BackendType, Error, ErrorKind, Operation, Request, Response,
+};
 use vault_plugin_sdk::testing::TestBackend;
 
 use crate::backend::{Factory, StaticAuth};
@@ -142,9 +144,11 @@ async fn a_user_needs_a_password_and_sane_fields() {
         .write("users/bob")
         .data(json!({"password": "pw", "ttl": "soon"}))
         .await;
-    let Err(Error::User(message)) = bad_type else {
+    let Err(error) = bad_type else {
         panic!("a user error: {bad_type:?}");
     };
+    assert_eq!(error.kind(), ErrorKind::User, "{error:?}");
+    let message = error.message();
     assert!(
         message.starts_with("error converting input for field \"ttl\""),
         "{message}"
@@ -237,7 +241,7 @@ async fn resolve_role_after_a_login_is_unsupported() {
     let resolve = backend
         .request(Operation::ResolveRole, "login")
         .data(json!({"username": "alice", "password": "s3cret"}));
-    assert_eq!(resolve.await, Err(Error::UnsupportedOperation));
+    assert_eq!(resolve.await, Err(Error::unsupported_operation()));
 }
 
 #[tokio::test]

@@ -68,7 +68,7 @@
 //! }
 //! // No such path: the server answers 404.
 //! let missing = greeter.handle_request(Request::new(Operation::Read, "bye/alice")).await;
-//! assert_eq!(missing, Err(Error::UnsupportedPath));
+//! assert_eq!(missing, Err(Error::unsupported_path()));
 //! # });
 //! ```
 
@@ -345,7 +345,10 @@ impl<B> WalRollback<B> {
             |kind, data| async move { (self.handler)(backend, request, &kind, &data).await },
         )
         .await
-        .map_err(|error| Error::Other(error.to_string()))
+        // The failures are the cause, with the texts the message already has: an entry that
+        // does not decode is a serde_json error about a `Value`, which names a syntax problem
+        // and never quotes the entry.
+        .map_err(|error| Error::other(error.to_string()).with_source(error))
     }
 }
 
@@ -430,9 +433,10 @@ pub async fn mount_ttl_limits(system_view: &dyn SystemView) -> Result<TtlLimits,
     })
 }
 
+/// A plain error with Go's text; the [`TtlError`] is the cause.
 impl From<TtlError> for Error {
     fn from(error: TtlError) -> Self {
-        Self::Other(error.to_string())
+        Self::other(error.to_string()).with_source(error)
     }
 }
 
@@ -664,7 +668,7 @@ impl<B> Router<B> {
             .iter()
             .find(|secret| secret.kind == kind)
             .ok_or_else(|| {
-                Error::Internal(format!(
+                Error::internal(format!(
                     "secret type {kind:?} is not declared on the router (Router::with_secret_type)"
                 ))
             })
@@ -738,18 +742,18 @@ impl<B> Router<B> {
         let secret = request
             .secret
             .as_ref()
-            .ok_or_else(|| Error::Other("request has no secret".to_owned()))?;
+            .ok_or_else(|| Error::other("request has no secret"))?;
         let secret_type = secret
             .internal_data
             .get(SECRET_TYPE_KEY)
             .and_then(serde_json::Value::as_str)
             .and_then(|kind| self.secret_types.iter().find(|t| t.kind == kind))
-            .ok_or_else(|| Error::Other("secret is unsupported by this backend".to_owned()))?;
+            .ok_or_else(|| Error::other("secret is unsupported by this backend"))?;
         let handler = match request.operation {
             Operation::Renew => &secret_type.renew,
             _ => &secret_type.revoke,
         };
-        let handler = handler.as_ref().ok_or(Error::UnsupportedOperation)?;
+        let handler = handler.as_ref().ok_or(Error::unsupported_operation())?;
         let fields =
             FieldData::for_secret_type(secret_type.kind, &secret_type.fields, &request.data);
         handler(backend, request, &fields).await
@@ -767,21 +771,29 @@ impl<B> Router<B> {
         let mut failures = Vec::new();
         if let Some(periodic) = &self.periodic {
             if let Err(error) = periodic(backend, request).await {
-                failures.push(error.to_string());
+                failures.push(error);
             }
         }
         if let Some(wal) = &self.wal_rollback {
             if let Err(error) = wal.run(backend, request).await {
-                failures.push(error.to_string());
+                failures.push(error);
             }
         }
         match failures.len() {
             0 => Ok(None),
-            1 => Err(Error::Other(failures.remove(0))),
-            n => Err(Error::Other(format!(
-                "{n} errors occurred:\n\t* {}\n\n",
-                failures.join("\n\t* ")
-            ))),
+            // A plain error with the failure's text, whatever its kind; the failure is the
+            // cause.
+            1 => {
+                let failure = failures.remove(0);
+                Err(Error::other(failure.message().to_owned()).with_source(failure))
+            }
+            n => {
+                let texts: Vec<&str> = failures.iter().map(Error::message).collect();
+                Err(Error::other(format!(
+                    "{n} errors occurred:\n\t* {}\n\n",
+                    texts.join("\n\t* ")
+                )))
+            }
         }
     }
 
@@ -793,18 +805,18 @@ impl<B> Router<B> {
         request: &Request,
     ) -> Result<Option<bool>, Error> {
         if !matches!(request.operation, Operation::Create | Operation::Update) {
-            return Err(Error::Other(format!(
+            return Err(Error::other(format!(
                 "incorrect operation type {} for an existence check",
                 request.operation
             )));
         }
-        let (spec, captures) = self.route(&request.path).ok_or(Error::UnsupportedPath)?;
+        let (spec, captures) = self.route(&request.path).ok_or(Error::unsupported_path())?;
         let Some(check) = &spec.existence_check else {
             return Ok(None);
         };
         let (fields, _) =
             FieldData::new(spec.pattern.as_str(), &spec.fields, &request.data, captures);
-        fields.validate().map_err(Error::User)?;
+        fields.validate().map_err(Error::user)?;
         check(backend, request, &fields).await.map(Some)
     }
 }
@@ -827,14 +839,14 @@ impl<B: RoutedBackend> Router<B> {
             _ => {}
         }
 
-        let (spec, captures) = self.route(&request.path).ok_or(Error::UnsupportedPath)?;
+        let (spec, captures) = self.route(&request.path).ok_or(Error::unsupported_path())?;
 
         let handler = match spec.handler(&request.operation) {
             Some(handler) => handler,
             None if request.operation == Operation::Help => {
                 return Ok(Some(help::path_help(self, spec, request, B::KIND)));
             }
-            None => return Err(Error::UnsupportedOperation),
+            None => return Err(Error::unsupported_operation()),
         };
 
         let mut ignored: Vec<&str> = request

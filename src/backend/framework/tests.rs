@@ -6,6 +6,8 @@ use std::sync::{LazyLock, Mutex};
 
 use serde_json::{Map, Value, json};
 
+use crate::backend::ErrorKind;
+
 // ---------------------------------------------------------------------------------------------
 // A tiny backend for the router: `items/<name>` (one field of each type, an existence check, a
 // read that answers and an update that answers nothing), `items/?` (list) and `plain` (no
@@ -63,7 +65,7 @@ async fn delete_item(
     _: &FieldData<'_>,
 ) -> Result<Option<Response>, Error> {
     backend.record("delete");
-    Err(Error::BadRequest("cannot delete".into()))
+    Err(Error::bad_request("cannot delete"))
 }
 
 async fn item_exists(
@@ -156,7 +158,7 @@ fn help_text(response: &Response) -> &str {
 async fn unknown_path_is_unsupported_path() {
     for path in ["nope", "items/a/b", "items/-a", "plain/", "xitems/a", ""] {
         let (result, calls) = handle(Request::new(Operation::Read, path)).await;
-        assert_eq!(result, Err(Error::UnsupportedPath), "{path:?}");
+        assert_eq!(result, Err(Error::unsupported_path()), "{path:?}");
         assert!(calls.is_empty());
     }
 }
@@ -170,13 +172,13 @@ async fn known_path_with_unknown_operation_is_unsupported_operation() {
         Operation::Other("frobnicate".into()),
     ] {
         let (result, calls) = handle(Request::new(operation.clone(), "items/foo")).await;
-        assert_eq!(result, Err(Error::UnsupportedOperation), "{operation}");
+        assert_eq!(result, Err(Error::unsupported_operation()), "{operation}");
         assert!(calls.is_empty());
     }
     let (result, _) = handle(Request::new(Operation::Delete, "plain")).await;
-    assert_eq!(result, Err(Error::UnsupportedOperation));
+    assert_eq!(result, Err(Error::unsupported_operation()));
     let (result, _) = handle(Request::new(Operation::Read, "items/")).await;
-    assert_eq!(result, Err(Error::UnsupportedOperation));
+    assert_eq!(result, Err(Error::unsupported_operation()));
 }
 
 #[tokio::test]
@@ -197,7 +199,7 @@ async fn requests_reach_the_handler_of_the_matching_path_and_operation() {
 #[tokio::test]
 async fn handler_errors_are_returned_unchanged() {
     let (result, calls) = handle(Request::new(Operation::Delete, "items/foo")).await;
-    assert_eq!(result, Err(Error::BadRequest("cannot delete".into())));
+    assert_eq!(result, Err(Error::bad_request("cannot delete")));
     assert_eq!(calls, ["delete"]);
 }
 
@@ -304,7 +306,7 @@ async fn help_skips_field_validation_and_unknown_paths_are_still_404() {
     assert!(help_text(&response).starts_with("Request:        items/foo\n"));
 
     let (result, _) = handle(Request::new(Operation::Help, "nope")).await;
-    assert_eq!(result, Err(Error::UnsupportedPath));
+    assert_eq!(result, Err(Error::unsupported_path()));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -327,7 +329,7 @@ async fn renew_and_revoke_without_a_secret_say_so() {
             let (result, calls) = handle(Request::new(operation.clone(), path)).await;
             assert_eq!(
                 result,
-                Err(Error::Other("request has no secret".into())),
+                Err(Error::other("request has no secret")),
                 "{operation} {path}"
             );
             assert!(calls.is_empty());
@@ -343,7 +345,7 @@ async fn renew_and_revoke_with_a_secret_say_it_is_unsupported() {
         let (result, calls) = handle(request).await;
         assert_eq!(
             result,
-            Err(Error::Other("secret is unsupported by this backend".into())),
+            Err(Error::other("secret is unsupported by this backend")),
             "{operation}"
         );
         assert!(calls.is_empty());
@@ -355,9 +357,9 @@ async fn renew_and_revoke_with_a_secret_say_it_is_unsupported() {
 #[tokio::test]
 async fn resolve_path_is_an_unsupported_operation_on_a_known_path() {
     for (path, expected) in [
-        ("items/foo", Error::UnsupportedOperation),
-        ("plain", Error::UnsupportedOperation),
-        ("nope", Error::UnsupportedPath),
+        ("items/foo", Error::unsupported_operation()),
+        ("plain", Error::unsupported_operation()),
+        ("nope", Error::unsupported_path()),
     ] {
         let (result, calls) = handle(Request::new(Operation::ResolvePath, path)).await;
         assert_eq!(result, Err(expected), "{path:?}");
@@ -546,8 +548,8 @@ async fn existence_check_refuses_operations_other_than_create_and_update() {
     let (result, calls) = check_existence(Request::new(Operation::Read, "items/foo")).await;
     assert_eq!(
         result,
-        Err(Error::Other(
-            "incorrect operation type read for an existence check".into()
+        Err(Error::other(
+            "incorrect operation type read for an existence check"
         ))
     );
     assert!(calls.is_empty());
@@ -555,8 +557,8 @@ async fn existence_check_refuses_operations_other_than_create_and_update() {
     let (result, _) = check_existence(Request::new(Operation::Delete, "nope")).await;
     assert_eq!(
         result,
-        Err(Error::Other(
-            "incorrect operation type delete for an existence check".into()
+        Err(Error::other(
+            "incorrect operation type delete for an existence check"
         ))
     );
 }
@@ -564,7 +566,7 @@ async fn existence_check_refuses_operations_other_than_create_and_update() {
 #[tokio::test]
 async fn existence_check_on_an_unknown_path_is_unsupported_path() {
     let (result, _) = check_existence(Request::new(Operation::Create, "nope")).await;
-    assert_eq!(result, Err(Error::UnsupportedPath));
+    assert_eq!(result, Err(Error::unsupported_path()));
 }
 
 #[tokio::test]
@@ -576,9 +578,11 @@ async fn existence_check_with_an_invalid_field_is_a_user_error() {
     ))
     .await;
     match result {
-        Err(Error::User(message)) => assert!(
-            message.starts_with("error converting input for field \"count\": "),
-            "{message}"
+        Err(error) if error.kind() == ErrorKind::User => assert!(
+            error
+                .message()
+                .starts_with("error converting input for field \"count\": "),
+            "{error}"
         ),
         other => panic!("expected a user error, got {other:?}"),
     }
@@ -603,7 +607,7 @@ impl LeaseBackend {
     fn record(&self, call: String) -> Result<(), Error> {
         self.calls.lock().unwrap().push(call);
         if self.fail {
-            Err(Error::Other("handler failed".into()))
+            Err(Error::other("handler failed"))
         } else {
             Ok(())
         }
@@ -821,7 +825,7 @@ async fn a_lease_without_a_known_secret_type_is_unsupported() {
                 .await;
             assert_eq!(
                 result,
-                Err(Error::Other("secret is unsupported by this backend".into())),
+                Err(Error::other("secret is unsupported by this backend")),
                 "{operation} {secret_type:?}"
             );
         }
@@ -831,7 +835,7 @@ async fn a_lease_without_a_known_secret_type_is_unsupported() {
         let result = router
             .handle_request(&backend, &lease_request(operation, Some(json!("fixed"))))
             .await;
-        assert_eq!(result, Err(Error::UnsupportedOperation));
+        assert_eq!(result, Err(Error::unsupported_operation()));
     }
     assert!(backend.calls().is_empty());
 }
@@ -905,13 +909,39 @@ async fn a_failing_rollback_keeps_the_entry_and_reports_both_failures() {
         .unwrap();
     let mut rollback = Request::new(Operation::Rollback, "");
     rollback.data.insert("immediate".into(), json!(""));
-    let Err(Error::Other(message)) = router.handle_request(&backend, &rollback).await else {
+    let Err(error) = router.handle_request(&backend, &rollback).await else {
         panic!("the failures must be reported");
     };
+    assert_eq!(error.kind(), ErrorKind::Other);
+    let message = error.message();
     assert!(message.starts_with("2 errors occurred"), "{message}");
     assert!(message.contains("handler failed"), "{message}");
     assert_eq!(wal::list_wal(&backend.storage).await.unwrap().len(), 1);
     assert_eq!(backend.calls(), ["periodic", "wal user \"x\""]);
+}
+
+#[tokio::test]
+async fn a_single_rollback_failure_is_its_text_with_the_failure_as_the_cause() {
+    let router = lease_router(true);
+    let backend = LeaseBackend {
+        fail: true,
+        ..LeaseBackend::default()
+    };
+    let rollback = Request::new(Operation::Rollback, "");
+    let Err(error) = router.handle_request(&backend, &rollback).await else {
+        panic!("the failure must be reported");
+    };
+    assert_eq!(error, Error::other("handler failed"));
+    let cause = std::error::Error::source(&error).and_then(|e| e.downcast_ref::<Error>());
+    assert_eq!(cause, Some(&Error::other("handler failed")));
+}
+
+#[test]
+fn a_ttl_error_is_a_plain_error_with_the_ttl_error_as_its_cause() {
+    let error = Error::from(TtlError::PastMaxTtl);
+    assert_eq!(error, Error::other("past the max TTL, cannot renew"));
+    let cause = std::error::Error::source(&error).and_then(|e| e.downcast_ref::<TtlError>());
+    assert_eq!(cause, Some(&TtlError::PastMaxTtl));
 }
 
 #[tokio::test]
@@ -1120,9 +1150,8 @@ fn an_undeclared_secret_type_is_an_error_naming_it_not_a_panic() {
     };
     assert_eq!(
         error,
-        Error::Internal(
+        Error::internal(
             "secret type \"nobody\" is not declared on the router (Router::with_secret_type)"
-                .into()
         )
     );
 }

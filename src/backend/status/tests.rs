@@ -117,7 +117,7 @@ fn statuses_outside_200_to_599_and_bodies_that_are_no_json_are_refused() {
     for status in [0, 99, 100, 101, 199, 600, 999, 1000, u16::MAX] {
         assert_eq!(
             Response::with_status(status, &json!({})),
-            Err(Error::Internal(format!(
+            Err(Error::internal(format!(
                 "{status} is not an HTTP status to answer with: it must be in 200..=599"
             )))
         );
@@ -126,8 +126,8 @@ fn statuses_outside_200_to_599_and_bodies_that_are_no_json_are_refused() {
     let map = std::collections::BTreeMap::from([((1, 2), "x")]);
     assert_eq!(
         Response::with_status(400, &map),
-        Err(Error::Internal(
-            "the body of a 400 answer cannot be encoded as JSON".to_owned()
+        Err(Error::internal(
+            "the body of a 400 answer cannot be encoded as JSON"
         ))
     );
 }

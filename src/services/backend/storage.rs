@@ -31,9 +31,9 @@ impl HostStorage {
 }
 
 /// A failed call: the server's own text where there is one (for example "missing storage
-/// implementation" while the plugin is only being registered).
+/// implementation" while the plugin is only being registered), with the status as the cause.
 fn status_error(status: tonic::Status) -> StorageError {
-    StorageError(status_text(&status, "storage"))
+    StorageError::new(status_text(&status, "storage")).with_source(status)
 }
 
 /// The text of a failed call to the server: its own message, else what kind of failure it was.
@@ -51,7 +51,7 @@ fn reply_error(err: String) -> Result<(), StorageError> {
     if err.is_empty() {
         Ok(())
     } else {
-        Err(StorageError(err))
+        Err(StorageError::new(err))
     }
 }
 

@@ -32,8 +32,9 @@ impl HostSystemView {
     }
 }
 
+/// A failed call: the server's own text where there is one, with the status as the cause.
 fn status_error(status: tonic::Status) -> SystemViewError {
-    SystemViewError(status_text(&status, "system view"))
+    SystemViewError::new(status_text(&status, "system view")).with_source(status)
 }
 
 /// The reply's `err` field, which carries the server's own errors.
@@ -41,7 +42,7 @@ fn reply_error(err: String) -> Result<(), SystemViewError> {
     if err.is_empty() {
         Ok(())
     } else {
-        Err(SystemViewError(err))
+        Err(SystemViewError::new(err))
     }
 }
 

@@ -271,23 +271,24 @@ pub fn response_to_wire(response: backend::Response) -> pb::Response {
 
 /// Encodes a backend error as the wire's `ProtoError`.
 pub fn error_to_wire(error: &backend::Error) -> pb::ProtoError {
-    use backend::Error as E;
-    let (kind, code) = match error {
-        E::Other(_) => (err_type::UNKNOWN, 0),
-        E::User(_) => (err_type::USER_ERROR, 0),
-        E::Internal(_) => (err_type::INTERNAL_ERROR, 0),
-        E::Coded { status, .. } => (err_type::CODED_ERROR, i64::from(*status)),
-        E::BadRequest(_) => (err_type::STATUS_BAD_REQUEST, 0),
-        E::UnsupportedOperation => (err_type::UNSUPPORTED_OPERATION, 0),
-        E::UnsupportedPath => (err_type::UNSUPPORTED_PATH, 0),
-        E::InvalidRequest => (err_type::INVALID_REQUEST, 0),
-        E::PermissionDenied => (err_type::PERMISSION_DENIED, 0),
-        E::MultiAuthzPending => (err_type::MULTI_AUTHZ_PENDING, 0),
-        E::Unrecoverable => (err_type::UNRECOVERABLE, 0),
+    use backend::ErrorKind as K;
+    let (kind, code) = match error.kind() {
+        K::Other => (err_type::UNKNOWN, 0),
+        K::User => (err_type::USER_ERROR, 0),
+        K::Internal => (err_type::INTERNAL_ERROR, 0),
+        K::Coded { status } => (err_type::CODED_ERROR, i64::from(status)),
+        K::BadRequest => (err_type::STATUS_BAD_REQUEST, 0),
+        K::UnsupportedOperation => (err_type::UNSUPPORTED_OPERATION, 0),
+        K::UnsupportedPath => (err_type::UNSUPPORTED_PATH, 0),
+        K::InvalidRequest => (err_type::INVALID_REQUEST, 0),
+        K::PermissionDenied => (err_type::PERMISSION_DENIED, 0),
+        K::MultiAuthzPending => (err_type::MULTI_AUTHZ_PENDING, 0),
+        K::Unrecoverable => (err_type::UNRECOVERABLE, 0),
     };
     pb::ProtoError {
         err_type: kind,
-        err_msg: error.to_string(),
+        // The message alone: the error's cause stays in the plugin.
+        err_msg: error.message().to_owned(),
         err_code: code,
     }
 }

@@ -3,7 +3,7 @@ use std::sync::Mutex;
 use serde_json::json;
 
 use super::*;
-use crate::backend::{BoxFuture, MemoryStorage};
+use crate::backend::{BoxFuture, ErrorKind, MemoryStorage};
 
 const NOW: u64 = 1_700_000_000;
 
@@ -21,7 +21,7 @@ struct FailingStorage {
 }
 
 fn failure() -> StorageError {
-    StorageError("cannot write to readonly storage".to_owned())
+    StorageError::new("cannot write to readonly storage")
 }
 
 impl Storage for FailingStorage {
@@ -62,7 +62,7 @@ fn recorder(
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push((kind, data));
         std::future::ready(if fails {
-            Err(Error::Other("boom".to_owned()))
+            Err(Error::other("boom"))
         } else {
             Ok(())
         })
@@ -269,10 +269,13 @@ async fn a_failed_callback_keeps_its_entry_and_the_others_still_roll_back() -> R
         error.to_string(),
         "1 error occurred:\n\t* error rolling back \"bad\" entry: boom\n\n"
     );
+    let WalRollbackError::Entries(failures) = &error else {
+        panic!("per entry: {error:?}");
+    };
     assert!(matches!(
-        &error,
-        WalRollbackError::Entries(failures)
-            if matches!(&failures[..], [WalEntryFailure::Rollback { kind, error: Error::Other(_) }] if kind == "bad")
+        &failures[..],
+        [WalEntryFailure::Rollback { kind, error }]
+            if kind == "bad" && error.kind() == ErrorKind::Other
     ));
     assert_eq!(seen_kinds(&seen), ["bad", "good"]);
     assert_eq!(list_wal(&storage).await?, [kept]);

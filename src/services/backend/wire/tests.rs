@@ -68,33 +68,48 @@ fn responses_carry_data_as_a_json_object_string() {
 fn every_error_maps_to_its_wire_type() {
     use backend::Error as E;
     let cases = [
-        (E::Other("test".into()), 0, "test", 0),
-        (E::User("test".into()), 1, "test", 0),
-        (E::Internal("test".into()), 2, "test", 0),
+        (E::other("test"), 0, "test", 0),
+        (E::user("test"), 1, "test", 0),
+        (E::internal("test"), 2, "test", 0),
+        (E::coded(403, "test"), 3, "test", 403),
+        (E::bad_request("test"), 4, "test", 0),
+        (E::unsupported_operation(), 5, "unsupported operation", 0),
+        (E::unsupported_path(), 6, "unsupported path", 0),
+        (E::invalid_request(), 7, "invalid request", 0),
+        (E::permission_denied(), 8, "permission denied", 0),
         (
-            E::Coded {
-                status: 403,
-                message: "test".into(),
-            },
-            3,
-            "test",
-            403,
+            E::multi_authz_pending(),
+            9,
+            "request needs further approval",
+            0,
         ),
-        (E::BadRequest("test".into()), 4, "test", 0),
-        (E::UnsupportedOperation, 5, "unsupported operation", 0),
-        (E::UnsupportedPath, 6, "unsupported path", 0),
-        (E::InvalidRequest, 7, "invalid request", 0),
-        (E::PermissionDenied, 8, "permission denied", 0),
-        (E::MultiAuthzPending, 9, "request needs further approval", 0),
-        (E::Unrecoverable, 10, "unrecoverable error", 0),
+        (E::unrecoverable(), 10, "unrecoverable error", 0),
     ];
     for (error, kind, message, code) in cases {
-        let wire = error_to_wire(&error);
-        assert_eq!(
-            (wire.err_type, wire.err_msg.as_str(), wire.err_code),
-            (kind, message, code)
-        );
+        // A cause never travels: the wire is the same with one.
+        let caused = error
+            .clone()
+            .with_source(std::io::Error::other("a cause the server must not see"));
+        for error in [error, caused] {
+            let wire = error_to_wire(&error);
+            assert_eq!(
+                (wire.err_type, wire.err_msg.as_str(), wire.err_code),
+                (kind, message, code)
+            );
+        }
     }
+}
+
+#[test]
+fn a_storage_error_travels_with_its_text_alone() {
+    let status = tonic::Status::unavailable("the status's own words");
+    let storage =
+        backend::StorageError::new("cannot write to readonly storage").with_source(status);
+    let wire = error_to_wire(&backend::Error::from(storage));
+    assert_eq!(
+        (wire.err_type, wire.err_msg.as_str(), wire.err_code),
+        (0, "cannot write to readonly storage", 0)
+    );
 }
 
 #[test]
