@@ -134,14 +134,14 @@ impl Auth {
         mut self,
         internal: &T,
     ) -> Result<Self, Error> {
-        self.internal_data = super::types::to_object(internal, "a token's internal data")?;
+        self.internal_data = super::json::to_object(internal, "a token's internal data")?;
         Ok(self)
     }
 
     /// The token's internal data read as a `T`, as [`Auth::with_internal`] stored it. An error
     /// names what did not fit, never the values.
     pub fn internal<T: serde::de::DeserializeOwned>(&self) -> Result<T, Error> {
-        super::types::from_object(&self.internal_data, "the token's internal data")
+        super::json::from_object(&self.internal_data, "the token's internal data")
     }
 }
 

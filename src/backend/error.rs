@@ -6,9 +6,6 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::sync::Arc;
 
-use super::storage::StorageError;
-use super::system_view::SystemViewError;
-
 /// The cause an error keeps: shared, so the errors that hold one stay [`Clone`].
 pub(crate) type Source = Arc<dyn StdError + Send + Sync + 'static>;
 
@@ -188,23 +185,6 @@ impl PartialEq for Error {
 }
 
 impl Eq for Error {}
-
-/// Storage errors reach the client as plain errors, with the server's text verbatim: the
-/// server recognises some of them (a standby's read-only error makes it forward the request).
-/// The storage error is the cause.
-impl From<StorageError> for Error {
-    fn from(error: StorageError) -> Self {
-        Self::other(error.message().to_owned()).with_source(error)
-    }
-}
-
-/// System-view errors reach the client as plain errors, with their text verbatim; the
-/// system-view error is the cause.
-impl From<SystemViewError> for Error {
-    fn from(error: SystemViewError) -> Self {
-        Self::other(error.message().to_owned()).with_source(error)
-    }
-}
 
 #[cfg(test)]
 mod tests;

@@ -7,6 +7,7 @@
 mod auth;
 mod error;
 pub mod framework;
+mod json;
 mod locks;
 mod secret;
 mod status;

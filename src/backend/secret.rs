@@ -63,7 +63,7 @@ impl Secret {
     /// framework's `secret_type`, are ignored unless `T` refuses unknown fields). An error
     /// names what did not fit, never the values: internal data holds what revocation needs.
     pub fn internal<T: serde::de::DeserializeOwned>(&self) -> Result<T, super::Error> {
-        super::types::from_object(&self.internal_data, "the lease's internal data")
+        super::json::from_object(&self.internal_data, "the lease's internal data")
     }
 
     /// A secret with `internal_data` that lives for `ttl` (zero: the mount's default).

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::Error;
 use super::error::{Source, as_source};
-use super::types::json_error_category as category;
+use super::json::json_error_category as category;
 
 /// A boxed future, so [`Storage`] can be used as a trait object.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -174,6 +174,15 @@ impl Storage for MemoryStorage {
             }
         }
         Box::pin(async move { Ok(children) })
+    }
+}
+
+/// Storage errors reach the client as plain errors, with the server's text verbatim: the
+/// server recognises some of them (a standby's read-only error makes it forward the request).
+/// The storage error is the cause.
+impl From<StorageError> for Error {
+    fn from(error: StorageError) -> Self {
+        Self::other(error.message().to_owned()).with_source(error)
     }
 }
 

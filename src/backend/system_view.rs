@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::auth::Alias;
-use super::error::{Source, as_source};
+use super::error::{Error, Source, as_source};
 use super::storage::BoxFuture;
 
 /// A failed system-view call: the server's text where it gave one (for example "missing
@@ -420,5 +420,13 @@ impl SystemView for StaticSystemView {
         _: Duration,
     ) -> SystemViewResult<'a, WrappingToken> {
         unavailable("response wrapping")
+    }
+}
+
+/// System-view errors reach the client as plain errors, with their text verbatim; the
+/// system-view error is the cause.
+impl From<SystemViewError> for Error {
+    fn from(error: SystemViewError) -> Self {
+        Self::other(error.message().to_owned()).with_source(error)
     }
 }

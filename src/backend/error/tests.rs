@@ -1,6 +1,7 @@
 use std::error::Error as _;
 
 use super::*;
+use crate::backend::{StorageError, SystemViewError};
 
 /// A storage failure as `HostStorage` makes it from a failed call.
 fn failed_call() -> StorageError {

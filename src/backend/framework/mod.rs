@@ -413,8 +413,8 @@ impl<B> SecretType<B> {
         D: serde::Serialize + ?Sized,
         I: serde::Serialize + ?Sized,
     {
-        let data = super::types::to_object(data, "a lease's data")?;
-        let mut internal = super::types::to_object(internal, "a lease's internal data")?;
+        let data = super::json::to_object(data, "a lease's data")?;
+        let mut internal = super::json::to_object(internal, "a lease's internal data")?;
         internal.insert(
             SECRET_TYPE_KEY.to_owned(),
             serde_json::Value::String(self.kind.to_owned()),
