@@ -5,6 +5,7 @@
 //! A module's imports are read from its source as text: `crate::a::b` paths, `use crate::{..}`
 //! groups and `super::x` paths, outside its `#[cfg(test)] mod tests`. Each names the file that
 //! holds the longest module prefix of the path.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
