@@ -77,4 +77,27 @@ pub mod internals {
     pub use crate::server::ServeOptions;
     pub use crate::tls::{TlsError, parse_peer_certificate};
     pub use crate::wire::{error_to_wire, request_from_wire, response_to_wire};
+
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use std::sync::Arc;
+
+    /// The plugin's TLS server, with its pinning verifier, for a test host's brokered
+    /// listener: presents `cert` (signing with `key`), accepts only `peer`, ALPN `h2`.
+    pub fn pinned_server_config(
+        cert: CertificateDer<'static>,
+        key: PrivateKeyDer<'static>,
+        peer: CertificateDer<'static>,
+    ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+        crate::tls::server_config(&crate::tls::Identity::from_der(cert, key)?, peer)
+    }
+
+    /// The plugin's TLS client, with its pinning verifier, for a test host dialing a plugin:
+    /// presents `cert` (signing with `key`), accepts only `peer`, ALPN `h2`.
+    pub fn pinned_client_config(
+        cert: CertificateDer<'static>,
+        key: PrivateKeyDer<'static>,
+        peer: CertificateDer<'static>,
+    ) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+        crate::tls::client_config(&crate::tls::Identity::from_der(cert, key)?, peer)
+    }
 }

@@ -7,7 +7,8 @@
 //! every `Setup` serves `pb.Storage` and `pb.SystemView` on a brokered unix socket of its own.
 //! Knobs let tests misbehave the way a server (or an attacker) might.
 //!
-//! The peer side deliberately shares no TLS or broker code with the crate under test.
+//! The peer side shares no broker code with the crate under test; of its TLS, only the
+//! pinning verifier (see [`client_tls`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{self, BufRead, BufReader, Read};
@@ -23,14 +24,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use hyper_util::rt::TokioIo;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
-use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, DistinguishedName, ServerConfig,
-    SignatureScheme,
-};
+use rustls::client::ResolvesClientCert;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer, ServerName};
+use rustls::sign::CertifiedKey;
+use rustls::{ClientConfig, ServerConfig, SignatureScheme};
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{UnixListener, UnixStream};
@@ -42,6 +40,7 @@ use tonic::transport::server::Connected;
 use tonic::transport::{Channel, Endpoint, Server, Uri};
 use tonic::{Response, Status};
 use tonic_health::pb::health_client::HealthClient;
+use vault_plugin_sdk::internals;
 use vault_plugin_sdk::proto::logical::plugin_version_client::PluginVersionClient;
 use vault_plugin_sdk::proto::pb::backend_client::BackendClient;
 use vault_plugin_sdk::proto::pb::storage_server::{Storage, StorageServer};
@@ -156,130 +155,63 @@ fn random_serial() -> rcgen::SerialNumber {
     rcgen::SerialNumber::from_slice(&bytes)
 }
 
-/// Trusts exactly one certificate, byte for byte, and checks handshake signatures with
-/// aws-lc-rs (P-256 from the plugin, P-521 from us).
-#[derive(Debug)]
-struct Pinned {
-    der: CertificateDer<'static>,
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl Pinned {
-    fn new(der: &CertificateDer<'static>) -> Arc<Self> {
-        Arc::new(Self {
-            der: der.clone(),
-            algorithms: provider().signature_verification_algorithms,
-        })
-    }
-
-    fn check(&self, presented: &CertificateDer<'_>) -> Result<(), rustls::Error> {
-        if presented.as_ref() == self.der.as_ref() {
-            Ok(())
-        } else {
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::ApplicationVerificationFailure,
-            ))
-        }
-    }
-}
-
-/// The handshake-signature checks, the same in both directions.
-macro_rules! signature_checks {
-    () => {
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-        }
-
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-        }
-
-        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            self.algorithms.supported_schemes()
-        }
-    };
-}
-
-impl ServerCertVerifier for Pinned {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        self.check(end_entity)
-            .map(|()| ServerCertVerified::assertion())
-    }
-
-    signature_checks!();
-}
-
-impl ClientCertVerifier for Pinned {
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &[]
-    }
-
-    fn verify_client_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        self.check(end_entity)
-            .map(|()| ClientCertVerified::assertion())
-    }
-
-    signature_checks!();
-}
-
 /// The TLS client for dialing the plugin: presents `client_cert` (none if `None`), trusts only
 /// `pinned`, and asks for ALPN `h2` if `alpn`. The real server uses (Some(own cert), the
-/// handshake's cert, true).
+/// handshake's cert, true). The pinning verifier is the SDK's own: a verifier that accepted
+/// any certificate would still fail the tests in which the plugin, with the same verifier,
+/// must refuse an impostor.
 pub fn client_tls(
     client_cert: Option<&HostCert>,
     pinned: &CertificateDer<'static>,
     alpn: bool,
 ) -> Arc<ClientConfig> {
-    let builder = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .expect("TLS 1.2 and 1.3 with aws-lc-rs")
-        .dangerous()
-        .with_custom_certificate_verifier(Pinned::new(pinned));
-    let mut config = match client_cert {
-        Some(cert) => builder
-            .with_client_auth_cert(vec![cert.der.clone()], cert.key.clone_key().into())
-            .expect("a usable client certificate"),
-        None => builder.with_no_client_auth(),
-    };
-    if alpn {
-        config.alpn_protocols = vec![b"h2".to_vec()];
+    // The SDK makes its client only with a certificate to present; without one, it is made
+    // with a throwaway that the resolver below never presents.
+    let presented = client_cert.cloned().unwrap_or_else(HostCert::generate);
+    let mut config = Arc::unwrap_or_clone(
+        internals::pinned_client_config(
+            presented.der.clone(),
+            presented.key.clone_key().into(),
+            pinned.clone(),
+        )
+        .expect("the SDK's TLS client with a usable certificate"),
+    );
+    if client_cert.is_none() {
+        config.client_auth_cert_resolver = Arc::new(NoClientCert);
+    }
+    if !alpn {
+        config.alpn_protocols.clear();
     }
     Arc::new(config)
 }
 
+/// Answers a server's request for a client certificate with none.
+#[derive(Debug)]
+struct NoClientCert;
+
+impl ResolvesClientCert for NoClientCert {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _schemes: &[SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        None
+    }
+
+    fn has_certs(&self) -> bool {
+        false
+    }
+}
+
 /// The TLS server of a brokered listener: our certificate, a client certificate required and
-/// pinned to the plugin's, ALPN `h2` (grpc-go's settings).
+/// pinned to the plugin's, ALPN `h2` (grpc-go's settings), from the SDK.
 pub fn server_tls(host: &HostCert, plugin: &CertificateDer<'static>) -> Arc<ServerConfig> {
-    let mut config = ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .expect("TLS 1.2 and 1.3 with aws-lc-rs")
-        .with_client_cert_verifier(Pinned::new(plugin))
-        .with_single_cert(vec![host.der.clone()], host.key.clone_key().into())
-        .expect("a usable server certificate");
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    Arc::new(config)
+    internals::pinned_server_config(
+        host.der.clone(),
+        host.key.clone_key().into(),
+        plugin.clone(),
+    )
+    .expect("the SDK's TLS server with a usable certificate")
 }
 
 // ---------------------------------------------------------------------------------------------
