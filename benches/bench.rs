@@ -15,7 +15,7 @@
 //!   process from `/proc/<pid>/stat`; each plugin's peak RSS (`VmHWM`); `secrets enable` cold
 //!   and warm. Then the targets, ours/Go, and a chart (`bench.svg` beside the README after a
 //!   run of every cell, `target/bench.svg` otherwise).
-//! * `alone`: the plugin without the server: the in-Rust test host (`tests/support/host.rs`) dials it
+//! * `alone`: the plugin without the server: the in-Rust test host (`tests/support/host/`) dials it
 //!   over mutual TLS and serves its storage in memory; each "request" is the call sequence
 //!   the server makes for one HTTP request (write: resolve-path, existence check, update;
 //!   read: resolve-path, read; list: resolve-path, list).
