@@ -15,7 +15,7 @@
 //!   process from `/proc/<pid>/stat`; each plugin's peak RSS (`VmHWM`); `secrets enable` cold
 //!   and warm. Then the targets, ours/Go, and a chart (`bench.svg` beside the README after a
 //!   run of every cell, `target/bench.svg` otherwise).
-//! * `alone`: the plugin without the server: the in-Rust test host (`tests/support/host.rs`) dials it
+//! * `alone`: the plugin without the server: the in-Rust test host (`tests/support/host/`) dials it
 //!   over mutual TLS and serves its storage in memory; each "request" is the call sequence
 //!   the server makes for one HTTP request (write: resolve-path, existence check, update;
 //!   read: resolve-path, read; list: resolve-path, list).
@@ -37,11 +37,11 @@
 #[path = "bench/profile.rs"]
 mod profile;
 
+use plugin_test_support::http::{self, Connection};
 use plugin_test_support::{common, first_plugin, host};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
@@ -348,141 +348,40 @@ impl Op {
     }
 }
 
-/// Every request a cell sends, made up front.
+/// Every request a cell sends, made up front, so the load generator only writes bytes.
 fn requests(host: &str, mount: &str, op: Op) -> Vec<Vec<u8>> {
     let body = json!({ "value": VALUE }).to_string();
+    let token = ("X-Vault-Token", common::ROOT_TOKEN);
     (0..KEYS)
         .map(|k| {
-            let head = |method: &str, path: &str| {
-                format!(
-                    "{method} /v1/{mount}/{path} HTTP/1.1\r\nHost: {host}\r\n\
-                     X-Vault-Token: {}\r\n",
-                    common::ROOT_TOKEN
-                )
-            };
-            let text = match op {
-                Op::Write => format!(
-                    "{}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                    head("PUT", &format!("kv/k{k:03}")),
-                    body.len()
+            let key = format!("/v1/{mount}/kv/k{k:03}");
+            match op {
+                Op::Write => http::encode(
+                    "PUT",
+                    &key,
+                    host,
+                    &[token, ("Content-Type", "application/json")],
+                    body.as_bytes(),
+                    false,
                 ),
-                Op::Read => format!("{}\r\n", head("GET", &format!("kv/k{k:03}"))),
-                Op::List => format!("{}\r\n", head("GET", "kv/?list=true")),
-            };
-            text.into_bytes()
+                Op::Read => http::encode("GET", &key, host, &[token], b"", false),
+                Op::List => http::encode(
+                    "GET",
+                    &format!("/v1/{mount}/kv/?list=true"),
+                    host,
+                    &[token],
+                    b"",
+                    false,
+                ),
+            }
         })
         .collect()
 }
 
-/// One keep-alive connection.
-struct Client {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Client {
-    fn connect(addr: &str) -> io::Result<Self> {
-        let stream = TcpStream::connect(addr)?;
-        stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-        Ok(Self {
-            stream,
-            buf: Vec::with_capacity(16 * 1024),
-        })
-    }
-
-    fn fill(&mut self) -> io::Result<()> {
-        let len = self.buf.len();
-        self.buf.resize(len + 16 * 1024, 0);
-        let n = self.stream.read(&mut self.buf[len..])?;
-        self.buf.truncate(len + n);
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "connection closed",
-            ));
-        }
-        Ok(())
-    }
-
-    /// Sends one request and reads its response: (status, body, connection kept).
-    fn exchange(&mut self, request: &[u8]) -> io::Result<(u16, Vec<u8>, bool)> {
-        self.stream.write_all(request)?;
-        let head_end = loop {
-            if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            self.fill()?;
-        };
-        let head = String::from_utf8_lossy(&self.buf[..head_end]).into_owned();
-        let mut lines = head.split("\r\n");
-        let status = lines
-            .next()
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|s| s.parse::<u16>().ok())
-            .ok_or_else(|| io::Error::other(format!("bad status line in {head:?}")))?;
-        let mut length = None;
-        let mut chunked = false;
-        let mut keep = true;
-        for line in lines {
-            let Some((name, value)) = line.split_once(':') else {
-                continue;
-            };
-            let value = value.trim();
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.parse::<usize>().ok();
-            } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                chunked = value.eq_ignore_ascii_case("chunked");
-            } else if name.eq_ignore_ascii_case("connection") {
-                keep = !value.eq_ignore_ascii_case("close");
-            }
-        }
-        self.buf.drain(..head_end);
-        let body = if chunked {
-            self.chunked_body()?
-        } else {
-            let length = length.unwrap_or(0);
-            while self.buf.len() < length {
-                self.fill()?;
-            }
-            self.buf.drain(..length).collect()
-        };
-        Ok((status, body, keep))
-    }
-
-    fn chunked_body(&mut self) -> io::Result<Vec<u8>> {
-        let mut body = Vec::new();
-        loop {
-            let line_end = loop {
-                if let Some(i) = self.buf.windows(2).position(|w| w == b"\r\n") {
-                    break i;
-                }
-                self.fill()?;
-            };
-            let size_text = String::from_utf8_lossy(&self.buf[..line_end]).into_owned();
-            let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-                .map_err(|e| io::Error::other(format!("bad chunk size {size_text:?}: {e}")))?;
-            self.buf.drain(..line_end + 2);
-            if size == 0 {
-                // Trailers (none expected) end with an empty line.
-                loop {
-                    if let Some(i) = self.buf.windows(2).position(|w| w == b"\r\n") {
-                        self.buf.drain(..i + 2);
-                        if i == 0 {
-                            return Ok(body);
-                        }
-                    } else {
-                        self.fill()?;
-                    }
-                }
-            }
-            while self.buf.len() < size + 2 {
-                self.fill()?;
-            }
-            body.extend_from_slice(&self.buf[..size]);
-            self.buf.drain(..size + 2);
-        }
-    }
+/// One keep-alive connection of the load generator; a request waits at most this long.
+fn connect(addr: &str) -> Connection {
+    Connection::open(addr, http::CONNECT_TIMEOUT, Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("connect to the server: {e}"))
 }
 
 /// What one run of one target measured.
@@ -583,15 +482,20 @@ fn drive(
                     latencies: Vec::with_capacity(64 * 1024),
                     ..Run::default()
                 };
-                let mut client = Client::connect(&addr).expect("connect to the server");
+                let mut client = connect(&addr);
                 barrier.wait();
                 let mut next = c * 7;
                 while !stop.load(Ordering::Relaxed) {
                     let request = &requests[next % requests.len()];
                     next += 1;
                     let started = Instant::now();
-                    match client.exchange(request) {
-                        Ok((status, body, keep)) => {
+                    match client.send(request) {
+                        Ok(http::Response {
+                            status,
+                            body,
+                            keep_alive,
+                            ..
+                        }) => {
                             let micros = started.elapsed().as_micros();
                             run.latencies
                                 .push(u32::try_from(micros).unwrap_or(u32::MAX));
@@ -602,15 +506,15 @@ fn drive(
                                     format!("HTTP {status}: {}", String::from_utf8_lossy(&body))
                                 });
                             }
-                            if !keep {
+                            if !keep_alive {
                                 run.chunked_or_closed += 1;
-                                client = Client::connect(&addr).expect("reconnect");
+                                client = connect(&addr);
                             }
                         }
                         Err(e) => {
                             run.errors += 1;
                             run.first_error.get_or_insert_with(|| e.to_string());
-                            client = Client::connect(&addr).expect("reconnect");
+                            client = connect(&addr);
                         }
                     }
                 }

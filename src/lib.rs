@@ -87,4 +87,27 @@ pub mod internals {
     pub use crate::services::broker::{BrokerError, CONN_INFO_TIMEOUT};
     pub use crate::session::SessionOptions;
     pub use crate::transport::tls::{TlsError, parse_peer_certificate};
+
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use std::sync::Arc;
+
+    /// The plugin's TLS server, with its pinning verifier, for a test host's brokered
+    /// listener: presents `cert` (signing with `key`), accepts only `peer`, ALPN `h2`.
+    pub fn pinned_server_config(
+        cert: CertificateDer<'static>,
+        key: PrivateKeyDer<'static>,
+        peer: CertificateDer<'static>,
+    ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+        crate::transport::tls::server_config(&crate::transport::tls::Identity::from_der(cert, key)?, peer)
+    }
+
+    /// The plugin's TLS client, with its pinning verifier, for a test host dialing a plugin:
+    /// presents `cert` (signing with `key`), accepts only `peer`, ALPN `h2`.
+    pub fn pinned_client_config(
+        cert: CertificateDer<'static>,
+        key: PrivateKeyDer<'static>,
+        peer: CertificateDer<'static>,
+    ) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+        crate::transport::tls::client_config(&crate::transport::tls::Identity::from_der(cert, key)?, peer)
+    }
 }

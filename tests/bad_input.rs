@@ -5,7 +5,7 @@
 //!    exit status 1, nothing on stdout, exactly one hclog JSON line at level `error` on stderr
 //!    whose message is the exact text and names the cause and the fix, and no socket directory
 //!    left behind.
-//! 2. **Requests** at the wire level, through the in-Rust test host (`tests/support/host.rs`): the exact
+//! 2. **Requests** at the wire level, through the in-Rust test host (`tests/support/host/`): the exact
 //!    `HandleRequest` / `HandleExistenceCheck` reply and the exact storage contents after it.
 //! 3. **Requests through a real OpenBao 2.7.2**, where the server's own behaviour matters: its
 //!    request size limit, path cleaning, a 16 MiB value, a list of 10,000 keys.

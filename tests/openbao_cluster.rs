@@ -13,11 +13,12 @@
 use plugin_test_support::{cluster, common};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cluster::{Cluster, NODES, http_exchange, http_request, poll};
-use common::{cmdline, parent_pid, pid_alive};
+// One cluster at a time (`serial`): three servers already load the two cores.
+use common::{cmdline, parent_pid, pid_alive, serial};
 use serde_json::{Value, json};
 
 const PLUGIN: &str = "my-mock-plugin";
@@ -27,12 +28,6 @@ const MOUNT: &str = "mock";
 
 /// Replication to a standby takes ~75–105 ms; this bound only guards against a hang.
 const CATCH_UP: Duration = Duration::from_secs(20);
-
-/// One cluster at a time: three servers already load the two cores.
-fn serial() -> MutexGuard<'static, ()> {
-    static SERIAL: Mutex<()> = Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn all_nodes() -> Vec<usize> {
     (1..=NODES).collect()

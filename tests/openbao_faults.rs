@@ -16,22 +16,16 @@
 
 use plugin_test_support::{common, host};
 use std::collections::BTreeMap;
-use std::process::Command;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use common::{DevServer, cmdline, pid_alive, wait_until};
+// Tests here that measure time under load take turns (`serial`), so they do not skew each
+// other's figures on a small machine.
+use common::{DevServer, cmdline, pid_alive, send_signal, serial, wait_until};
 use serde_json::{Value, json};
 
 const PLUGIN: &str = "my-mock-plugin";
-
-/// Tests here that measure time under load take turns, so they do not skew each other's
-/// figures on a small machine.
-fn serial() -> MutexGuard<'static, ()> {
-    static SERIAL: Mutex<()> = Mutex::new(());
-    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// Live plugin processes of the server (zombies not yet reaped are left out).
 fn plugin_pids(server: &DevServer) -> Vec<u32> {
@@ -54,15 +48,6 @@ fn the_plugin(server: &DevServer) -> u32 {
         },
     );
     pids[0]
-}
-
-fn send_signal(signal: &str, pid: u32) {
-    let status = Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(pid.to_string())
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill -{signal} {pid}");
 }
 
 /// The stored value at `mock/kv/<key>` as the server returns it.

@@ -29,7 +29,7 @@ fn dev_server_starts_and_answers() {
     ]);
     assert_eq!(field.trim(), srv.plugin_dir().to_str().expect("utf-8 path"));
 
-    // Without a token the API refuses; HTTP/1.0 exchange and header parsing work.
+    // Without a token the API refuses; the HTTP exchange and header parsing work.
     let (status, headers, body) = srv.http_raw("GET", "/v1/sys/mounts", &[], b"");
     assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
     assert!(

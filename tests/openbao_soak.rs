@@ -15,9 +15,8 @@
 
 use plugin_test_support::common;
 use plugin_test_support::common::Rng;
+use plugin_test_support::http::{self, Connection, HttpError};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
@@ -42,11 +41,11 @@ fn env_usize(name: &str, default: usize) -> usize {
     }
 }
 
-/// One keep-alive HTTP/1.1 connection to the server, reconnected if the server closes it.
+/// One keep-alive connection to the server, opened again when the server closes it.
 struct Conn {
     hostport: String,
     token: String,
-    reader: Option<BufReader<TcpStream>>,
+    connection: Option<Connection>,
     /// Connections opened, including the first.
     opened: usize,
 }
@@ -56,7 +55,7 @@ impl Conn {
         Self {
             hostport: addr.trim_start_matches("http://").to_owned(),
             token: token.to_owned(),
-            reader: None,
+            connection: None,
             opened: 0,
         }
     }
@@ -68,13 +67,12 @@ impl Conn {
         // (an error while writing, or EOF before any byte of the answer).
         match self.try_request(method, path, body) {
             Ok(answer) => answer,
-            Err(Retry::Safe(first)) => {
-                self.reader = None;
+            Err(first) if first.is_unsent() => {
                 self.try_request(method, path, body).unwrap_or_else(|e| {
-                    panic!("{method} {path}: {first}, then on a new connection: {e:?}")
+                    panic!("{method} {path}: {first}, then on a new connection: {e}")
                 })
             }
-            Err(Retry::Unsafe(e)) => panic!("{method} {path}: {e}"),
+            Err(e) => panic!("{method} {path}: {e}"),
         }
     }
 
@@ -83,118 +81,28 @@ impl Conn {
         method: &str,
         path: &str,
         body: Option<&Value>,
-    ) -> Result<(u16, Value), Retry> {
-        if self.reader.is_none() {
-            let stream = TcpStream::connect(&self.hostport)
-                .map_err(|e| Retry::Unsafe(format!("connect {}: {e}", self.hostport)))?;
-            stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-            stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-            stream.set_nodelay(true).unwrap();
-            self.reader = Some(BufReader::new(stream));
-            self.opened += 1;
-        }
-        let reader = self.reader.as_mut().unwrap();
-        let payload = body.map(Value::to_string).unwrap_or_default();
-        let mut req = format!(
-            "{method} /v1/{path} HTTP/1.1\r\nHost: {}\r\nX-Vault-Token: {}\r\n\
-             Content-Length: {}\r\n",
-            self.hostport,
-            self.token,
-            payload.len()
-        );
-        if body.is_some() {
-            req.push_str("Content-Type: application/json\r\n");
-        }
-        req.push_str("\r\n");
-        req.push_str(&payload);
-        reader
-            .get_mut()
-            .write_all(req.as_bytes())
-            .map_err(|e| Retry::Safe(format!("write: {e}")))?;
-
-        let mut line = String::new();
-        match reader.read_line(&mut line) {
-            Ok(0) => return Err(Retry::Safe("closed before the status line".into())),
-            Ok(_) => {}
-            Err(e) => return Err(Retry::Unsafe(format!("read status line: {e}"))),
-        }
-        let status: u16 = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| Retry::Unsafe(format!("bad status line {line:?}")))?;
-        let mut length = None;
-        let mut chunked = false;
-        let mut close = false;
-        loop {
-            line.clear();
-            reader
-                .read_line(&mut line)
-                .map_err(|e| Retry::Unsafe(format!("read header: {e}")))?;
-            let header = line.trim_end();
-            if header.is_empty() {
-                break;
+    ) -> Result<(u16, Value), HttpError> {
+        let mut connection = match self.connection.take() {
+            Some(connection) => connection,
+            None => {
+                let connection =
+                    Connection::open(&self.hostport, http::CONNECT_TIMEOUT, IO_TIMEOUT)?;
+                self.opened += 1;
+                connection
             }
-            let Some((name, value)) = header.split_once(':') else {
-                return Err(Retry::Unsafe(format!("bad header {header:?}")));
-            };
-            let (name, value) = (name.trim().to_ascii_lowercase(), value.trim());
-            match name.as_str() {
-                "content-length" => length = value.parse::<usize>().ok(),
-                "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
-                "connection" => close = value.eq_ignore_ascii_case("close"),
-                _ => {}
-            }
-        }
-        let mut raw = Vec::new();
-        if chunked {
-            loop {
-                line.clear();
-                reader
-                    .read_line(&mut line)
-                    .map_err(|e| Retry::Unsafe(format!("read chunk size: {e}")))?;
-                let size = usize::from_str_radix(line.trim().split(';').next().unwrap(), 16)
-                    .map_err(|e| Retry::Unsafe(format!("chunk size {line:?}: {e}")))?;
-                let mut chunk = vec![0; size + 2];
-                reader
-                    .read_exact(&mut chunk)
-                    .map_err(|e| Retry::Unsafe(format!("read chunk: {e}")))?;
-                if size == 0 {
-                    break;
-                }
-                raw.extend_from_slice(&chunk[..size]);
-            }
-        } else if let Some(length) = length {
-            raw.resize(length, 0);
-            reader
-                .read_exact(&mut raw)
-                .map_err(|e| Retry::Unsafe(format!("read body: {e}")))?;
-        } else if status != 204 && status != 304 {
-            // No length: the body runs to EOF, and the connection is done.
-            reader
-                .read_to_end(&mut raw)
-                .map_err(|e| Retry::Unsafe(format!("read body: {e}")))?;
-            close = true;
-        }
-        if close {
-            self.reader = None;
-        }
-        let text = String::from_utf8_lossy(&raw);
-        let value = if text.trim().is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text.into_owned()))
         };
-        Ok((status, value))
+        let payload = body.map(Value::to_string).unwrap_or_default();
+        let mut headers = vec![("X-Vault-Token", self.token.as_str())];
+        if body.is_some() {
+            headers.push(("Content-Type", "application/json"));
+        }
+        let answer =
+            connection.request(method, &format!("/v1/{path}"), &headers, payload.as_bytes())?;
+        if answer.keep_alive {
+            self.connection = Some(connection);
+        }
+        Ok((answer.status, answer.json()))
     }
-}
-
-#[derive(Debug)]
-enum Retry {
-    /// The server cannot have acted on the request.
-    Safe(String),
-    /// It may have.
-    Unsafe(String),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -2,7 +2,7 @@
 //! rather than rates, so that it is fair to run on a busy machine.
 //!
 //! * **frames**: HTTP/2 frames per request each way, by type, from the in-Rust test host
-//!   (`tests/support/host.rs`) launching each binary in turn. The host's h2 logs every frame it
+//!   (`tests/support/host/`) launching each binary in turn. The host's h2 logs every frame it
 //!   sends or receives at `debug` (`send` / `received` events, inside a `Connection` span that
 //!   names the host's side); a tracing layer here counts them by frame type and connection: the
 //!   main connection (host dials the plugin, the server's role) and the broker connection (the

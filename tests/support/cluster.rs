@@ -30,9 +30,8 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::unix::fs::PermissionsExt;
+use std::io::Write;
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
@@ -41,9 +40,10 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::common::{
-    bao_bin, children_of, cmdline, fresh_temp_dir, keep_dirs, lossy, pid_alive, plugin_bin,
-    scrub_env,
+    bao_bin, children_of, cmdline, fresh_temp_dir, install_executable, keep_dirs, kill_pid, lossy,
+    pid_alive, plugin_bin, process_state, scrub_env, send_signal, start_time, stdout_ok,
 };
+use crate::http;
 
 /// Number of nodes in the cluster.
 pub const NODES: usize = 3;
@@ -90,26 +90,9 @@ fn free_ports(count: usize) -> Vec<u16> {
         .collect()
 }
 
-/// Start time of a process (clock ticks since boot; field 22 of `/proc/PID/stat`), which tells
-/// a process from a later one reusing its pid.
-fn start_time(pid: u32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
-}
-
-fn kill_pid(pid: u32) {
-    let _ = Command::new("kill")
-        .arg("-KILL")
-        .arg(pid.to_string())
-        .stderr(Stdio::null())
-        .status();
-}
-
-/// One HTTP/1.0 exchange with a node (`addr` is `127.0.0.1:PORT`): the Go server closes the
-/// connection after the response, so the body is everything up to EOF. `path` is relative to
-/// `/v1/`. Returns the status and the JSON body (`Null` when empty, a `String` when not JSON).
-/// Errors are connection failures and timeouts, never HTTP statuses.
+/// One request to a node (`addr` is `127.0.0.1:PORT`) on a connection of its own. `path` is
+/// relative to `/v1/`. Returns the status and the JSON body (`Null` when empty, a `String` when
+/// not JSON). Errors are connection failures and timeouts, never HTTP statuses.
 pub fn http_request(
     addr: &str,
     token: Option<&str>,
@@ -131,76 +114,19 @@ pub fn http_exchange(
     body: Option<&Value>,
     timeout: Duration,
 ) -> Result<(u16, Option<String>, Value), String> {
-    let sock: SocketAddr = addr
-        .parse()
-        .map_err(|e| format!("bad address {addr}: {e}"))?;
-    let connect_timeout = timeout.min(Duration::from_secs(2));
-    let mut stream = TcpStream::connect_timeout(&sock, connect_timeout)
-        .map_err(|e| format!("connect {addr}: {e}"))?;
-    stream
-        .set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    stream
-        .set_write_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-
     let payload = body.map(Value::to_string).unwrap_or_default();
-    let mut req = format!("{method} /v1/{path} HTTP/1.0\r\nHost: {addr}\r\n");
+    let mut headers = Vec::new();
     if let Some(token) = token {
-        req.push_str(&format!("X-Vault-Token: {token}\r\n"));
+        headers.push(("X-Vault-Token", token));
     }
     if body.is_some() {
-        req.push_str("Content-Type: application/json\r\n");
+        headers.push(("Content-Type", "application/json"));
     }
-    if body.is_some() || !matches!(method, "GET" | "HEAD" | "DELETE" | "LIST") {
-        req.push_str(&format!("Content-Length: {}\r\n", payload.len()));
-    }
-    req.push_str("\r\n");
-    req.push_str(&payload);
-    stream
-        .write_all(req.as_bytes())
-        .map_err(|e| format!("write to {addr}: {e}"))?;
-    // No half-close: Go's server takes EOF on the request side as the client going away.
-    let deadline = Instant::now() + timeout;
-    let mut resp = Vec::new();
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => resp.extend_from_slice(&buf[..n]),
-            Err(e) => return Err(format!("read from {addr}: {e}")),
-        }
-        if Instant::now() >= deadline {
-            return Err(format!("read from {addr}: no EOF within {timeout:?}"));
-        }
-    }
-    parse_response(&resp).map_err(|e| format!("{method} {path} on {addr}: {e}"))
-}
-
-fn parse_response(resp: &[u8]) -> Result<(u16, Option<String>, Value), String> {
-    let split = resp
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| format!("no header terminator in response: {:?}", lossy(resp)))?;
-    let head = lossy(&resp[..split]);
-    let status_line = head.lines().next().unwrap_or_default();
-    let status = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse::<u16>().ok())
-        .ok_or_else(|| format!("bad status line: {status_line:?}"))?;
-    let location = head
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case("location"))
-        .map(|(_, v)| v.trim().to_owned());
-    let text = lossy(&resp[split + 4..]);
-    let value = if text.trim().is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or(Value::String(text))
-    };
-    Ok((status, location, value))
+    let target = format!("/v1/{path}");
+    let answer = http::request_once(addr, method, &target, &headers, payload.as_bytes(), timeout)
+        .map_err(|e| format!("{method} {path} on {addr}: {e}"))?;
+    let location = answer.header("location").map(str::to_owned);
+    Ok((answer.status, location, answer.json()))
 }
 
 /// One server of the cluster.
@@ -541,16 +467,8 @@ impl Cluster {
 
     /// Runs the CLI against a node, asserts success, returns stdout.
     pub fn cli_ok(&self, index: usize, args: &[&str]) -> String {
-        let out = self.cli(index, args);
-        assert!(
-            out.status.success(),
-            "node{index}: `bao {}` failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
-            args.join(" "),
-            out.status,
-            lossy(&out.stdout),
-            lossy(&out.stderr)
-        );
-        lossy(&out.stdout)
+        let what = format!("node{index}: `bao {}`", args.join(" "));
+        stdout_ok(&what, &self.cli(index, args))
     }
 
     // ---- cluster state ----
@@ -825,19 +743,12 @@ impl Cluster {
             .node(index)
             .pid()
             .unwrap_or_else(|| panic!("node{index} is not running"));
-        let status = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(pid.to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{sig} {pid} (node{index}) failed");
+        send_signal(sig, pid);
     }
 
     /// The scheduler state of a node's server (`T` when stopped), from `/proc/PID/stat`.
     pub fn state(&self, index: usize) -> Option<char> {
-        let pid = self.node(index).pid()?;
-        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        stat[stat.rfind(')')? + 1..].trim_start().chars().next()
+        process_state(self.node(index).pid()?)
     }
 
     /// Starts a stopped node again with its config and data (it comes back sealed).
@@ -880,16 +791,11 @@ impl Cluster {
     /// Copies the plugin under test into every node's plugin directory as `name` (mode 755);
     /// returns its SHA-256, the same everywhere.
     pub fn install_plugin(&self, name: &str) -> String {
-        let mut sums = Vec::new();
-        for node in &self.nodes {
-            let dest = node.plugin_dir.join(name);
-            let tmp = node.plugin_dir.join(format!(".{name}.tmp"));
-            fs::copy(plugin_bin(), &tmp)
-                .unwrap_or_else(|e| panic!("copy plugin -> {}: {e}", tmp.display()));
-            fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).expect("chmod 755");
-            fs::rename(&tmp, &dest).expect("rename into plugin dir");
-            sums.push(crate::common::sha256_file(&dest));
-        }
+        let mut sums: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|node| install_executable(&node.plugin_dir, name, &plugin_bin()))
+            .collect();
         sums.dedup();
         assert_eq!(sums.len(), 1, "the copies differ: {sums:?}");
         sums.remove(0)

@@ -1,6 +1,5 @@
 //! Test harness: runs a real OpenBao `bao server -dev` on loopback and talks to it through the
-//! `bao` CLI and a tiny HTTP/1.0 client. Std-only (plus the crate's `serde_json`) on purpose, so
-//! the integration tests need no extra dev-dependencies.
+//! `bao` CLI and the harness's HTTP client ([`crate::http`]).
 //!
 //! Facts this relies on (observed with OpenBao 2.7.2):
 //! * `-dev` always adds its own listener, so the port is chosen with `-dev-listen-address`; the
@@ -16,14 +15,15 @@
 //!   plugin processes are its direct children.
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::http::{self, HttpError};
 
 /// Root token given to every dev server.
 pub const ROOT_TOKEN: &str = "root";
@@ -165,6 +165,43 @@ pub fn sha256_file(path: &Path) -> String {
         .to_owned();
     assert_eq!(hex.len(), 64, "unexpected sha256sum output: {text}");
     hex
+}
+
+/// Copies the executable `src` into `dir` as `name` (mode 755) and returns its sha256 hex.
+/// Written to a temp name and renamed, so replacing a binary that a running plugin process is
+/// executing does not fail with ETXTBSY.
+pub fn install_executable(dir: &Path, name: &str, src: &Path) -> String {
+    assert!(
+        !name.contains('/'),
+        "plugin name must be a plain file name: {name}"
+    );
+    let dest = dir.join(name);
+    let tmp = dir.join(format!(".{name}.tmp"));
+    fs::copy(src, &tmp)
+        .unwrap_or_else(|e| panic!("copy {} -> {}: {e}", src.display(), tmp.display()));
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).expect("chmod 755");
+    fs::rename(&tmp, &dest).expect("rename into plugin dir");
+    sha256_file(&dest)
+}
+
+/// Stdout of a CLI run that must succeed; `what` names the command in the failure.
+pub fn stdout_ok(what: &str, out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        lossy(&out.stdout),
+        lossy(&out.stderr)
+    );
+    lossy(&out.stdout)
+}
+
+/// Takes a test binary's tests that must not overlap (figures measured under load, a cluster's
+/// three servers on two cores) in turns. A test binary is a process of its own, so this orders
+/// only the tests of the one that calls it.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A fresh, empty directory under the (canonicalised) system temp dir.
@@ -453,8 +490,8 @@ impl DevServer {
                     self.log_tail(60)
                 );
             }
-            if let Ok((answer, _, _)) = self.try_http_raw("GET", "/v1/sys/health", &[], b"") {
-                if answer == status {
+            if let Ok(answer) = self.try_request("GET", "/v1/sys/health", &[], b"") {
+                if answer.status == status {
                     return;
                 }
             }
@@ -523,21 +560,10 @@ impl DevServer {
         self.install_file(name, &plugin_bin())
     }
 
-    /// Copies any executable (e.g. a fake plugin script) into the plugin dir as `name`, mode 755.
-    /// Written to a temp name and renamed, so replacing a binary that a running plugin process
-    /// is executing does not fail with ETXTBSY.
+    /// Copies any executable (e.g. a fake plugin script) into the plugin dir as `name`, mode 755;
+    /// returns its sha256 hex.
     pub fn install_file(&self, name: &str, src: &Path) -> String {
-        assert!(
-            !name.contains('/'),
-            "plugin name must be a plain file name: {name}"
-        );
-        let dest = self.plugin_dir.join(name);
-        let tmp = self.plugin_dir.join(format!(".{name}.tmp"));
-        fs::copy(src, &tmp)
-            .unwrap_or_else(|e| panic!("copy {} -> {}: {e}", src.display(), tmp.display()));
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).expect("chmod 755");
-        fs::rename(&tmp, &dest).expect("rename into plugin dir");
-        sha256_file(&dest)
+        install_executable(&self.plugin_dir, name, src)
     }
 
     /// Which server this is.
@@ -566,17 +592,8 @@ impl DevServer {
 
     /// Runs the CLI, asserts success and returns stdout.
     pub fn cli_ok(&self, args: &[&str]) -> String {
-        let out = self.cli(args);
-        assert!(
-            out.status.success(),
-            "`{:?} {}` failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
-            self.opts.flavor,
-            args.join(" "),
-            out.status,
-            lossy(&out.stdout),
-            lossy(&out.stderr)
-        );
-        lossy(&out.stdout)
+        let what = format!("`{:?} {}`", self.opts.flavor, args.join(" "));
+        stdout_ok(&what, &self.cli(args))
     }
 
     /// JSON request with the root token. `path` is relative to `/v1/` unless it starts with `/`.
@@ -592,14 +609,8 @@ impl DevServer {
         if body.is_some() {
             headers.push(("Content-Type", "application/json"));
         }
-        let (status, _, raw) = self.http_raw(method, path, &headers, payload.as_bytes());
-        let text = lossy(&raw);
-        let value = if text.trim().is_empty() {
-            serde_json::Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
-        };
-        (status, value)
+        let answer = self.request(method, path, &headers, payload.as_bytes());
+        (answer.status, answer.json())
     }
 
     /// Raw request with exactly the given headers (no token unless passed); returns status,
@@ -611,7 +622,19 @@ impl DevServer {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> RawResponse {
-        self.try_http_raw(method, path, headers, body)
+        let answer = self.request(method, path, headers, body);
+        (answer.status, answer.headers, answer.body)
+    }
+
+    /// [`DevServer::try_request`] for a server that must answer.
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> http::Response {
+        self.try_request(method, path, headers, body)
             .unwrap_or_else(|e| {
                 panic!(
                     "HTTP {method} {path} failed: {e}\nlog tail:\n{}",
@@ -620,51 +643,21 @@ impl DevServer {
             })
     }
 
-    /// HTTP/1.0 so the Go server closes the connection after the response and never uses
-    /// chunked encoding: the body is simply everything up to EOF.
-    fn try_http_raw(
+    /// One request on a connection of its own; `Err` when the server does not answer.
+    fn try_request(
         &self,
         method: &str,
         path: &str,
         headers: &[(&str, &str)],
         body: &[u8],
-    ) -> Result<RawResponse, String> {
+    ) -> Result<http::Response, HttpError> {
         let hostport = self.addr.trim_start_matches("http://");
         let target = if path.starts_with('/') {
             path.to_owned()
         } else {
             format!("/v1/{path}")
         };
-        let mut stream =
-            TcpStream::connect(hostport).map_err(|e| format!("connect {hostport}: {e}"))?;
-        stream
-            .set_read_timeout(Some(HTTP_TIMEOUT))
-            .map_err(|e| e.to_string())?;
-        stream
-            .set_write_timeout(Some(HTTP_TIMEOUT))
-            .map_err(|e| e.to_string())?;
-
-        let mut req = format!("{method} {target} HTTP/1.0\r\nHost: {hostport}\r\n");
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        if !body.is_empty() || !matches!(method, "GET" | "HEAD" | "DELETE" | "LIST") {
-            req.push_str(&format!("Content-Length: {}\r\n", body.len()));
-        }
-        req.push_str("\r\n");
-        let mut bytes = req.into_bytes();
-        bytes.extend_from_slice(body);
-        stream
-            .write_all(&bytes)
-            .map_err(|e| format!("write: {e}"))?;
-        // No half-close (shutdown(Write)) here: Go's server treats EOF on the request side as
-        // the client going away and cancels the request ("context canceled").
-
-        let mut resp = Vec::new();
-        stream
-            .read_to_end(&mut resp)
-            .map_err(|e| format!("read: {e}"))?;
-        parse_response(&resp)
+        http::request_once(hostport, method, &target, headers, body, HTTP_TIMEOUT)
     }
 
     /// Pids of the server's direct children (plugin processes), from `/proc/*/stat`.
@@ -729,12 +722,7 @@ impl DevServer {
 
     /// Sends a signal by name (`TERM`, `KILL`, `HUP`, ...) to the server via `kill(1)`.
     pub fn signal(&self, sig: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.pid().to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{sig} {} failed", self.pid());
+        send_signal(sig, self.pid());
     }
 
     /// Waits up to `timeout` for the server to exit (reaping it); `None` if still running.
@@ -774,11 +762,7 @@ impl DevServer {
             // Matching start time: still the same process, not a later one reusing the pid.
             let same = || pid_alive(pid) && start_time(pid) == Some(started);
             if same() {
-                let _ = Command::new("kill")
-                    .arg("-KILL")
-                    .arg(pid.to_string())
-                    .stderr(Stdio::null())
-                    .status();
+                kill_pid(pid);
                 // SIGKILL is delivered asynchronously: on a loaded machine the process can
                 // still be running when kill(1) returns.
                 wait_until(
@@ -841,40 +825,6 @@ impl Drop for DevServer {
     }
 }
 
-/// Splits an HTTP/1.x response into status, headers and body.
-fn parse_response(resp: &[u8]) -> Result<RawResponse, String> {
-    let split = resp
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| format!("no header terminator in response: {:?}", lossy(resp)))?;
-    let head = lossy(&resp[..split]);
-    let mut body = resp[split + 4..].to_vec();
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse::<u16>().ok())
-        .ok_or_else(|| format!("bad status line: {status_line:?}"))?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    let header = |name: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    };
-    if header("Transfer-Encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-        return Err("unexpected chunked response to an HTTP/1.0 request".into());
-    }
-    if let Some(len) = header("Content-Length").and_then(|v| v.parse::<usize>().ok()) {
-        body.truncate(len);
-    }
-    Ok((status, headers, body))
-}
-
 /// Direct children of `ppid`, found by scanning `/proc/*/stat` (field 4 is the parent pid).
 pub fn children_of(ppid: u32) -> Vec<u32> {
     let mut pids = Vec::new();
@@ -899,7 +849,31 @@ pub fn children_of(ppid: u32) -> Vec<u32> {
 
 /// Whether `pid` exists and is not a zombie.
 pub fn pid_alive(pid: u32) -> bool {
-    stat_fields(pid).is_some_and(|f| f.first().is_some_and(|s| s != "Z" && s != "X"))
+    process_state(pid).is_some_and(|state| state != 'Z' && state != 'X')
+}
+
+/// The scheduler state of a process (`R`, `S`, `T` when stopped, `Z` a zombie, ...).
+pub fn process_state(pid: u32) -> Option<char> {
+    stat_fields(pid)?.first()?.chars().next()
+}
+
+/// Sends a signal by name (`TERM`, `STOP`, ...) through `kill(1)`, which must succeed.
+pub fn send_signal(signal: &str, pid: u32) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{signal} {pid} failed");
+}
+
+/// SIGKILLs a process that may already be gone.
+pub fn kill_pid(pid: u32) {
+    let _ = Command::new("kill")
+        .arg("-KILL")
+        .arg(pid.to_string())
+        .stderr(Stdio::null())
+        .status();
 }
 
 /// Command line of a process, NUL separators turned into spaces.
@@ -915,7 +889,7 @@ pub fn parent_pid(pid: u32) -> Option<u32> {
 }
 
 /// Start time (clock ticks since boot) — distinguishes a process from a later one with its pid.
-fn start_time(pid: u32) -> Option<u64> {
+pub fn start_time(pid: u32) -> Option<u64> {
     stat_fields(pid).and_then(|f| f.get(19).and_then(|s| s.parse().ok()))
 }
 
