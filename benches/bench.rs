@@ -20,6 +20,10 @@
 //!   the server makes for one HTTP request (write: resolve-path, existence check, update;
 //!   read: resolve-path, read; list: resolve-path, list).
 //!
+//! * `logins`: a CPU-bound path, `static-auth`'s PBKDF2 login, through a real server with
+//!   the plugin on one runtime thread and on two: logins per second at 1, 2 and 4 clients, and
+//!   a cheap request's median time while logins run (`bench/logins.rs`).
+//!
 //! * `profile` (only when named, `make profile`): ours and the Go mock per request in counts:
 //!   HTTP/2 frames by type each way, system calls, context switches, TLS records, where one
 //!   request's time goes at 1 connection, RSS by mapping (`bench/profile.rs`).
@@ -34,6 +38,8 @@
 
 #![allow(clippy::print_stdout)]
 
+#[path = "bench/logins.rs"]
+mod logins;
 #[path = "bench/profile.rs"]
 mod profile;
 
@@ -122,6 +128,9 @@ fn main() {
     }
     if run("alone") {
         plugin_alone(cell);
+    }
+    if run("logins") {
+        logins::logins(cell);
     }
     // Not by default: counts per request (`make profile`), slow under strace.
     if wanted.contains(&"profile") {

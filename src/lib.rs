@@ -70,7 +70,7 @@ mod sync;
 pub mod testing;
 mod transport;
 
-pub use entry::{Launch, PluginInfo, ServeError, Stopped, serve, serve_until};
+pub use entry::{Launch, PluginInfo, ServeError, Stopped, cpu_bound, serve, serve_until};
 
 /// The machinery's pieces that the crate's own tests, benchmark and fuzz targets drive
 /// directly, behind the doc-hidden `__internals` feature. Not part of the API: it changes
@@ -98,7 +98,10 @@ pub mod internals {
         key: PrivateKeyDer<'static>,
         peer: CertificateDer<'static>,
     ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-        crate::transport::tls::server_config(&crate::transport::tls::Identity::from_der(cert, key)?, peer)
+        crate::transport::tls::server_config(
+            &crate::transport::tls::Identity::from_der(cert, key)?,
+            peer,
+        )
     }
 
     /// The plugin's TLS client, with its pinning verifier, for a test host dialing a plugin:
@@ -108,6 +111,9 @@ pub mod internals {
         key: PrivateKeyDer<'static>,
         peer: CertificateDer<'static>,
     ) -> Result<Arc<rustls::ClientConfig>, TlsError> {
-        crate::transport::tls::client_config(&crate::transport::tls::Identity::from_der(cert, key)?, peer)
+        crate::transport::tls::client_config(
+            &crate::transport::tls::Identity::from_der(cert, key)?,
+            peer,
+        )
     }
 }

@@ -164,7 +164,14 @@ fn no_file_of_the_library_imports_one_that_imports_it() {
 
 #[test]
 fn the_machinery_reaches_the_backend_api_only_through_its_face() {
-    let machinery = ["entry", "handshake", "session", "transport", "proto", "logging"];
+    let machinery = [
+        "entry",
+        "handshake",
+        "session",
+        "transport",
+        "proto",
+        "logging",
+    ];
     for (module, targets) in library() {
         let top = module.split("::").next().unwrap();
         if !machinery.contains(&top) {

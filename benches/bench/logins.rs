@@ -1,9 +1,10 @@
 //! `logins`: a CPU-bound path through a real server. Each `static-auth` login is one
-//! PBKDF2-HMAC-SHA256 of 600,000 iterations in the plugin; the same binary is registered twice,
+//! PBKDF2-HMAC-SHA256 of 600,000 iterations in the plugin, run through the SDK's `cpu_bound`
+//! (the blocking pool, one job per CPU at a time); the same binary is registered twice,
 //! once on one runtime thread and once on two (`-worker-threads=N` in the catalog's args), and
 //! enabled at `t1/` and `t2/`. Printed: logins per second at 1, 2 and 4 concurrent clients, and
 //! what one login does to everything else on the plugin: the median time of a cheap request
-//! (reading the user) while one client logs in without pause.
+//! (reading a user) while one client logs in without pause. Each client logs in as its own user.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,7 +21,7 @@ const CLIENTS: [usize; 3] = [1, 2, 4];
 /// load then touches both alike.
 const ROUNDS: usize = 2;
 
-/// The release build `make bench` makes (`BENCH_STATIC_AUTH_BIN`), else `target/release`'s.
+/// The release build `make bench` copies (`BENCH_STATIC_AUTH_BIN`), else `target/release`'s.
 fn binary() -> PathBuf {
     std::env::var_os("BENCH_STATIC_AUTH_BIN").map_or_else(
         || Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/static-auth"),
@@ -55,13 +56,20 @@ pub(crate) fn logins(cell: Duration) {
             "auth",
             &name,
         ]);
-        server.cli_ok(&["auth", "enable", &format!("-path={}", mount(threads)), &name]);
-        let (status, body) = server.http(
-            "PUT",
-            &format!("auth/{}/users/alice", mount(threads)),
-            Some(&json!({"password": "correct horse", "policies": "default"})),
-        );
-        assert_eq!(status, 204, "{body}");
+        server.cli_ok(&[
+            "auth",
+            "enable",
+            &format!("-path={}", mount(threads)),
+            &name,
+        ]);
+        for user in 0..CLIENTS[CLIENTS.len() - 1] {
+            let (status, body) = server.http(
+                "PUT",
+                &format!("auth/{}/users/user{user}", mount(threads)),
+                Some(&json!({"password": "correct horse", "policies": "default"})),
+            );
+            assert_eq!(status, 204, "{body}");
+        }
     }
 
     println!("| clients | logins/s, 1 thread | logins/s, 2 threads | 2 threads / 1 |");
@@ -82,7 +90,7 @@ pub(crate) fn logins(cell: Duration) {
     }
 
     println!(
-        "\nA read of `users/alice` (no hashing) while one client logs in without pause, median \
+        "\nA read of a user (no hashing) while one client logs in without pause, median \
          of the reads in {:.0} s:\n",
         cell.as_secs_f64() * ROUNDS as f64
     );
@@ -94,12 +102,12 @@ pub(crate) fn logins(cell: Duration) {
     }
 }
 
-/// One login; panics on anything but a token, so a broken run cannot print a rate.
-fn login(server: &DevServer, threads: usize) {
+/// One login of `user`; panics on anything but a token, so a broken run cannot print a rate.
+fn login(server: &DevServer, threads: usize, user: usize) {
     let (status, body) = server.http(
         "PUT",
         &format!("auth/{}/login", mount(threads)),
-        Some(&json!({"username": "alice", "password": "correct horse"})),
+        Some(&json!({"username": format!("user{user}"), "password": "correct horse"})),
     );
     assert!(
         status == 200 && body["auth"]["client_token"].is_string(),
@@ -112,11 +120,11 @@ fn login_rate(server: &DevServer, threads: usize, clients: usize, cell: Duration
     let started = Instant::now();
     let count: usize = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..clients)
-            .map(|_| {
-                scope.spawn(|| {
+            .map(|user| {
+                scope.spawn(move || {
                     let mut done = 0;
                     while started.elapsed() < cell {
-                        login(server, threads);
+                        login(server, threads, user);
                         done += 1;
                     }
                     done
@@ -140,7 +148,7 @@ fn read_during_logins(server: &DevServer, threads: usize, span: Duration) -> (f6
             let started = Instant::now();
             let mut done = 0;
             while reading.load(Ordering::Relaxed) {
-                login(server, threads);
+                login(server, threads, 0);
                 done += 1;
             }
             done as f64 / started.elapsed().as_secs_f64()
@@ -149,11 +157,8 @@ fn read_during_logins(server: &DevServer, threads: usize, span: Duration) -> (f6
         let mut reads = Vec::new();
         while started.elapsed() < span {
             let at = Instant::now();
-            let (status, body) = server.http(
-                "GET",
-                &format!("auth/{}/users/alice", mount(threads)),
-                None,
-            );
+            let (status, body) =
+                server.http("GET", &format!("auth/{}/users/user1", mount(threads)), None);
             assert_eq!(status, 200, "{body}");
             reads.push(at.elapsed().as_secs_f64() * 1000.0);
         }

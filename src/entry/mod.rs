@@ -20,10 +20,12 @@ pub(crate) mod args;
 mod by_hand;
 mod info;
 mod mlock;
+mod runtime;
 
 use args::Args;
 pub use info::PluginInfo;
 use mlock::MlockRequest;
+pub use runtime::cpu_bound;
 
 /// Serves `factory`'s backends to the server that launched this process, until the server
 /// lets it go. Every problem before the handshake is one line on stderr and exit status 1;
@@ -111,24 +113,7 @@ pub fn serve<F: BackendFactory>(info: PluginInfo, factory: F) -> ExitCode {
     };
 
     let threads = args.worker_threads.unwrap_or(info.worker_threads);
-    let mut builder = match threads {
-        1 => tokio::runtime::Builder::new_current_thread(),
-        0 => tokio::runtime::Builder::new_multi_thread(),
-        threads => {
-            let mut builder = tokio::runtime::Builder::new_multi_thread();
-            builder.worker_threads(threads);
-            builder
-        }
-    };
-    let runtime = match builder
-        .enable_all()
-        // Log lines below warn wait until the runtime has nothing left to do.
-        .on_thread_park({
-            let log = log.clone();
-            move || log.flush()
-        })
-        .build()
-    {
+    let runtime = match runtime::build(threads, &log) {
         Ok(runtime) => runtime,
         Err(error) => return fail(&format!("cannot start the async runtime: {error}")),
     };

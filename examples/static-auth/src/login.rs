@@ -56,7 +56,8 @@ async fn login(
     }
     let user = User::load(backend.storage(), &username).await?;
     // One PBKDF2 whether the user exists or not: the time taken does not tell.
-    let verified = PasswordHash::verify(user.as_ref().map(|user| &user.password), &password);
+    let verified =
+        PasswordHash::verify(user.as_ref().map(|user| user.password.clone()), password).await?;
     let Some(user) = user.filter(|_| verified) else {
         return Ok(Some(Response::error(INVALID_CREDENTIALS)));
     };

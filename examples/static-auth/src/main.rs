@@ -49,9 +49,6 @@ fn main() -> ExitCode {
     // Reports v{the crate's version} to the server; the kind is `StaticAuth`'s.
     let info = PluginInfo::new("static-auth", env!("CARGO_PKG_VERSION"))
         .description("an auth method whose users, passwords and policies are kept in the mount")
-        .example_path("users")
-        // PBKDF2 on every login and password change: one worker per CPU, so a hash holds up
-        // only its own request (see `password.rs`).
-        .worker_threads(0);
+        .example_path("users");
     serve(info, backend::Factory)
 }

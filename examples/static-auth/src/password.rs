@@ -1,12 +1,11 @@
 //! Passwords at rest: PBKDF2-HMAC-SHA256 with a random salt per password, and nothing that could
 //! give the password back.
 //!
-//! The hashing is deliberately slow (that is its point), so the plugin asks the SDK for one
-//! worker thread per CPU (`main.rs`) and hashes on the worker that serves the request: at most
-//! one hash per CPU at a time, however many logins come (`login` needs no token), while the
-//! other workers take the other requests. On the SDK's default single thread a login would
-//! hold up every other request of every mount for the length of a PBKDF2 (`make bench` shows
-//! logins per second with one thread and with two).
+//! The hashing is deliberately slow (that is its point), so it runs through the SDK's
+//! [`cpu_bound`]: off the runtime's threads, at most one hash per CPU at a time however many
+//! logins come (`login` needs no token), while other requests go on. On the runtime's thread a
+//! login would hold up every other request of every mount for the length of a PBKDF2
+//! (`make bench` shows both: logins per second, and a read's time while logins run).
 
 use std::num::NonZeroU32;
 
@@ -15,6 +14,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
 use vault_plugin_sdk::backend::Error;
+use vault_plugin_sdk::cpu_bound;
 
 const ALGORITHM: pbkdf2::Algorithm = pbkdf2::PBKDF2_HMAC_SHA256;
 
@@ -104,8 +104,8 @@ fn dummy() -> PasswordHash {
 
 impl PasswordHash {
     /// Hashes `password` with a fresh random salt.
-    pub(crate) fn new(password: &str) -> Result<Self, Error> {
-        Self::derive(password, ITERATIONS)
+    pub(crate) async fn new(password: String) -> Result<Self, Error> {
+        cpu_bound(move || Self::derive(&password, ITERATIONS)).await?
     }
 
     fn derive(password: &str, iterations: NonZeroU32) -> Result<Self, Error> {
@@ -135,14 +135,15 @@ impl PasswordHash {
 
     /// Checks `password` against `stored`, or against a dummy hash when there is no such user:
     /// both take one PBKDF2 of the same cost, and an unknown user never verifies.
-    pub(crate) fn verify(stored: Option<&Self>, password: &str) -> bool {
-        match stored {
-            Some(stored) => stored.matches(password),
+    pub(crate) async fn verify(stored: Option<Self>, password: String) -> Result<bool, Error> {
+        cpu_bound(move || match stored {
+            Some(stored) => stored.matches(&password),
             None => {
-                let _ = dummy().matches(password);
+                let _ = dummy().matches(&password);
                 false
             }
-        }
+        })
+        .await
     }
 
     /// Names this very hash without revealing it: a SHA-256 over the count, salt and hash,
@@ -214,16 +215,17 @@ mod tests {
         assert!(!parses(&other));
     }
 
-    #[test]
-    fn an_unknown_user_never_verifies_and_costs_a_full_pbkdf2() {
-        assert!(!PasswordHash::verify(None, ""));
-        assert!(!PasswordHash::verify(None, "x"));
+    #[tokio::test]
+    async fn an_unknown_user_never_verifies_and_costs_a_full_pbkdf2() {
+        let verify = |stored, password: &str| PasswordHash::verify(stored, password.to_owned());
+        assert!(!verify(None, "").await.expect("runs"));
+        assert!(!verify(None, "x").await.expect("runs"));
         // The dummy has the production cost: the same count as a freshly set password.
-        let fresh = PasswordHash::new("pw").expect("hash");
+        let fresh = PasswordHash::new("pw".into()).await.expect("hash");
         assert_eq!(fresh.iterations, dummy().iterations);
         assert_eq!(fresh.salt.len(), dummy().salt.len());
         assert_eq!(fresh.hash.len(), dummy().hash.len());
-        assert!(PasswordHash::verify(Some(&fresh), "pw"));
-        assert!(!PasswordHash::verify(Some(&fresh), "PW"));
+        assert!(verify(Some(fresh.clone()), "pw").await.expect("runs"));
+        assert!(!verify(Some(fresh), "PW").await.expect("runs"));
     }
 }

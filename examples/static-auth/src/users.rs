@@ -167,7 +167,7 @@ async fn write(
         None => None,
     };
     let password = match (password, existing.as_ref()) {
-        (Some(password), _) => PasswordHash::new(&password)?,
+        (Some(password), _) => PasswordHash::new(password).await?,
         (None, Some(existing)) => existing.password.clone(),
         (None, None) => return Ok(Some(Response::error("missing password"))),
     };
