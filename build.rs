@@ -10,6 +10,7 @@ use std::error::Error;
 /// Every schema file, relative to the crate root. `proto/` is the include root,
 /// so imports are written as e.g. `logical/identity.proto`.
 const PROTO_FILES: &[&str] = &[
+    "proto/dbplugin/v5/database.proto",
     "proto/plugin/grpc_broker.proto",
     "proto/plugin/grpc_controller.proto",
     "proto/plugin/grpc_stdio.proto",

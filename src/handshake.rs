@@ -9,29 +9,74 @@ use std::path::PathBuf;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 
-/// The variable go-plugin hosts set to prove they launched us; the same name in OpenBao.
+/// The variable go-plugin hosts set to prove they launched a backend plugin; the same name in
+/// OpenBao.
 pub const MAGIC_COOKIE_KEY: &str = "VAULT_BACKEND_PLUGIN";
 /// Its value for backend (secrets and auth) plugins.
 pub const MAGIC_COOKIE_VALUE: &str = "6669da05-b1c8-4f49-97d9-c8e5bed98e20";
-/// The cookie the server uses when it first tries an unknown-type plugin as a database plugin.
+/// The variable the server sets for a database plugin, and the cookie it uses when it first
+/// tries an unknown-type plugin as a database plugin.
 pub(crate) const DATABASE_COOKIE_KEY: &str = "VAULT_DATABASE_PLUGIN";
+/// Its value.
+pub(crate) const DATABASE_COOKIE_VALUE: &str = "926a0820-aea2-be28-51d6-83cdf00e8edb";
+
+/// How the server proves it launched a plugin of one kind, and what the plugin says when it
+/// finds the other kind's cookie instead: the server probes a plugin registered without a type
+/// as a database plugin first, then as a backend.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Cookie {
+    key: &'static str,
+    value: &'static str,
+    /// What a plugin of this kind is, in the wrong-cookie message.
+    what: &'static str,
+    /// The other kind's cookie.
+    other_key: &'static str,
+    /// What to say when the other kind's cookie is set instead.
+    other_kind: &'static str,
+}
+
+/// Secrets engines and auth methods.
+pub static BACKEND_COOKIE: Cookie = Cookie {
+    key: MAGIC_COOKIE_KEY,
+    value: MAGIC_COOKIE_VALUE,
+    what: "backend plugin",
+    other_key: DATABASE_COOKIE_KEY,
+    other_kind: "This is a secrets-engine plugin, not a database plugin: the server is probing \
+                 the plugin's type and will try it as a secrets engine next. To skip the probe, \
+                 register it with its type: `bao plugin register -sha256=... secret NAME`.",
+};
+
+/// Database plugins.
+pub static DATABASE_COOKIE: Cookie = Cookie {
+    key: DATABASE_COOKIE_KEY,
+    value: DATABASE_COOKIE_VALUE,
+    what: "database plugin",
+    other_key: MAGIC_COOKIE_KEY,
+    other_kind: "This is a database plugin, not a secrets engine or an auth method: register \
+                 it with its type, `bao plugin register -sha256=... database NAME`, and use it \
+                 from the database secrets engine (`plugin_name` of `database/config/NAME`).",
+};
 /// go-plugin's core protocol version, the first field of the handshake line.
 pub(crate) const CORE_PROTOCOL_VERSION: u32 = 1;
-/// The application protocol versions this binary serves: 5 (automatic mutual TLS, multiplexed)
-/// and the legacy 3 and 4 (identical: metadata mode, then TLS bootstrapped through an unwrap
-/// token), which the server falls back to when protocol 5 fails.
+/// The application protocol versions a backend plugin serves: 5 (automatic mutual TLS,
+/// multiplexed) and the legacy 3 and 4 (identical: metadata mode, then TLS bootstrapped through
+/// an unwrap token), which the server falls back to when protocol 5 fails.
 pub const SUPPORTED_VERSIONS: &[u32] = &[5, 4, 3];
+/// The versions a database plugin serves: 6 (multiplexed) and 5 (one database per process),
+/// both with automatic mutual TLS. The legacy 4 (the old `dbplugin`) is not offered.
+pub(crate) const DATABASE_VERSIONS: &[u32] = &[6, 5];
 
 /// Why the plugin cannot start. Every message names the cause and what to do about it.
 #[allow(missing_docs)] // reached from outside only through `internals`
 #[derive(Debug, PartialEq, Eq)]
 pub enum HandshakeError {
     /// Run by hand, or by something that is not a plugin host.
-    NotLaunchedByHost,
-    /// The server is probing whether this is a database plugin; it is not.
-    LaunchedAsDatabasePlugin,
+    NotLaunchedByHost(&'static Cookie),
+    /// The server launched it as the other kind of plugin (probing its type, or registered
+    /// with the wrong one).
+    LaunchedAsOtherKind(&'static Cookie),
     /// The cookie is present with another value.
-    WrongCookie,
+    WrongCookie(&'static Cookie),
     /// `PLUGIN_PROTOCOL_VERSIONS` is missing, empty or not a list of numbers.
     BadProtocolVersions(String),
     /// None of the offered versions is one we serve.
@@ -47,23 +92,19 @@ pub enum HandshakeError {
 impl fmt::Display for HandshakeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::NotLaunchedByHost => write!(
+            Self::NotLaunchedByHost(cookie) => write!(
                 f,
                 "This binary is a plugin. These are not meant to be executed directly. Please \
                  register it in the plugin catalog of Vault or OpenBao (`bao plugin register` / \
-                 `vault plugin register`) and let the server launch it ({MAGIC_COOKIE_KEY} is \
-                 not set)."
+                 `vault plugin register`) and let the server launch it ({} is not set).",
+                cookie.key
             ),
-            Self::LaunchedAsDatabasePlugin => write!(
+            Self::LaunchedAsOtherKind(cookie) => f.write_str(cookie.other_kind),
+            Self::WrongCookie(cookie) => write!(
                 f,
-                "This is a secrets-engine plugin, not a database plugin: the server is probing \
-                 the plugin's type and will try it as a secrets engine next. To skip the probe, \
-                 register it with its type: `bao plugin register -sha256=... secret NAME`."
-            ),
-            Self::WrongCookie => write!(
-                f,
-                "{MAGIC_COOKIE_KEY} has an unexpected value: this binary is a backend plugin for \
-                 Vault or OpenBao and must be launched by one of them."
+                "{} has an unexpected value: this binary is a {} for Vault or OpenBao and must \
+                 be launched by one of them.",
+                cookie.key, cookie.what
             ),
             Self::BadProtocolVersions(value) => write!(
                 f,
@@ -77,6 +118,16 @@ impl fmt::Display for HandshakeError {
                     f,
                     "declining plugin protocol 5 as registered (--no-protocol-5): the server \
                      falls back to the legacy protocol (versions {served:?}) next"
+                )
+            }
+            Self::NoCommonVersion { offered, served }
+                if served.contains(&6) && offered.iter().all(|&v| v < 5) =>
+            {
+                write!(
+                    f,
+                    "the server offers plugin protocol version(s) {offered:?}, the legacy database \
+                     plugin protocol; this plugin serves database plugin protocol v5 (plugin \
+                     protocols {served:?}), which OpenBao and Vault 1.6 and later support"
                 )
             }
             Self::NoCommonVersion { offered, served } => write!(
@@ -160,15 +211,24 @@ pub(crate) fn sdk_var_name(get: &impl Fn(&str) -> Option<String>, suffix: &str) 
 }
 
 impl PluginEnv {
-    /// Reads the environment through `get`, so tests can pass a map instead of the process's.
+    /// Reads a backend plugin's environment through `get`, so tests can pass a map instead of
+    /// the process's.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, HandshakeError> {
-        match get(MAGIC_COOKIE_KEY) {
-            Some(value) if value == MAGIC_COOKIE_VALUE => {}
-            Some(_) => return Err(HandshakeError::WrongCookie),
-            None if get(DATABASE_COOKIE_KEY).is_some() => {
-                return Err(HandshakeError::LaunchedAsDatabasePlugin);
+        Self::from_lookup_for(&BACKEND_COOKIE, get)
+    }
+
+    /// Reads the environment of a plugin whose kind `cookie` proves, through `get`.
+    pub fn from_lookup_for(
+        cookie: &'static Cookie,
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, HandshakeError> {
+        match get(cookie.key) {
+            Some(value) if value == cookie.value => {}
+            Some(_) => return Err(HandshakeError::WrongCookie(cookie)),
+            None if get(cookie.other_key).is_some() => {
+                return Err(HandshakeError::LaunchedAsOtherKind(cookie));
             }
-            None => return Err(HandshakeError::NotLaunchedByHost),
+            None => return Err(HandshakeError::NotLaunchedByHost(cookie)),
         }
 
         let versions = get("PLUGIN_PROTOCOL_VERSIONS").unwrap_or_default();
@@ -210,9 +270,9 @@ impl PluginEnv {
         })
     }
 
-    /// Reads the process's environment.
-    pub fn from_process() -> Result<Self, HandshakeError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+    /// Reads the process's environment, for a plugin whose kind `cookie` proves.
+    pub fn from_process(cookie: &'static Cookie) -> Result<Self, HandshakeError> {
+        Self::from_lookup_for(cookie, |name| std::env::var(name).ok())
     }
 }
 

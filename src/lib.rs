@@ -51,6 +51,7 @@
 
 pub mod backend;
 mod civil;
+pub mod database;
 mod entry;
 mod handshake;
 mod logging;
@@ -80,8 +81,8 @@ pub use entry::{Launch, PluginInfo, ServeError, Stopped, cpu_bound, serve, serve
 pub mod internals {
     pub use crate::entry::args::Args;
     pub use crate::handshake::{
-        HandshakeError, ListenAddr, MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE, PluginEnv,
-        SUPPORTED_VERSIONS, handshake_line, negotiate,
+        BACKEND_COOKIE, Cookie, DATABASE_COOKIE, HandshakeError, ListenAddr, MAGIC_COOKIE_KEY,
+        MAGIC_COOKIE_VALUE, PluginEnv, SUPPORTED_VERSIONS, handshake_line, negotiate,
     };
     pub use crate::services::backend::wire::{error_to_wire, request_from_wire, response_to_wire};
     pub use crate::services::broker::{BrokerError, CONN_INFO_TIMEOUT};

@@ -39,7 +39,8 @@ use tonic::Code;
 use tonic::metadata::AsciiMetadataValue;
 use vault_plugin_sdk::PluginInfo;
 use vault_plugin_sdk::internals::{
-    self as tls, Args, BrokerError, CONN_INFO_TIMEOUT, HandshakeError, SUPPORTED_VERSIONS,
+    self as tls, Args, BACKEND_COOKIE, BrokerError, CONN_INFO_TIMEOUT, HandshakeError,
+    SUPPORTED_VERSIONS,
 };
 use vault_plugin_sdk::proto::plugin::grpc_broker_client::GrpcBrokerClient;
 use vault_plugin_sdk::proto::{pb, plugin};
@@ -183,7 +184,7 @@ fn env_cases(scratch: &Path) -> (Vec<EnvCase>, TcpListener) {
         env_case(
             "no magic cookie",
             |l| l.remove("VAULT_BACKEND_PLUGIN"),
-            exact(HandshakeError::NotLaunchedByHost),
+            exact(HandshakeError::NotLaunchedByHost(&BACKEND_COOKIE)),
             &["VAULT_BACKEND_PLUGIN", "plugin register"],
         ),
         env_case(
@@ -196,7 +197,7 @@ fn env_cases(scratch: &Path) -> (Vec<EnvCase>, TcpListener) {
                     )
                     .env("PLUGIN_PROTOCOL_VERSIONS", "5,6")
             },
-            exact(HandshakeError::LaunchedAsDatabasePlugin),
+            exact(HandshakeError::LaunchedAsOtherKind(&BACKEND_COOKIE)),
             &["not a database plugin", "register it with its type"],
         ),
         env_case(
@@ -207,7 +208,7 @@ fn env_cases(scratch: &Path) -> (Vec<EnvCase>, TcpListener) {
                     "6669da05-b1c8-4f49-97d9-000000000000",
                 )
             },
-            exact(HandshakeError::WrongCookie),
+            exact(HandshakeError::WrongCookie(&BACKEND_COOKIE)),
             &["VAULT_BACKEND_PLUGIN", "launched by"],
         ),
         env_case(

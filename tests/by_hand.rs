@@ -19,7 +19,9 @@ use std::process::{Child, Command, Output, Stdio};
 
 use plugin_test_support::common;
 use serde_json::Value;
-use vault_plugin_sdk::internals::{HandshakeError, MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE};
+use vault_plugin_sdk::internals::{
+    BACKEND_COOKIE, HandshakeError, MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE,
+};
 
 const PLUGIN: &str = env!("CARGO_BIN_EXE_my-mock-plugin");
 
@@ -173,7 +175,7 @@ fn by_hand_without_a_terminal_is_one_json_error_line() {
     assert_eq!(line["@level"], "error");
     assert_eq!(
         line["@message"],
-        HandshakeError::NotLaunchedByHost.to_string()
+        HandshakeError::NotLaunchedByHost(&BACKEND_COOKIE).to_string()
     );
 }
 

@@ -12,14 +12,14 @@ use std::path::Path;
 use aws_lc_rs::digest;
 
 use super::info::PluginInfo;
-use crate::backend::BackendType;
+use crate::services::Catalog;
 
 /// The running executable's file, as the kernel opened it (still the same file if the path
 /// has been renamed or replaced since).
 const SELF_EXE: &str = "/proc/self/exe";
 
 /// Writes the introduction for the running executable, a plugin of `kind`, to stderr.
-pub(crate) fn explain_to_stderr(info: &PluginInfo, kind: BackendType) {
+pub(crate) fn explain_to_stderr(info: &PluginInfo, kind: Catalog) {
     let exe = std::env::current_exe().unwrap_or_else(|_| Path::new(SELF_EXE).to_owned());
     let text = introduction(info, kind, &exe, &own_sha256());
     // A failed write to stderr has nowhere better to be reported.
@@ -55,7 +55,7 @@ fn sha256_hex(mut reader: impl Read) -> io::Result<String> {
 /// the file's own name: the server runs `<plugin_directory>/<command>`.
 pub(crate) fn introduction(
     info: &PluginInfo,
-    kind: BackendType,
+    kind: Catalog,
     exe: &Path,
     sha256: &io::Result<String>,
 ) -> String {
@@ -66,8 +66,9 @@ pub(crate) fn introduction(
         .map(|name| name.to_string_lossy())
         .unwrap_or(Cow::Borrowed(info.name));
     let (catalog_type, enable) = match kind {
-        BackendType::Logical => ("secret", "secrets"),
-        BackendType::Credential => ("auth", "auth"),
+        Catalog::Secret => ("secret", "secrets"),
+        Catalog::Auth => ("auth", "auth"),
+        Catalog::Database => ("database", ""),
     };
     let mount_path = info.example_path;
     let name = shell_word(&file_name);
@@ -99,6 +100,18 @@ pub(crate) fn introduction(
             &reported_version
         },
     );
+    if kind == Catalog::Database {
+        for cli in ["bao", "vault"] {
+            let _ = write!(
+                text,
+                "\n  {cli} plugin register -sha256={sha} database {name}\
+                 \n  {cli} secrets enable database\
+                 \n  {cli} write database/config/{mount_path} plugin_name={name} \
+                 allowed_roles='*' connection_url=...\n"
+            );
+        }
+        return text;
+    }
     for cli in ["bao", "vault"] {
         let _ = write!(
             text,
@@ -160,7 +173,7 @@ mod tests {
             .example_path("users");
         let text = introduction(
             &info,
-            BackendType::Credential,
+            Catalog::Auth,
             Path::new("/p/static-auth"),
             &Ok("cd34".to_owned()),
         );
@@ -177,7 +190,7 @@ mod tests {
     fn the_commands_use_the_file_name_and_the_sha() {
         let text = introduction(
             &MOCK.reported_version("v0.0.0+mock"),
-            BackendType::Logical,
+            Catalog::Secret,
             Path::new("/opt/plugins/mock-2"),
             &Ok("ab12".to_owned()),
         );
@@ -206,7 +219,7 @@ mod tests {
         let error = io::Error::from(io::ErrorKind::NotFound);
         let text = introduction(
             &MOCK.reported_version(""),
-            BackendType::Logical,
+            Catalog::Secret,
             Path::new("/p/my-mock-plugin"),
             &Err(error),
         );
@@ -222,7 +235,7 @@ mod tests {
     fn paths_that_need_quoting_are_quoted() {
         let text = introduction(
             &MOCK,
-            BackendType::Logical,
+            Catalog::Secret,
             Path::new("/my plugins/it's"),
             &Ok("00".to_owned()),
         );

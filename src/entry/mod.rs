@@ -5,14 +5,18 @@ use std::fmt;
 use std::future::Future;
 use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::error::ErrorKind;
 
-use crate::backend::{Backend, BackendFactory};
+use crate::backend::BackendFactory;
 use crate::handshake::{HandshakeError, PluginEnv, Transport};
 use crate::report::report;
+use crate::services::Kind;
+use crate::services::backend::Backends;
 use crate::services::controller::ExitReason;
+use crate::session::dispatch::HotService;
 use crate::session::{SessionOptions, StartError};
 use crate::{logging, session};
 
@@ -68,6 +72,14 @@ pub use runtime::cpu_bound;
 /// }
 /// ```
 pub fn serve<F: BackendFactory>(info: PluginInfo, factory: F) -> ExitCode {
+    serve_kind(info, Backends(factory))
+}
+
+/// [`serve`] for a plugin of any kind.
+pub(crate) fn serve_kind<K: Kind>(info: PluginInfo, kind: K) -> ExitCode
+where
+    K::Face: HotService,
+{
     let args = match Args::parse_go_style(&info, std::env::args_os()) {
         Ok(args) => args,
         // --help and --version print to stdout and succeed: only a person runs those.
@@ -91,10 +103,10 @@ pub fn serve<F: BackendFactory>(info: PluginInfo, factory: F) -> ExitCode {
     };
     let log = logging::init(args.log_level);
 
-    let env = match PluginEnv::from_process() {
+    let env = match PluginEnv::from_process(K::COOKIE) {
         Ok(env) => env,
-        Err(HandshakeError::NotLaunchedByHost) if std::io::stderr().is_terminal() => {
-            by_hand::explain_to_stderr(&info, <F::Backend as Backend>::KIND);
+        Err(HandshakeError::NotLaunchedByHost(_)) if std::io::stderr().is_terminal() => {
+            by_hand::explain_to_stderr(&info, K::CATALOG);
             return ExitCode::FAILURE;
         }
         Err(error) => return fail(&report(&error)),
@@ -108,7 +120,7 @@ pub fn serve<F: BackendFactory>(info: PluginInfo, factory: F) -> ExitCode {
         tracing::debug!(variable = request.variable, "memory locked");
     }
     let launch = Launch {
-        env,
+        env: LaunchEnv::Read(env),
         options: args.serve_options(|name| std::env::var(name).ok()),
     };
 
@@ -126,7 +138,7 @@ pub fn serve<F: BackendFactory>(info: PluginInfo, factory: F) -> ExitCode {
     let outcome = runtime.block_on(async {
         // Before anything that can take time: the legacy unwrap may wait 30 s for the server.
         ignore_interrupts();
-        serve_until(&info, factory, &launch, to_stdout, std::future::pending()).await
+        serve_kind_until(&info, kind, &launch, to_stdout, std::future::pending()).await
     });
     // Background tasks (a broker stream, a dial in progress) must not delay the exit.
     runtime.shutdown_background();
@@ -141,30 +153,43 @@ pub fn serve<F: BackendFactory>(info: PluginInfo, factory: F) -> ExitCode {
 /// How the server launched the plugin: what it offered (protocol versions, its certificate for
 /// automatic mutual TLS, where and how to listen) and the plugin's arguments. [`serve`] reads
 /// it from the process; a test builds one to run a plugin in process with [`serve_until`].
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Launch {
-    env: PluginEnv,
+    env: LaunchEnv,
     options: SessionOptions,
 }
 
+/// The server's variables: read and checked already (by [`serve`], which must answer a person
+/// at a terminal before anything else), or still to be read for the plugin's kind.
+#[derive(Clone)]
+enum LaunchEnv {
+    Read(PluginEnv),
+    Vars(Arc<Lookup>),
+}
+
+/// Reads one of the server's variables by name.
+type Lookup = dyn Fn(&str) -> Option<String> + Send + Sync;
+
+impl fmt::Debug for Launch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Launch")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Launch {
-    /// A launch described by variables as the server sets them, read through `get`: the magic
-    /// cookie (`VAULT_BACKEND_PLUGIN`), `PLUGIN_PROTOCOL_VERSIONS`, `PLUGIN_CLIENT_CERT` (the
-    /// server's certificate, PEM, for automatic mutual TLS), `PLUGIN_UNIX_SOCKET_DIR`,
-    /// `PLUGIN_MIN_PORT` and `PLUGIN_MAX_PORT`. The plugin's arguments are their defaults.
-    ///
-    /// ```
-    /// use vault_plugin_sdk::Launch;
-    ///
-    /// let error = Launch::from_vars(|_| None).unwrap_err();
-    /// assert!(error.to_string().contains("VAULT_BACKEND_PLUGIN"), "{error}");
-    /// ```
-    pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Self, ServeError> {
-        let env = PluginEnv::from_lookup(get).map_err(|e| ServeError(e.into()))?;
-        Ok(Self {
-            env,
+    /// A launch described by variables as the server sets them, read through `get` when
+    /// serving starts: the kind's magic cookie (`VAULT_BACKEND_PLUGIN`, or
+    /// `VAULT_DATABASE_PLUGIN` for a database plugin), `PLUGIN_PROTOCOL_VERSIONS`,
+    /// `PLUGIN_CLIENT_CERT` (the server's certificate, PEM, for automatic mutual TLS),
+    /// `PLUGIN_UNIX_SOCKET_DIR`, `PLUGIN_MIN_PORT` and `PLUGIN_MAX_PORT`. The plugin's
+    /// arguments are their defaults.
+    pub fn from_vars(get: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {
+        Self {
+            env: LaunchEnv::Vars(Arc::new(get)),
             options: SessionOptions::default(),
-        })
+        }
     }
 
     /// Listens on TCP on loopback, in the launch's port range, instead of on a unix socket
@@ -221,13 +246,12 @@ impl std::error::Error for ServeError {
 /// # async fn example<F: BackendFactory>(factory: F, server_cert_pem: String) {
 /// use vault_plugin_sdk::{Launch, PluginInfo, Stopped, serve_until};
 ///
-/// let launch = Launch::from_vars(|name| match name {
+/// let launch = Launch::from_vars(move |name| match name {
 ///     "VAULT_BACKEND_PLUGIN" => Some("6669da05-b1c8-4f49-97d9-c8e5bed98e20".into()),
 ///     "PLUGIN_PROTOCOL_VERSIONS" => Some("5".into()),
 ///     "PLUGIN_CLIENT_CERT" => Some(server_cert_pem.clone()),
 ///     _ => None,
-/// })
-/// .unwrap();
+/// });
 /// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
 /// let info = PluginInfo::new("example", "0.1.0");
 /// let serving = serve_until(&info, factory, &launch, |line| Ok(println!("{line}")), async {
@@ -244,10 +268,29 @@ pub async fn serve_until<F: BackendFactory>(
     announce: impl FnOnce(&str) -> std::io::Result<()>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<Stopped, ServeError> {
+    serve_kind_until(info, Backends(factory), launch, announce, shutdown).await
+}
+
+/// [`serve_until`] for a plugin of any kind.
+pub(crate) async fn serve_kind_until<K: Kind>(
+    info: &PluginInfo,
+    kind: K,
+    launch: &Launch,
+    announce: impl FnOnce(&str) -> std::io::Result<()>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<Stopped, ServeError>
+where
+    K::Face: HotService,
+{
+    let env = match &launch.env {
+        LaunchEnv::Read(env) => env.clone(),
+        LaunchEnv::Vars(get) => PluginEnv::from_lookup_for(K::COOKIE, |name| get(name))
+            .map_err(|e| ServeError(e.into()))?,
+    };
     let reason = session::run(
-        factory,
+        kind,
         info.reported(),
-        &launch.env,
+        &env,
         &launch.options,
         announce,
         shutdown,

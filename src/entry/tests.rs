@@ -66,25 +66,31 @@ impl Server {
         }
     }
 
-    /// A launch as the server makes one: the cookie, `versions`, its certificate.
+    /// A launch of a backend plugin as the server makes one: the cookie, `versions`, its
+    /// certificate.
     fn launch(&self, versions: &str) -> Launch {
+        self.launch_with((MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE), versions)
+    }
+
+    /// A launch with the cookie `(key, value)`.
+    fn launch_with(&self, (key, value): (&'static str, &'static str), versions: &str) -> Launch {
         let cert = self.identity.cert_pem();
         let dir = self.socket_parent.display().to_string();
         let versions = versions.to_owned();
         Launch::from_vars(move |name| match name {
-            MAGIC_COOKIE_KEY => Some(MAGIC_COOKIE_VALUE.to_owned()),
+            name if name == key => Some(value.to_owned()),
             "PLUGIN_PROTOCOL_VERSIONS" => Some(versions.clone()),
             "PLUGIN_CLIENT_CERT" => Some(cert.clone()),
             "PLUGIN_UNIX_SOCKET_DIR" => Some(dir.clone()),
             _ => None,
         })
-        .unwrap()
     }
 
     /// Dials the plugin that announced `line`, pinning the certificate the line carries.
     async fn connect(&self, line: &str) -> (BrokerChannel, PathBuf) {
         let fields: Vec<&str> = line.split('|').collect();
-        assert_eq!(fields[..3], ["1", "5", "unix"], "{line}");
+        assert_eq!(fields[0], "1", "{line}");
+        assert_eq!(fields[2], "unix", "{line}");
         assert_eq!(fields[4], "grpc", "{line}");
         let plugin_cert = base64::engine::general_purpose::STANDARD_NO_PAD
             .decode(fields[5])
@@ -185,8 +191,11 @@ async fn a_launch_the_plugin_cannot_serve_fails_before_the_line() {
     assert!(line.try_recv().is_err(), "a line was announced: {text}");
 
     let no_cookie =
-        Launch::from_vars(|name| (name == "PLUGIN_PROTOCOL_VERSIONS").then(|| "5".to_owned()))
-            .unwrap_err();
+        Launch::from_vars(|name| (name == "PLUGIN_PROTOCOL_VERSIONS").then(|| "5".to_owned()));
+    let (announce, _) = announcer();
+    let no_cookie = serve_until(&INFO, Factory, &no_cookie, announce, std::future::pending())
+        .await
+        .unwrap_err();
     assert!(
         no_cookie.to_string().contains(MAGIC_COOKIE_KEY),
         "{no_cookie}"
@@ -225,5 +234,148 @@ async fn no_connection_within_the_timeout_is_an_error_after_the_line() {
         error.to_string(),
         "no mutual-TLS connection from the server within 2s of the handshake; the server gave \
          up on this plugin"
+    );
+}
+
+/// A database that knows one user.
+struct OneUser;
+
+impl crate::database::Database for OneUser {
+    const TYPE: &'static str = "one-user";
+
+    async fn initialize(
+        &self,
+        request: crate::database::InitializeRequest,
+    ) -> Result<crate::database::InitializeResponse, crate::database::Error> {
+        Ok(crate::database::InitializeResponse::new(request.config))
+    }
+
+    async fn new_user(
+        &self,
+        request: crate::database::NewUserRequest,
+    ) -> Result<crate::database::NewUserResponse, crate::database::Error> {
+        Ok(crate::database::NewUserResponse::new(request.role_name))
+    }
+
+    async fn update_user(
+        &self,
+        _request: crate::database::UpdateUserRequest,
+    ) -> Result<(), crate::database::Error> {
+        Ok(())
+    }
+
+    async fn delete_user(
+        &self,
+        _request: crate::database::DeleteUserRequest,
+    ) -> Result<(), crate::database::Error> {
+        Ok(())
+    }
+}
+
+struct OneUserFactory;
+
+impl crate::database::DatabaseFactory for OneUserFactory {
+    type Database = OneUser;
+
+    fn create(&self) -> Result<OneUser, crate::database::Error> {
+        Ok(OneUser)
+    }
+}
+
+#[tokio::test]
+async fn a_database_plugin_serves_protocol_6_multiplexed_in_process() {
+    use crate::handshake::{DATABASE_COOKIE_KEY, DATABASE_COOKIE_VALUE};
+    use crate::proto::dbplugin::v5 as db;
+    use crate::proto::pluginutil::multiplexing::plugin_multiplexing_client::PluginMultiplexingClient;
+    use crate::services::database::Databases;
+
+    let server = Server::new("database");
+    let launch = server.launch_with((DATABASE_COOKIE_KEY, DATABASE_COOKIE_VALUE), "5,6");
+    let (announce, line) = announcer();
+    let (stop, stop_requested) = oneshot::channel::<()>();
+    let serving = serve_kind_until(&INFO, Databases(OneUserFactory), &launch, announce, async {
+        let _ = stop_requested.await;
+    });
+    let client = async {
+        let line = line.await.unwrap();
+        assert!(line.starts_with("1|6|unix|"), "{line}");
+        let (channel, _) = server.connect(&line).await;
+        let multiplexed = PluginMultiplexingClient::with_origin(channel.clone(), ORIGIN.clone())
+            .multiplexing_support(
+                crate::proto::pluginutil::multiplexing::MultiplexingSupportRequest {},
+            )
+            .await
+            .unwrap()
+            .into_inner()
+            .supported;
+        let mut database =
+            db::database_client::DatabaseClient::with_origin(channel, ORIGIN.clone());
+        let for_id = |id: &str, message| {
+            let mut request = tonic::Request::new(message);
+            request
+                .metadata_mut()
+                .insert("multiplex_id", id.parse().unwrap());
+            request
+        };
+        let kind = database
+            .r#type(for_id("conn-1", db::Empty {}))
+            .await
+            .unwrap();
+        let created = database
+            .new_user(tonic::Request::new(db::NewUserRequest::default()))
+            .await
+            .unwrap_err();
+        stop.send(()).unwrap();
+        (multiplexed, kind.into_inner().r#type, created)
+    };
+    let (stopped, (multiplexed, kind, refused)) = tokio::join!(serving, client);
+    assert_eq!(stopped.unwrap(), Stopped::ShutdownRequested);
+    assert!(multiplexed);
+    assert_eq!(kind, "one-user");
+    // Over the wire a call always carries some metadata (content-type, te), so a call
+    // without the id gets the Go SDK's "no ID" answer, as from a Go plugin.
+    assert_eq!(refused.message(), "no multiplexing ID found");
+}
+
+#[tokio::test]
+async fn a_database_plugin_refuses_the_legacy_protocol_in_one_line() {
+    use crate::handshake::{DATABASE_COOKIE_KEY, DATABASE_COOKIE_VALUE};
+    use crate::services::database::Databases;
+
+    let server = Server::new("database-legacy");
+    let launch = server.launch_with((DATABASE_COOKIE_KEY, DATABASE_COOKIE_VALUE), "4");
+    let (announce, _) = announcer();
+    let error = serve_kind_until(
+        &INFO,
+        Databases(OneUserFactory),
+        &launch,
+        announce,
+        std::future::pending(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "the server offers plugin protocol version(s) [4], the legacy database plugin protocol; \
+         this plugin serves database plugin protocol v5 (plugin protocols [6, 5]), which \
+         OpenBao and Vault 1.6 and later support"
+    );
+    // A backend cookie on a database plugin: registered with the wrong type.
+    let launch = server.launch("5");
+    let (announce, _) = announcer();
+    let error = serve_kind_until(
+        &INFO,
+        Databases(OneUserFactory),
+        &launch,
+        announce,
+        std::future::pending(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("This is a database plugin, not a secrets engine"),
+        "{error}"
     );
 }

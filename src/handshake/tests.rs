@@ -74,21 +74,21 @@ fn vault_names_are_read_when_bao_names_are_absent() {
 fn the_cookie_decides_who_launched_us() {
     assert_eq!(
         env_from(&[("PLUGIN_PROTOCOL_VERSIONS", "5")]),
-        Err(HandshakeError::NotLaunchedByHost)
+        Err(HandshakeError::NotLaunchedByHost(&BACKEND_COOKIE))
     );
     assert_eq!(
         env_from(&[
             (DATABASE_COOKIE_KEY, "926a0820-aea2-be28-51d6-83cdf00e8edb"),
             ("PLUGIN_PROTOCOL_VERSIONS", "5,6"),
         ]),
-        Err(HandshakeError::LaunchedAsDatabasePlugin)
+        Err(HandshakeError::LaunchedAsOtherKind(&BACKEND_COOKIE))
     );
     assert_eq!(
         env_from(&[
             (MAGIC_COOKIE_KEY, "nope"),
             ("PLUGIN_PROTOCOL_VERSIONS", "5")
         ]),
-        Err(HandshakeError::WrongCookie)
+        Err(HandshakeError::WrongCookie(&BACKEND_COOKIE))
     );
 }
 
@@ -156,12 +156,18 @@ fn negotiation_picks_the_best_common_version() {
 #[test]
 fn every_error_names_its_cause() {
     let cases: Vec<(HandshakeError, &str)> = vec![
-        (HandshakeError::NotLaunchedByHost, "plugin register"),
         (
-            HandshakeError::LaunchedAsDatabasePlugin,
+            HandshakeError::NotLaunchedByHost(&BACKEND_COOKIE),
+            "plugin register",
+        ),
+        (
+            HandshakeError::LaunchedAsOtherKind(&BACKEND_COOKIE),
             "not a database plugin",
         ),
-        (HandshakeError::WrongCookie, MAGIC_COOKIE_KEY),
+        (
+            HandshakeError::WrongCookie(&BACKEND_COOKIE),
+            MAGIC_COOKIE_KEY,
+        ),
         (
             HandshakeError::BadProtocolVersions("x".into()),
             "PLUGIN_PROTOCOL_VERSIONS",

@@ -57,6 +57,23 @@ pub mod plugin {
     tonic::include_proto!("plugin");
 }
 
+/// Package prefix `dbplugin`.
+pub mod dbplugin {
+    /// Package `dbplugin.v5`: the `Database` service a database plugin serves.
+    #[allow(
+        clippy::all,
+        clippy::pedantic,
+        clippy::nursery,
+        clippy::unwrap_used,
+        unreachable_pub,
+        missing_docs,
+        rust_2018_idioms
+    )]
+    pub mod v5 {
+        tonic::include_proto!("dbplugin.v5");
+    }
+}
+
 /// Package prefix `pluginutil`.
 pub mod pluginutil {
     /// Package `pluginutil.multiplexing`: the `PluginMultiplexing` service.

@@ -16,23 +16,21 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
 
-use crate::backend::BackendFactory;
-use crate::handshake::{self, HandshakeError, PluginEnv, SUPPORTED_VERSIONS, Transport};
+use crate::handshake::{self, HandshakeError, PluginEnv, Transport};
 use crate::proto::logical::plugin_version_server::PluginVersionServer;
-use crate::proto::pb::backend_server::BackendServer;
 use crate::proto::plugin::grpc_broker_server::GrpcBrokerServer;
 use crate::proto::plugin::grpc_controller_server::GrpcControllerServer;
 use crate::proto::plugin::grpc_stdio_server::GrpcStdioServer;
 use crate::proto::pluginutil::multiplexing::plugin_multiplexing_server::PluginMultiplexingServer;
-use crate::services::backend::storage::MAX_MESSAGE_SIZE;
-use crate::services::backend::{BackendService, MultiplexingService, ServiceMode, VersionService};
 use crate::services::broker::{Broker, BrokerService};
 use crate::services::controller::{ControllerService, ExitReason, Lifecycle, StdioService};
+use crate::services::plugin::{MultiplexingService, VersionService};
+use crate::services::{Kind, Run};
 use crate::transport::io::Io;
 use crate::transport::listener::{ListenError, Listener, PluginListener};
 use crate::transport::tls::{self, Identity, TlsError};
 use crate::transport::unwrap_tls::{self, ApiClientFlags, UnwrapError};
-use dispatch::GrpcServices;
+use dispatch::{GrpcServices, HotService};
 
 /// How the plugin serves, beyond what the environment says.
 // Reached from outside only through `internals`, for the crate's own tests.
@@ -55,9 +53,9 @@ pub struct SessionOptions {
 }
 
 impl SessionOptions {
-    /// The protocol versions this run may serve.
-    pub fn versions(&self) -> Vec<u32> {
-        SUPPORTED_VERSIONS
+    /// Of the `supported` protocol versions, those this run may serve.
+    pub fn versions(&self, supported: &[u32]) -> Vec<u32> {
+        supported
             .iter()
             .copied()
             .filter(|&v| !(self.decline_protocol_5 && v == 5))
@@ -132,21 +130,25 @@ impl From<TlsError> for StartError {
 
 /// Runs the plugin until it is told to stop or its server is gone, reporting `plugin_version`
 /// (`logical.PluginVersion`). The handshake line goes to `stdout`; nothing else ever does.
-pub(crate) async fn run<F: BackendFactory>(
-    factory: F,
+pub(crate) async fn run<K: Kind>(
+    kind: K,
     plugin_version: String,
     env: &PluginEnv,
     options: &SessionOptions,
     announce: impl FnOnce(&str) -> io::Result<()>,
     shutdown: impl Future<Output = ()>,
-) -> Result<ExitReason, StartError> {
-    let version = handshake::negotiate(&env.protocol_versions, &options.versions())?;
+) -> Result<ExitReason, StartError>
+where
+    K::Face: HotService,
+{
+    let version = handshake::negotiate(&env.protocol_versions, &options.versions(K::VERSIONS))?;
     let security = Security::choose(version, env, options).await?;
     let acceptor = security.server.clone().map(TlsAcceptor::from);
     let broker = Arc::new(Broker::with_tls(security.broker.clone()));
-    let mode = ServiceMode {
-        multiplexed: version >= 5,
+    let run = Run {
+        multiplexed: K::multiplexed(version),
         metadata_only: version < 5 && env.metadata_mode,
+        broker: broker.clone(),
     };
 
     let PluginListener {
@@ -156,7 +158,7 @@ pub(crate) async fn run<F: BackendFactory>(
     } = PluginListener::bind(options.transport, env).map_err(StartError::Listen)?;
     let lifecycle = Lifecycle::new();
 
-    let backend = BackendService::new(factory, broker.clone(), mode);
+    let face = kind.face(&run);
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_service_status("plugin", tonic_health::ServingStatus::Serving)
@@ -182,10 +184,10 @@ pub(crate) async fn run<F: BackendFactory>(
     log_start(version, &security, &addr, &plugin_version, env);
 
     let services = services(
-        backend,
+        face,
         health_service,
         plugin_version,
-        mode,
+        run.multiplexed,
         broker,
         &lifecycle,
     );
@@ -199,8 +201,8 @@ pub(crate) async fn run<F: BackendFactory>(
 
 /// Serves the connections that come in until the lifecycle says stop or `shutdown` completes
 /// (then replies in flight get `grace` to go out), or the server is gone.
-async fn serve_until_stopped<F: BackendFactory>(
-    services: GrpcServices<BackendServer<BackendService<F>>>,
+async fn serve_until_stopped<H: HotService>(
+    services: GrpcServices<H>,
     incoming: mpsc::Receiver<ServerIo>,
     lifecycle: &Lifecycle,
     grace: Duration,
@@ -261,36 +263,32 @@ fn log_start(
 }
 
 /// Every gRPC service the plugin serves, by name.
-fn services<F: BackendFactory>(
-    backend: BackendService<F>,
+fn services<H: HotService>(
+    face: H,
     health: tonic_health::pb::health_server::HealthServer<
         impl tonic_health::pb::health_server::Health,
     >,
     plugin_version: String,
-    mode: ServiceMode,
+    multiplexed: bool,
     broker: Arc<Broker>,
     lifecycle: &Lifecycle,
-) -> GrpcServices<BackendServer<BackendService<F>>> {
-    GrpcServices::new(
-        BackendServer::new(backend)
-            .max_decoding_message_size(MAX_MESSAGE_SIZE)
-            .max_encoding_message_size(MAX_MESSAGE_SIZE),
-    )
-    .with(health)
-    .with(PluginVersionServer::new(VersionService::new(
-        plugin_version,
-    )))
-    .with(PluginMultiplexingServer::new(MultiplexingService::new(
-        mode.multiplexed,
-    )))
-    .with(GrpcBrokerServer::new(BrokerService::new(
-        broker,
-        lifecycle.clone(),
-    )))
-    .with(GrpcControllerServer::new(ControllerService::new(
-        lifecycle.clone(),
-    )))
-    .with(GrpcStdioServer::new(StdioService::new(lifecycle.clone())))
+) -> GrpcServices<H> {
+    GrpcServices::new(face)
+        .with(health)
+        .with(PluginVersionServer::new(VersionService::new(
+            plugin_version,
+        )))
+        .with(PluginMultiplexingServer::new(MultiplexingService::new(
+            multiplexed,
+        )))
+        .with(GrpcBrokerServer::new(BrokerService::new(
+            broker,
+            lifecycle.clone(),
+        )))
+        .with(GrpcControllerServer::new(ControllerService::new(
+            lifecycle.clone(),
+        )))
+        .with(GrpcStdioServer::new(StdioService::new(lifecycle.clone())))
 }
 
 /// How the connections of this run are secured.

@@ -17,19 +17,16 @@ use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
 use crate::backend::{Backend, BackendConfig, BackendFactory, BackendType};
-use crate::proto::logical::plugin_version_server::PluginVersion;
-use crate::proto::logical::{self as logical_pb, VersionReply};
+use crate::handshake::{BACKEND_COOKIE, Cookie, SUPPORTED_VERSIONS};
 use crate::proto::pb;
-use crate::proto::pluginutil::multiplexing::plugin_multiplexing_server::PluginMultiplexing;
-use crate::proto::pluginutil::multiplexing::{
-    MultiplexingSupportRequest, MultiplexingSupportResponse,
-};
 use crate::services::backend::storage::HostStorage;
+use crate::services::backend::storage::MAX_MESSAGE_SIZE;
 use crate::services::backend::system_view::HostSystemView;
 use crate::services::backend::wire::{
     bad_request, error_to_wire, request_from_wire, response_to_wire,
 };
 use crate::services::broker::Broker;
+use crate::services::{Catalog, Kind, Run};
 
 /// The metadata key naming the mount a call is for.
 pub(crate) const MULTIPLEX_ID_KEY: &str = "multiplex_id";
@@ -56,6 +53,38 @@ impl ServiceMode {
         multiplexed: true,
         metadata_only: false,
     };
+}
+
+/// Secrets engines and auth methods, as the machinery serves them: `factory`'s backends behind
+/// `pb.Backend`.
+pub(crate) struct Backends<F>(pub F);
+
+impl<F: BackendFactory> Kind for Backends<F> {
+    const COOKIE: &'static Cookie = &BACKEND_COOKIE;
+    const VERSIONS: &'static [u32] = SUPPORTED_VERSIONS;
+    const CATALOG: Catalog = match <F::Backend as Backend>::KIND {
+        BackendType::Logical => Catalog::Secret,
+        BackendType::Credential => Catalog::Auth,
+    };
+    type Face = pb::backend_server::BackendServer<BackendService<F>>;
+
+    fn multiplexed(version: u32) -> bool {
+        version >= 5
+    }
+
+    fn face(self, run: &Run) -> Self::Face {
+        let mode = ServiceMode {
+            multiplexed: run.multiplexed,
+            metadata_only: run.metadata_only,
+        };
+        pb::backend_server::BackendServer::new(BackendService::new(
+            self.0,
+            run.broker.clone(),
+            mode,
+        ))
+        .max_decoding_message_size(MAX_MESSAGE_SIZE)
+        .max_encoding_message_size(MAX_MESSAGE_SIZE)
+    }
 }
 
 /// The backend instances of this process, by mount.
@@ -289,55 +318,6 @@ impl<F: BackendFactory> pb::backend_server::Backend for BackendService<F> {
             BackendType::Credential => 2,
         };
         Ok(Response::new(pb::TypeReply { r#type }))
-    }
-}
-
-/// `logical.PluginVersion`. Answered from the plugin's info, so it never fails: at registration an
-/// error here would crash the server's request (its logger is nil there).
-pub(crate) struct VersionService {
-    version: String,
-}
-
-impl VersionService {
-    pub(crate) fn new(version: String) -> Self {
-        Self { version }
-    }
-}
-
-#[tonic::async_trait]
-impl PluginVersion for VersionService {
-    async fn version(
-        &self,
-        _request: Request<logical_pb::Empty>,
-    ) -> Result<Response<VersionReply>, Status> {
-        Ok(Response::new(VersionReply {
-            plugin_version: self.version.clone(),
-        }))
-    }
-}
-
-/// `PluginMultiplexing`: on protocol 5, one process serves every mount of the same catalog
-/// entry.
-#[derive(Debug)]
-pub(crate) struct MultiplexingService {
-    supported: bool,
-}
-
-impl MultiplexingService {
-    pub(crate) fn new(supported: bool) -> Self {
-        Self { supported }
-    }
-}
-
-#[tonic::async_trait]
-impl PluginMultiplexing for MultiplexingService {
-    async fn multiplexing_support(
-        &self,
-        _request: Request<MultiplexingSupportRequest>,
-    ) -> Result<Response<MultiplexingSupportResponse>, Status> {
-        Ok(Response::new(MultiplexingSupportResponse {
-            supported: self.supported,
-        }))
     }
 }
 
