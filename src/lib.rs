@@ -71,7 +71,9 @@ mod sync;
 pub mod testing;
 mod transport;
 
-pub use entry::{Launch, PluginInfo, ServeError, Stopped, cpu_bound, serve, serve_until};
+pub use entry::{
+    Launch, PluginInfo, ServeError, Stopped, cpu_bound, serve, serve_database, serve_until,
+};
 
 /// The machinery's pieces that the crate's own tests, benchmark and fuzz targets drive
 /// directly, behind the doc-hidden `__internals` feature. Not part of the API: it changes

@@ -1,7 +1,8 @@
 //! Database plugins: what the server's database secrets engine calls to create, change and
 //! drop database users (`dbplugin.v5`, plugin protocols 5 and 6). Nothing of gRPC.
 //!
-//! A database plugin is a [`DatabaseFactory`] whose `main` calls [`serve`]. The engine creates
+//! A database plugin is a [`DatabaseFactory`] whose `main` calls
+//! [`serve_database`](crate::serve_database). The engine creates
 //! one instance per configured connection (`database/config/<name>`): on protocol 6 one
 //! process serves them all, each keyed by the id the server gives it; on protocol 5 the
 //! process holds one. The engine then calls, in order: [`Database::initialize`] with the
@@ -22,9 +23,6 @@ pub use types::{
 };
 
 use std::future::Future;
-use std::process::ExitCode;
-
-use crate::PluginInfo;
 
 /// One database connection of the engine's, as the plugin serves it. Methods take `&self`:
 /// the engine may call an instance concurrently (several `creds` reads at once), so what
@@ -79,12 +77,4 @@ pub trait DatabaseFactory: Send + Sync + 'static {
 
     /// A new, uninitialised instance.
     fn create(&self) -> Result<Self::Database, Error>;
-}
-
-/// Serves `factory`'s databases to the server that launched this process, until the server
-/// lets it go: [`crate::serve`] for database plugins (their own handshake cookie, plugin
-/// protocols 6 and 5; the legacy protocol 4 is refused with one line saying what the server
-/// must support).
-pub fn serve<F: DatabaseFactory>(info: PluginInfo, factory: F) -> ExitCode {
-    crate::entry::serve_kind(info, crate::services::database::Databases(factory))
 }

@@ -11,11 +11,13 @@ use std::time::Duration;
 use clap::error::ErrorKind;
 
 use crate::backend::BackendFactory;
+use crate::database::DatabaseFactory;
 use crate::handshake::{HandshakeError, PluginEnv, Transport};
 use crate::report::report;
 use crate::services::Kind;
 use crate::services::backend::Backends;
 use crate::services::controller::ExitReason;
+use crate::services::database::Databases;
 use crate::session::dispatch::HotService;
 use crate::session::{SessionOptions, StartError};
 use crate::{logging, session};
@@ -73,6 +75,14 @@ pub use runtime::cpu_bound;
 /// ```
 pub fn serve<F: BackendFactory>(info: PluginInfo, factory: F) -> ExitCode {
     serve_kind(info, Backends(factory))
+}
+
+/// Serves `factory`'s databases to the server that launched this process, until the server
+/// lets it go: [`serve`] for database plugins (their own handshake cookie, plugin protocols 6
+/// and 5; the legacy protocol 4 is refused with one line saying what the server must
+/// support).
+pub fn serve_database<F: DatabaseFactory>(info: PluginInfo, factory: F) -> ExitCode {
+    serve_kind(info, Databases(factory))
 }
 
 /// [`serve`] for a plugin of any kind.
