@@ -213,6 +213,7 @@ pub(crate) fn sdk_var_name(get: &impl Fn(&str) -> Option<String>, suffix: &str) 
 impl PluginEnv {
     /// Reads a backend plugin's environment through `get`, so tests can pass a map instead of
     /// the process's.
+    #[cfg(any(test, feature = "__internals"))]
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, HandshakeError> {
         Self::from_lookup_for(&BACKEND_COOKIE, get)
     }

@@ -22,18 +22,20 @@
 //! | Module | Side | What it holds |
 //! |---|---|---|
 //! | `backend/` | API | secrets engines and auth methods; `backend/framework/` the Go SDK's framework |
+//! | `database/` | API | database plugins: the `dbplugin.v5` calls, [`serve_database`] |
 //! | `testing/` | API | the test kit |
 //! | `entry/` | machinery | the process from `main` to exit: arguments, the by-hand text, memory locking, the runtime, [`serve`] |
 //! | `handshake.rs` | machinery | the server's launch environment, protocol negotiation, the handshake line |
 //! | `session/` | machinery | one run: negotiate, secure, listen, announce, accept connections, dispatch gRPC calls, stop |
 //! | `transport/` | machinery | the socket, automatic mutual TLS, the legacy TLS bootstrap |
-//! | `services/` | machinery | the gRPC services: the broker, the controller and stdio, and each kind's face (`services/backend/`: `pb.Backend`, the server's storage and system view, the wire conversions) |
+//! | `services/` | machinery | the gRPC services: the broker, the controller and stdio, version and multiplexing, and each kind's face with its wire conversions and its `Kind` entry (`services/backend/`: `pb.Backend`, the server's storage and system view; `services/database/`: `dbplugin.v5.Database`) |
 //! | `proto/` | machinery | the generated wire types and their codec |
 //! | `logging/` | machinery | `tracing` events as hclog JSON lines on stderr |
 //! | `report.rs`, `sync.rs`, `civil.rs` | shared | an error and its causes as one line; a mutex that survives a panic; calendar arithmetic |
 //!
 //! Dependencies point one way: `entry` → `session` → `services` → `transport` → `handshake`,
-//! and a kind's face in `services/` → its API folder. No file imports one that imports it.
+//! and a kind's face in `services/` → its API folder. No file imports one that imports it
+//! (`tests/layout.rs` checks both).
 //!
 //! A request travels: the server's `pb.Backend/HandleRequest` → the mount's backend, picked by
 //! its `multiplex_id` → [`backend::framework::Router`] routes path and operation and parses
