@@ -7,6 +7,8 @@
 
 mod gotime;
 
+pub use gotime::parse_go_duration;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, SystemTime};

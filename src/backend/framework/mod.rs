@@ -79,7 +79,7 @@ mod openapi;
 mod pattern;
 mod wal;
 
-pub use fields::{FieldData, FieldSchema, FieldType, zero_time};
+pub use fields::{FieldData, FieldSchema, FieldType, parse_go_duration, zero_time};
 pub use lease::{TtlError, TtlLimits, TtlRequest, calculate_ttl};
 pub use pattern::{Captures, PathPattern, PatternError};
 pub use wal::{

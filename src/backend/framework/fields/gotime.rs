@@ -110,8 +110,16 @@ impl DurationError {
     }
 }
 
-/// `time.ParseDuration`: a signed sequence of decimal numbers with units, in nanoseconds.
-pub(super) fn parse_go_duration(orig: &str) -> Result<i64, String> {
+/// Go's `time.ParseDuration`: a signed sequence of decimal numbers with units (`1h30m`,
+/// `-1.5s`, `300ms`), in nanoseconds; the error is Go's text.
+///
+/// ```
+/// use vault_plugin_sdk::backend::framework::parse_go_duration;
+///
+/// assert_eq!(parse_go_duration("1m30s"), Ok(90_000_000_000));
+/// assert_eq!(parse_go_duration("5"), Err(r#"time: missing unit in duration "5""#.to_owned()));
+/// ```
+pub fn parse_go_duration(orig: &str) -> Result<i64, String> {
     let invalid = || DurationError::Invalid.text(orig);
     let (negative, mut s) = split_sign(orig);
     if s == "0" {
