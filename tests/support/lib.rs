@@ -9,6 +9,8 @@
 //! * [`host`]: the server's part played in Rust: it launches the plugin, checks the handshake
 //!   and mutual TLS, and serves storage, for fast, deterministic protocol tests.
 //! * [`oracle`]: the differential harness: one corpus, several mounts, answers compared.
+//! * [`postgres`]: a private PostgreSQL cluster on loopback ([`postgres::Postgres`]), for the
+//!   database plugin's tests to look in PostgreSQL itself.
 //! * [`table`]: table tests that report every failing case.
 #![allow(clippy::unwrap_used)]
 
@@ -18,4 +20,5 @@ pub mod first_plugin;
 pub mod host;
 pub mod http;
 pub mod oracle;
+pub mod postgres;
 pub mod table;
