@@ -1,25 +1,28 @@
-//! A private PostgreSQL cluster for a test ([`Postgres`]): `initdb` into a fresh temporary
-//! directory, the server on a free loopback port, stopped and removed when dropped. Tests look
-//! in PostgreSQL itself ([`Postgres::psql`], [`Postgres::role_exists`], [`Postgres::can_login`],
-//! ...) rather than trusting what a plugin says it did.
+//! A private PostgreSQL cluster for a test ([`Postgres`]): a copy of a data directory `initdb`
+//! made once ([`template`]) in a fresh temporary directory, the server on a free loopback port,
+//! stopped and removed when dropped. Tests look in PostgreSQL itself ([`Postgres::psql`],
+//! [`Postgres::role_exists`], [`Postgres::can_login`], ...) rather than trusting what a plugin
+//! says it did.
 //!
 //! * Binaries: [`bin_dir`], which `make deps` (`scripts/postgres-deps.sh`) finds the same way
 //!   and installs from Debian's `postgresql` package when missing.
-//! * Users: the superuser is `postgres`, with a random password stored as SCRAM-SHA-256. TCP
-//!   (`host` lines, 127.0.0.1 only) requires `scram-sha-256`; the unix socket, in a mode-0700
-//!   directory inside the cluster's, trusts whoever reaches it: the harness's own `psql`.
-//! * Root: `initdb` and `postgres` refuse to run as root, so when the tests do (as in CI) the
-//!   server runs as the `postgres` system user that Debian's package creates (else `nobody`),
-//!   through util-linux's `setpriv`, in a directory chowned to that user ([`run_as`]). The
-//!   temporary directory's parents must then be searchable by that user (`/tmp` is).
+//! * Users: the superuser is `postgres`, with a random password per cluster stored as
+//!   SCRAM-SHA-256. TCP (`host` lines, 127.0.0.1 only) requires `scram-sha-256`; the unix
+//!   socket, in a mode-0700 directory inside the cluster's, trusts whoever reaches it: the
+//!   harness's own `psql`.
+//! * Root: `initdb` and `postgres` refuse to run as root, so when the tests do (as in CI) they
+//!   run as the `postgres` system user that Debian's package creates (else `nobody`), through
+//!   util-linux's `setpriv`, in directories chowned to that user ([`run_as`]). The temporary
+//!   directory's parents must then be searchable by that user (`/tmp` is).
 //! * Test speed over durability: `fsync`, `synchronous_commit` and `full_page_writes` off,
-//!   `initdb --no-sync`, a small `shared_buffers`, `max_connections` 20.
+//!   `initdb --no-sync` with 1 MB WAL segments, a small `shared_buffers`, `max_connections` 20.
 //! * Sessions in UTC with ISO dates, so timestamps read back as `2030-01-01 00:00:00+00`.
 //! * The server's log is `postgres.log` in the cluster's directory; failures show its tail, and
 //!   `KEEP_TEST_DIRS=1` keeps the directory (see [`crate::common::keep_dirs`]).
 //!
-//! Facts this relies on (observed with PostgreSQL 15 on Debian 12): a cluster starts in well
-//! under a second (`initdb` ~0.5 s, the server ~0.1 s); the postmaster does a fast shutdown on
+//! Facts this relies on (observed with PostgreSQL 15 on Debian 12, 2 busy cores): creating the
+//! ~1,000 files of a cluster dominates: `initdb` takes 0.5 to 1.5 s, a copy of the template 0.1
+//! to 1 s, the server is ready ~20 ms after it starts; the postmaster does a fast shutdown on
 //! SIGINT (what `pg_ctl stop -m fast` sends); `setpriv` execs, so the spawned pid is the
 //! postmaster's.
 
@@ -33,7 +36,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::common::{
-    children_of, fresh_temp_dir, keep_dirs, kill_pid, lossy, pid_alive, start_time,
+    children_of, fresh_temp_dir, keep_dirs, kill_pid, lossy, pid_alive, project_root, start_time,
 };
 
 /// The cluster's superuser.
@@ -195,6 +198,131 @@ pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// Bumped whenever `initdb`'s arguments or the files written after it change, so that an older
+/// template is not reused.
+const TEMPLATE_FORMAT: u32 = 1;
+
+/// A data directory `initdb` made once, which every cluster copies (a copy takes ~0.1 s,
+/// `initdb` 0.5 to 1.5 s on a busy machine): `target/postgres-template/<format>-<version>-uid<owner>`
+/// under the project's root, made on first use and kept across runs (`cargo clean` removes it).
+/// `initdb` runs in a temporary directory (searchable by the server's user, which `target/`
+/// may not be) and the result is copied in and renamed into place, so concurrent test
+/// processes agree on one complete template. Its superuser password is random and replaced
+/// in each cluster.
+pub fn template() -> &'static Path {
+    static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
+    TEMPLATE.get_or_init(make_template)
+}
+
+fn make_template() -> PathBuf {
+    let owner = run_as().map_or_else(|| effective_uid().unwrap_or(0), |user| user.uid);
+    let root = project_root().join("target/postgres-template");
+    let path = root.join(format!("{TEMPLATE_FORMAT}-{}-uid{owner}", server_version()));
+    if path.join("PG_VERSION").is_file() {
+        return path;
+    }
+
+    let work = fresh_temp_dir("postgres-initdb");
+    let data_dir = work.join("data");
+    let password_file = work.join("superuser-password");
+    fs::write(&password_file, format!("{}\n", random_hex(16))).expect("write the password file");
+    fs::set_permissions(&password_file, fs::Permissions::from_mode(0o600))
+        .expect("chmod the password file");
+    chown_to_server_user(&[&work, &password_file]);
+    let initdb = server_command(&bin_dir().join("initdb"), &work)
+        .arg("--pgdata")
+        .arg(&data_dir)
+        .args(["--username", SUPERUSER])
+        .arg(format!("--pwfile={}", password_file.display()))
+        .args(["--auth-local=trust", "--auth-host=scram-sha-256"])
+        .args([
+            "--encoding=UTF8",
+            "--no-locale",
+            "--no-sync",
+            "--wal-segsize=1",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run initdb");
+    if !initdb.status.success() {
+        let hint = run_as().map_or(String::new(), |user| {
+            format!(
+                "\n(initdb ran as {}: the temp dir's parents must be searchable by it)",
+                user.name
+            )
+        });
+        if !keep_dirs() {
+            let _ = fs::remove_dir_all(&work);
+        }
+        panic!(
+            "initdb in {} failed ({}):\n--- stdout\n{}\n--- stderr\n{}{hint}",
+            data_dir.display(),
+            initdb.status,
+            lossy(&initdb.stdout),
+            lossy(&initdb.stderr),
+        );
+    }
+    // initdb's rules, made explicit: the harness's socket is trusted, TCP needs a SCRAM
+    // password, and nothing else gets in. Writing to the existing file keeps its owner.
+    fs::write(
+        data_dir.join("pg_hba.conf"),
+        "# TYPE  DATABASE  USER  ADDRESS       METHOD\n\
+         local   all       all                 trust\n\
+         host    all       all   127.0.0.1/32  scram-sha-256\n",
+    )
+    .expect("write pg_hba.conf");
+
+    fs::create_dir_all(&root).unwrap_or_else(|e| panic!("create {}: {e}", root.display()));
+    let staging = root.join(format!(".staging-{}-{}", std::process::id(), random_hex(4)));
+    let copy = Command::new("cp")
+        .arg("-a")
+        .arg(&data_dir)
+        .arg(&staging)
+        .output()
+        .expect("run cp");
+    let _ = fs::remove_dir_all(&work);
+    assert!(
+        copy.status.success(),
+        "copying the new template into {} failed: {}",
+        staging.display(),
+        lossy(&copy.stderr)
+    );
+    // Fails when another process put its template there first: then that one is used.
+    if fs::rename(&staging, &path).is_err() {
+        let _ = fs::remove_dir_all(&staging);
+        assert!(
+            path.join("PG_VERSION").is_file(),
+            "no template at {} after renaming {} there failed",
+            path.display(),
+            staging.display()
+        );
+    }
+    path
+}
+
+/// The server's version, `15.18` from `postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)`.
+fn server_version() -> String {
+    let out = Command::new(bin_dir().join("postgres"))
+        .arg("--version")
+        .output()
+        .expect("run postgres --version");
+    let text = lossy(&out.stdout);
+    text.split_whitespace()
+        .find(|word| word.starts_with(|c: char| c.is_ascii_digit()))
+        .unwrap_or_else(|| panic!("no version in `postgres --version`: {text:?}"))
+        .to_owned()
+}
+
+/// Gives paths the harness created to the server's user when the tests run as root.
+fn chown_to_server_user(paths: &[&Path]) {
+    if let Some(user) = run_as() {
+        for path in paths {
+            std::os::unix::fs::chown(path, Some(user.uid), Some(user.gid))
+                .unwrap_or_else(|e| panic!("chown {} to {}: {e}", path.display(), user.name));
+        }
+    }
+}
+
 /// A private PostgreSQL cluster on loopback, stopped (fast shutdown) and its directory removed
 /// when dropped. See the module's documentation for how it is set up.
 pub struct Postgres {
@@ -208,9 +336,16 @@ pub struct Postgres {
 }
 
 impl Postgres {
-    /// `initdb` into a fresh temporary directory, then the server on a free loopback port;
-    /// returns once the superuser can log in over TCP with its password.
+    /// A copy of the [`template`] cluster in a fresh temporary directory, the server on a free
+    /// loopback port, the superuser's password set; returns once the superuser can log in over
+    /// TCP with it.
     pub fn start() -> Self {
+        Self::start_on(free_port())
+    }
+
+    /// [`Postgres::start`] trying `port` first (the tests take it to check the retry).
+    fn start_on(port: u16) -> Self {
+        let template = template();
         let dir = fresh_temp_dir("postgres");
         let data_dir = dir.join("data");
         let socket_dir = dir.join("socket");
@@ -221,57 +356,25 @@ impl Postgres {
         fs::set_permissions(&socket_dir, fs::Permissions::from_mode(0o700))
             .expect("chmod the socket dir");
         fs::File::create(&log_path).expect("create the server log");
-        let password_file = dir.join("superuser-password");
-        fs::write(&password_file, format!("{password}\n")).expect("write the password file");
-        fs::set_permissions(&password_file, fs::Permissions::from_mode(0o600))
-            .expect("chmod the password file");
-        if let Some(user) = run_as() {
-            for path in [&dir, &socket_dir, &log_path, &password_file] {
-                std::os::unix::fs::chown(path, Some(user.uid), Some(user.gid))
-                    .unwrap_or_else(|e| panic!("chown {} to {}: {e}", path.display(), user.name));
-            }
-        }
-
-        let initdb = server_command(&bin_dir().join("initdb"), &dir)
-            .arg("--pgdata")
+        chown_to_server_user(&[&dir, &socket_dir, &log_path]);
+        // `cp -a` keeps the template's owner (the server's user) and its modes (0700).
+        let copy = Command::new("cp")
+            .arg("-a")
+            .arg(template)
             .arg(&data_dir)
-            .args(["--username", SUPERUSER])
-            .arg(format!("--pwfile={}", password_file.display()))
-            .args(["--auth-local=trust", "--auth-host=scram-sha-256"])
-            .args(["--encoding=UTF8", "--no-locale", "--no-sync"])
-            .stdin(Stdio::null())
             .output()
-            .expect("run initdb");
-        let _ = fs::remove_file(&password_file);
-        if !initdb.status.success() {
-            let hint = run_as().map_or(String::new(), |user| {
-                format!(
-                    "\n(initdb ran as {}: the temp dir's parents must be searchable by it)",
-                    user.name
-                )
-            });
+            .expect("run cp");
+        if !copy.status.success() {
             if !keep_dirs() {
                 let _ = fs::remove_dir_all(&dir);
             }
             panic!(
-                "initdb in {} failed ({}):\n--- stdout\n{}\n--- stderr\n{}{hint}",
-                data_dir.display(),
-                initdb.status,
-                lossy(&initdb.stdout),
-                lossy(&initdb.stderr),
+                "copying the template cluster {} failed: {}",
+                template.display(),
+                lossy(&copy.stderr)
             );
         }
-        // initdb's rules, made explicit: the harness's socket is trusted, TCP needs a SCRAM
-        // password, and nothing else gets in. Writing to the existing file keeps its owner.
-        fs::write(
-            data_dir.join("pg_hba.conf"),
-            "# TYPE  DATABASE  USER  ADDRESS       METHOD\n\
-             local   all       all                 trust\n\
-             host    all       all   127.0.0.1/32  scram-sha-256\n",
-        )
-        .expect("write pg_hba.conf");
 
-        let port = free_port();
         let mut pg = Self {
             child: spawn_server(&data_dir, &socket_dir, &log_path, port, &dir),
             dir,
@@ -285,7 +388,7 @@ impl Postgres {
         let mut log_start = 0;
         loop {
             match pg.wait_ready() {
-                Ok(()) => return pg,
+                Ok(()) => break,
                 Err(exit)
                     if attempt < PORT_ATTEMPTS
                         && pg.log_text()[log_start..].contains("Address already in use") =>
@@ -307,10 +410,23 @@ impl Postgres {
                 ),
             }
         }
+        // The template's superuser password is replaced by this cluster's own, over the socket.
+        pg.psql(&format!(
+            "ALTER ROLE {SUPERUSER} PASSWORD {}",
+            quote_literal(&pg.password)
+        ));
+        if let Err(e) = pg.try_login(SUPERUSER, &pg.password) {
+            panic!(
+                "the superuser cannot log in over TCP: {e}\nlog tail:\n{}",
+                pg.log_tail(60)
+            );
+        }
+        pg
     }
 
-    /// Polls (bounded) until `pg_isready` says the server accepts connections, then checks the
-    /// superuser's password over TCP. `Err` when the server exits first.
+    /// Polls (bounded) until `pg_isready` says the server accepts connections on its socket
+    /// (it binds its TCP port before: a failed bind is fatal). `Err` when the server exits
+    /// first.
     fn wait_ready(&mut self) -> Result<(), ExitStatus> {
         let deadline = Instant::now() + START_TIMEOUT;
         let mut attempts = 0u32;
@@ -319,8 +435,11 @@ impl Postgres {
             if let Ok(Some(exit)) = self.child.try_wait() {
                 return Err(exit);
             }
+            // Asked on this cluster's own socket: were another server to win the race for the
+            // port, TCP would find that one ready.
             let ready = client(bin_dir().join("pg_isready"))
-                .args(["--host=127.0.0.1", "--timeout=2", "--quiet"])
+                .args(["--timeout=2", "--quiet"])
+                .arg(format!("--host={}", self.socket_dir.display()))
                 .arg(format!("--port={}", self.port))
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -337,12 +456,6 @@ impl Postgres {
                 );
             }
             std::thread::sleep(Duration::from_millis(20));
-        }
-        if let Err(e) = self.try_login(SUPERUSER, &self.password) {
-            panic!(
-                "the superuser cannot log in over TCP: {e}\nlog tail:\n{}",
-                self.log_tail(60)
-            );
         }
         Ok(())
     }
@@ -816,6 +929,9 @@ mod tests {
         assert_ne!(a.port(), b.port());
         assert_ne!(a.dir(), b.dir());
         assert_ne!(a.password(), b.password());
+        // Copies of one template, each with a password of its own.
+        assert!(!b.can_login(SUPERUSER, a.password()));
+        assert!(b.can_login(SUPERUSER, b.password()));
         a.psql("CREATE ROLE only_in_a");
         assert!(a.role_exists("only_in_a"));
         assert!(!b.role_exists("only_in_a"));
@@ -861,6 +977,20 @@ mod tests {
         assert!(
             !status.success(),
             "the open session ended cleanly: {status}"
+        );
+    }
+
+    #[test]
+    fn a_port_taken_before_the_server_binds_it_is_replaced() {
+        let squatter = TcpListener::bind("127.0.0.1:0").unwrap();
+        let taken = squatter.local_addr().unwrap().port();
+        let pg = Postgres::start_on(taken);
+        assert_ne!(pg.port(), taken);
+        assert!(pg.can_login(SUPERUSER, pg.password()));
+        let log = pg.log_text();
+        assert!(
+            log.contains(&format!("harness: port {taken} was taken")),
+            "{log}"
         );
     }
 
