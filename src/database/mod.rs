@@ -14,7 +14,11 @@
 //! Errors reach the server as the Go plugins send them (`codes.Internal`, `unable to create new
 //! user: ...`), with every value [`Database::secrets`] names masked, and the request's own
 //! passwords too: a password never travels back in an error text or a log line.
+//!
+//! A plugin that names its users as the Go plugins do (`username_template`) parses the template
+//! with [`template::Template`] at `initialize` and renders it in each `new_user`.
 
+pub mod template;
 mod types;
 
 pub use types::{
