@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used)]
+
 use super::*;
 
 /// The data every table case renders with.
@@ -726,4 +728,419 @@ fn differs_from_go_where_it_means_to() {
         wrong.len(),
         wrong.join("\n")
     );
+}
+
+/// Go's `time.Unix(secs, nanos).UTC().Format(layout)` for these (Go 1.26).
+const TIMES: &[(u64, u32, &str, &str)] = &[
+    (0, 0, "2006-01-02T15:04:05Z07:00", "1970-01-01T00:00:00Z"),
+    (0, 0, "2006-01-02 15:04:05-0700", "1970-01-01 00:00:00+0000"),
+    (
+        0,
+        0,
+        "Mon Jan _2 15:04:05.000 MST 2006",
+        "Thu Jan  1 00:00:00.000 UTC 1970",
+    ),
+    (
+        0,
+        0,
+        "Monday January 2 3:4:5 PM pm 06 1 01 002 __2 _2006",
+        "Thursday January 1 12:0:0 AM am 70 1 01 001   1 _1970",
+    ),
+    (
+        0,
+        0,
+        "15h04m05s .999999999 ,999 .000000 .99 Z07 Z0700 Z07:00:00 -07 -07:00 -070000 -07:00:00",
+        "00h00m00s   .000000  Z Z Z +00 +00:00 +000000 +00:00:00",
+    ),
+    (
+        0,
+        0,
+        "Janet Month 20060102150405",
+        "Janet Month 19700101000000",
+    ),
+    (
+        1796291787,
+        826842000,
+        "2006-01-02T15:04:05Z07:00",
+        "2026-12-03T09:56:27Z",
+    ),
+    (
+        1796291787,
+        826842000,
+        "2006-01-02 15:04:05-0700",
+        "2026-12-03 09:56:27+0000",
+    ),
+    (
+        1796291787,
+        826842000,
+        "Mon Jan _2 15:04:05.000 MST 2006",
+        "Thu Dec  3 09:56:27.826 UTC 2026",
+    ),
+    (
+        1796291787,
+        826842000,
+        "Monday January 2 3:4:5 PM pm 06 1 01 002 __2 _2006",
+        "Thursday December 3 9:56:27 AM am 26 12 12 337 337 _2026",
+    ),
+    (
+        1796291787,
+        826842000,
+        "15h04m05s .999999999 ,999 .000000 .99 Z07 Z0700 Z07:00:00 -07 -07:00 -070000 -07:00:00",
+        "09h56m27s .826842 ,826 .826842 .82 Z Z Z +00 +00:00 +000000 +00:00:00",
+    ),
+    (
+        1796291787,
+        826842000,
+        "Janet Month 20060102150405",
+        "Janet Month 20261203095627",
+    ),
+    (
+        951782400,
+        5,
+        "2006-01-02T15:04:05Z07:00",
+        "2000-02-29T00:00:00Z",
+    ),
+    (
+        951782400,
+        5,
+        "2006-01-02 15:04:05-0700",
+        "2000-02-29 00:00:00+0000",
+    ),
+    (
+        951782400,
+        5,
+        "Mon Jan _2 15:04:05.000 MST 2006",
+        "Tue Feb 29 00:00:00.000 UTC 2000",
+    ),
+    (
+        951782400,
+        5,
+        "Monday January 2 3:4:5 PM pm 06 1 01 002 __2 _2006",
+        "Tuesday February 29 12:0:0 AM am 00 2 02 060  60 _2000",
+    ),
+    (
+        951782400,
+        5,
+        "15h04m05s .999999999 ,999 .000000 .99 Z07 Z0700 Z07:00:00 -07 -07:00 -070000 -07:00:00",
+        "00h00m00s .000000005  .000000  Z Z Z +00 +00:00 +000000 +00:00:00",
+    ),
+    (
+        951782400,
+        5,
+        "Janet Month 20060102150405",
+        "Janet Month 20000229000000",
+    ),
+    (
+        4102444799,
+        999999999,
+        "2006-01-02T15:04:05Z07:00",
+        "2099-12-31T23:59:59Z",
+    ),
+    (
+        4102444799,
+        999999999,
+        "2006-01-02 15:04:05-0700",
+        "2099-12-31 23:59:59+0000",
+    ),
+    (
+        4102444799,
+        999999999,
+        "Mon Jan _2 15:04:05.000 MST 2006",
+        "Thu Dec 31 23:59:59.999 UTC 2099",
+    ),
+    (
+        4102444799,
+        999999999,
+        "Monday January 2 3:4:5 PM pm 06 1 01 002 __2 _2006",
+        "Thursday December 31 11:59:59 PM pm 99 12 12 365 365 _2099",
+    ),
+    (
+        4102444799,
+        999999999,
+        "15h04m05s .999999999 ,999 .000000 .99 Z07 Z0700 Z07:00:00 -07 -07:00 -070000 -07:00:00",
+        "23h59m59s .999999999 ,999 .999999 .99 Z Z Z +00 +00:00 +000000 +00:00:00",
+    ),
+    (
+        4102444799,
+        999999999,
+        "Janet Month 20060102150405",
+        "Janet Month 20991231235959",
+    ),
+    (
+        1700000000,
+        120000000,
+        "2006-01-02T15:04:05Z07:00",
+        "2023-11-14T22:13:20Z",
+    ),
+    (
+        1700000000,
+        120000000,
+        "2006-01-02 15:04:05-0700",
+        "2023-11-14 22:13:20+0000",
+    ),
+    (
+        1700000000,
+        120000000,
+        "Mon Jan _2 15:04:05.000 MST 2006",
+        "Tue Nov 14 22:13:20.120 UTC 2023",
+    ),
+    (
+        1700000000,
+        120000000,
+        "Monday January 2 3:4:5 PM pm 06 1 01 002 __2 _2006",
+        "Tuesday November 14 10:13:20 PM pm 23 11 11 318 318 _2023",
+    ),
+    (
+        1700000000,
+        120000000,
+        "15h04m05s .999999999 ,999 .000000 .99 Z07 Z0700 Z07:00:00 -07 -07:00 -070000 -07:00:00",
+        "22h13m20s .12 ,12 .120000 .12 Z Z Z +00 +00:00 +000000 +00:00:00",
+    ),
+    (
+        1700000000,
+        120000000,
+        "Janet Month 20060102150405",
+        "Janet Month 20231114221320",
+    ),
+];
+
+#[test]
+fn formats_time_layouts_as_go_does() {
+    let mut wrong = Vec::new();
+    for &(secs, nanos, layout, want) in TIMES {
+        let got = format_time(layout.as_bytes(), std::time::Duration::new(secs, nanos));
+        if got != want.as_bytes() {
+            wrong.push(format!(
+                "{secs}.{nanos:09} {layout:?}\n  want {want:?}\n  got  {:?}",
+                String::from_utf8_lossy(&got)
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+fn is_base62(s: &str) -> bool {
+    s.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// `v-<display ≤8>-<role ≤8>-<20 base62>-<unix seconds>`, at most 63 bytes.
+fn check_default_shape(name: &str, display: &str, role: &str, before: u64, after: u64) {
+    assert!(name.len() <= 63, "{name}");
+    let rest = name.strip_prefix("v-").unwrap_or_else(|| panic!("{name}"));
+    let display = &display[..display.len().min(8)];
+    let role = &role[..role.len().min(8)];
+    let rest = rest
+        .strip_prefix(&format!("{display}-{role}-"))
+        .unwrap_or_else(|| panic!("{name}"));
+    let (random, time) = rest.split_at(20);
+    assert!(is_base62(random), "{name}");
+    let time: u64 = time
+        .strip_prefix('-')
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("{name}"));
+    assert!((before..=after).contains(&time), "{name}");
+}
+
+const POSTGRES_DEFAULT: &str = r#"{{ printf "v-%s-%s-%s-%s" (.DisplayName | truncate 8) (.RoleName | truncate 8) (random 20) (unix_time) | truncate 63 }}"#;
+
+#[test]
+fn renders_postgresqls_default_template_in_its_shape() {
+    let template = Template::parse(POSTGRES_DEFAULT).unwrap();
+    for (case, display, role) in [
+        (
+            "long names are cut to 8",
+            "token-approle-ci",
+            "readonly-analytics",
+        ),
+        ("short names are kept", "ci", "ro"),
+        ("empty, as the plugin checks it at initialize", "", ""),
+    ] {
+        let data = BTreeMap::from([
+            ("DisplayName".to_owned(), display.to_owned()),
+            ("RoleName".to_owned(), role.to_owned()),
+        ]);
+        let before = now().as_secs();
+        let name = template.render(&data).unwrap();
+        let after = now().as_secs();
+        eprintln!("{case}: {name}");
+        check_default_shape(&name, display, role, before, after);
+    }
+}
+
+#[test]
+fn truncates_the_whole_name_to_63_bytes() {
+    let template = Template::parse(
+        r#"{{ printf "%s-%s-%s" .DisplayName (random 40) (unix_time) | truncate 63 }}"#,
+    )
+    .unwrap();
+    let data = BTreeMap::from([("DisplayName".to_owned(), "d".repeat(30))]);
+    let name = template.render(&data).unwrap();
+    assert_eq!(name.len(), 63);
+    assert!(name.starts_with(&format!("{}-", "d".repeat(30))));
+    assert!(is_base62(&name[31..63]), "{name}");
+}
+
+#[test]
+fn random_is_base62_of_the_length_asked() {
+    for n in [1, 2, 20, 62, 300] {
+        let template = Template::parse(&format!("{{{{ random {n} }}}}")).unwrap();
+        let out = template.render(&BTreeMap::new()).unwrap();
+        assert_eq!(out.len(), n, "{out}");
+        assert!(is_base62(&out), "{out}");
+    }
+    // Over many draws every character of the alphabet shows up, and nothing else.
+    let template = Template::parse("{{ random 5000 }}").unwrap();
+    let out = template.render(&BTreeMap::new()).unwrap();
+    let seen: std::collections::BTreeSet<u8> = out.bytes().collect();
+    assert_eq!(seen.len(), 62);
+    assert!(is_base62(&out));
+}
+
+#[test]
+fn rendering_twice_draws_new_random_values() {
+    let template = Template::parse(POSTGRES_DEFAULT).unwrap();
+    let data = data();
+    let first = template.render(&data).unwrap();
+    let second = template.render(&data).unwrap();
+    assert_ne!(first, second);
+    let uuid = Template::parse("{{ uuid }}").unwrap();
+    assert_ne!(uuid.render(&data).unwrap(), uuid.render(&data).unwrap());
+}
+
+#[test]
+fn uuid_is_16_random_bytes_in_hex_groups() {
+    let out = run("{{ uuid }}").unwrap();
+    assert_eq!(out.len(), 36, "{out}");
+    for (i, c) in out.char_indices() {
+        if [8, 13, 18, 23].contains(&i) {
+            assert_eq!(c, '-', "{out}");
+        } else {
+            assert!(matches!(c, '0'..='9' | 'a'..='f'), "{out}");
+        }
+    }
+}
+
+#[test]
+fn unix_time_is_now_in_seconds_and_milliseconds() {
+    let before = now();
+    let out = run("{{ unix_time }} {{ unix_time_millis }}").unwrap();
+    let after = now();
+    let (secs, millis) = out.split_once(' ').unwrap();
+    let secs: u64 = secs.parse().unwrap();
+    let millis: u128 = millis.parse().unwrap();
+    assert!((before.as_secs()..=after.as_secs()).contains(&secs));
+    assert!((before.as_millis()..=after.as_millis()).contains(&millis));
+}
+
+#[test]
+fn timestamp_is_now_in_the_layout() {
+    let before = now().as_secs();
+    let out = run(r#"{{ timestamp "2006-01-02T15:04:05Z07:00" }}"#).unwrap();
+    let after = now().as_secs();
+    let formats: Vec<String> = (before..=after)
+        .map(|s| {
+            let f = format_time(
+                b"2006-01-02T15:04:05Z07:00",
+                std::time::Duration::from_secs(s),
+            );
+            String::from_utf8(f).unwrap()
+        })
+        .collect();
+    assert!(formats.contains(&out), "{out} not in {formats:?}");
+}
+
+#[test]
+fn an_empty_template_is_missing() {
+    let err = Template::parse("").unwrap_err();
+    assert_eq!(err, TemplateError::Missing);
+    assert_eq!(err.to_string(), "missing template");
+    // White space alone is a template (Go too): it renders as itself.
+    assert_eq!(run(" ").unwrap(), " ");
+}
+
+#[test]
+fn errors_say_where_in_their_fields() {
+    let err = Template::parse("a\n{{ .RoleName | truncate 0 }}")
+        .unwrap()
+        .render(&data())
+        .unwrap_err();
+    assert_eq!(
+        err,
+        TemplateError::Render {
+            line: 2,
+            column: 15,
+            context: "truncate 0".to_owned(),
+            message: "error calling truncate: max length must be > 0 but was 0".to_owned(),
+        }
+    );
+    let err = Template::parse("a\n\n{{ foo }}").unwrap_err();
+    assert_eq!(
+        err,
+        TemplateError::Parse {
+            line: 3,
+            message: "function \"foo\" not defined".to_owned(),
+        }
+    );
+}
+
+#[test]
+fn errors_never_carry_the_datas_values() {
+    let secret = "s3cr3t-Zq";
+    let data = BTreeMap::from([("DisplayName".to_owned(), secret.to_owned())]);
+    for (case, text) in [
+        ("hex", "{{ .DisplayName | decode_hex }}"),
+        ("base64", "{{ .DisplayName | decode_base64 }}"),
+        ("printf type", r#"{{ printf "%d" .DisplayName }}"#),
+        ("printf extra", r#"{{ printf "x" .DisplayName }}"#),
+        ("truncate", "{{ .DisplayName | truncate 0 }}"),
+        ("into an int", "{{ truncate .DisplayName .DisplayName }}"),
+        (
+            "not utf-8",
+            r#"{{ printf "%sé" .DisplayName | truncate 10 }}"#,
+        ),
+        ("field with args", r#"{{ "x" | .DisplayName }}"#),
+    ] {
+        let err = Template::parse(text).unwrap().render(&data).unwrap_err();
+        let text = err.to_string();
+        assert!(!text.contains("s3cr3t"), "{case}: {text}");
+        assert!(!text.contains("Zq"), "{case}: {text}");
+    }
+}
+
+#[test]
+fn a_template_is_shared_between_threads() {
+    fn shared<T: Send + Sync + Clone + 'static>() {}
+    shared::<Template>();
+    fn error<T: std::error::Error + Send + Sync + 'static>() {}
+    error::<TemplateError>();
+}
+
+#[test]
+fn glob_matches_as_go_glob_does() {
+    // The algorithm of github.com/ryanuber/go-glob v1.0.0 (OpenBao's), at its corners.
+    for (pattern, subject, want) in [
+        ("", "", true),
+        ("", "x", false),
+        ("*", "", true),
+        ("*", "anything", true),
+        ("abc", "abc", true),
+        ("abc", "abcd", false),
+        ("a*", "abc", true),
+        ("*c", "abc", true),
+        ("a*c", "abc", true),
+        ("a*c", "ac", true),
+        ("a*a", "a", false),
+        ("a*b*c", "a-b-c", true),
+        ("a*b*c", "a-c-b", false),
+        ("*b*", "abc", true),
+        ("a**c", "ac", true),
+        ("release/*", "release/1.2", true),
+        ("release/*", "main", false),
+    ] {
+        assert_eq!(
+            glob(pattern.as_bytes(), subject.as_bytes()),
+            want,
+            "glob {pattern:?} {subject:?}"
+        );
+    }
 }
