@@ -52,7 +52,7 @@
 //! | `sha256 S` | the SHA-256 of S in lower-case hex |
 //! | `base64 S` | S in standard base64, padded |
 //! | `unix_time`, `unix_time_millis` | the time since 1970 in seconds or milliseconds |
-//! | `timestamp LAYOUT` | the time now (UTC) in a Go layout, e.g. `"2006-01-02T15:04:05Z07:00"` |
+//! | `timestamp LAYOUT` | the time now in a Go layout, e.g. `"2006-01-02T15:04:05Z07:00"`; always in UTC (Go uses the process's local zone) |
 //! | `uuid` | 16 random bytes as `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` |
 //! | `decode_base64 S`, `hex S`, `decode_hex S` | S decoded from standard base64, in hex, decoded from hex |
 //! | `glob PATTERN S` | whether S matches PATTERN, where `*` is any run of characters |
@@ -1757,7 +1757,8 @@ fn map_case(text: &[u8], upper: bool) -> Vec<u8> {
 
 /// One character's simple (one-to-one) case mapping, as Go's `unicode.ToUpper`/`ToLower`. Rust
 /// gives the full mapping: where that is more than one character (`ß` → `SS`), Go keeps the
-/// character, except `İ`, whose simple lower case is `i`.
+/// character, except `İ`, whose simple lower case is `i`. (Greek letters with a iota subscript,
+/// e.g. `ᾳ`, have a one-character simple upper case Rust does not give; they stay as they are.)
 fn simple_case(c: char, upper: bool) -> char {
     if !upper && c == '\u{130}' {
         return 'i';

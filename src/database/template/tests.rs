@@ -1144,3 +1144,29 @@ fn glob_matches_as_go_glob_does() {
         );
     }
 }
+
+/// A template is an operator's text and a panic aborts the plugin: every prefix of every table
+/// case, and every case with one character taken out, parses or renders to a result.
+#[test]
+fn broken_templates_fail_without_panicking() {
+    let texts = SAME_AS_GO
+        .iter()
+        .chain(NOT_AS_GO)
+        .map(|(_, text, _)| *text)
+        .chain([POSTGRES_DEFAULT]);
+    let mut tried = 0;
+    for text in texts {
+        let cuts: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+        for &cut in &cuts {
+            let prefix = &text[..cut];
+            let next = text[cut..].chars().next().map_or(0, char::len_utf8);
+            let without = format!("{}{}", prefix, &text[cut + next..]);
+            for variant in [prefix, without.as_str()] {
+                let _ = std::panic::catch_unwind(|| run(variant))
+                    .unwrap_or_else(|_| panic!("panicked on {variant:?}"));
+                tried += 1;
+            }
+        }
+    }
+    assert!(tried > 5000, "{tried}");
+}
