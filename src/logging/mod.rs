@@ -4,6 +4,8 @@
 //! and `@timestamp` (Go layout `2006-01-02T15:04:05.000000Z07:00`: exactly six fractional
 //! digits, or the whole line is logged raw at DEBUG); other keys become key=value pairs.
 
+pub(crate) mod mask;
+
 use std::fmt::{self, Write as _};
 use std::io::Write as _;
 #[cfg(test)]
@@ -135,9 +137,33 @@ impl LogOutput {
             if let Some(mut pending) = output.shared.pending.try_lock() {
                 output.write_out(&mut pending);
             }
-            default_hook(info);
+            // A message that holds a secret is written redacted, in the default hook's form;
+            // every other panic goes to the default hook (with its backtrace, if asked for).
+            match panic_message(info).and_then(|message| mask::redact(&message)) {
+                Some(redacted) => {
+                    let thread = std::thread::current();
+                    let location = info
+                        .location()
+                        .map_or_else(String::new, |l| format!(" at {l}"));
+                    let _ = writeln!(
+                        std::io::stderr().lock(),
+                        "\nthread '{}' panicked{location}:\n{redacted}",
+                        thread.name().unwrap_or("<unnamed>")
+                    );
+                }
+                None => default_hook(info),
+            }
         }));
     }
+}
+
+/// A panic's message, when it is text.
+fn panic_message(info: &std::panic::PanicHookInfo<'_>) -> Option<String> {
+    let payload = info.payload();
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
 }
 
 /// A tracing layer that writes one hclog JSON object per event to a [`LogOutput`].
@@ -155,8 +181,11 @@ impl HclogLayer {
 impl<S: Subscriber> Layer<S> for HclogLayer {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
         let urgent = *event.metadata().level() <= Level::WARN;
-        self.output
-            .push_line(urgent, |out| write_event(out, event, SystemTime::now()));
+        self.output.push_line(urgent, |out| {
+            let start = out.len();
+            write_event(out, event, SystemTime::now());
+            mask::redact_json_tail(out, start);
+        });
     }
 }
 

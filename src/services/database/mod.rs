@@ -16,6 +16,7 @@ use crate::database::{
     Database, DatabaseFactory, DeleteUserRequest, Error, InitializeRequest, UpdateUserRequest,
 };
 use crate::handshake::{Cookie, DATABASE_COOKIE, DATABASE_VERSIONS};
+use crate::logging::mask::{self, Hidden};
 use crate::proto::dbplugin::v5 as pb;
 use crate::services::{Catalog, Kind, Run};
 use crate::sync::RecoveringMutex;
@@ -51,6 +52,8 @@ pub(crate) struct DatabaseService<F: DatabaseFactory> {
     factory: F,
     multiplexed: bool,
     instances: RecoveringMutex<HashMap<String, Arc<F::Database>>>,
+    /// Each instance's secrets, kept out of log lines and panic messages until it closes.
+    hidden: RecoveringMutex<HashMap<String, Vec<Hidden>>>,
 }
 
 impl<F: DatabaseFactory> DatabaseService<F> {
@@ -59,6 +62,7 @@ impl<F: DatabaseFactory> DatabaseService<F> {
             factory,
             multiplexed,
             instances: RecoveringMutex::new(HashMap::new()),
+            hidden: RecoveringMutex::new(HashMap::new()),
         }
     }
 
@@ -136,6 +140,7 @@ impl<F: DatabaseFactory> pb::database_server::Database for DatabaseService<F> {
         &self,
         request: Request<pb::InitializeRequest>,
     ) -> Result<Response<pb::InitializeResponse>, Status> {
+        let id = self.instance_id(request.metadata())?;
         let instance = self.get_or_create(request.metadata())?;
         let request = request.into_inner();
         let config = wire::struct_to_map(request.config_data.unwrap_or_default());
@@ -143,10 +148,16 @@ impl<F: DatabaseFactory> pb::database_server::Database for DatabaseService<F> {
             config,
             verify_connection: request.verify_connection,
         };
-        let answer = instance
-            .initialize(asked)
-            .await
-            .map_err(|error| internal(&*instance, "failed to initialize", &error, &[]))?;
+        let answer = instance.initialize(asked).await;
+        // Whatever the instance now holds is kept out of logs, failed or not.
+        let hidden = instance
+            .secrets()
+            .iter()
+            .map(|(secret, _)| mask::hide(secret))
+            .collect();
+        self.hidden.lock().insert(id, hidden);
+        let answer =
+            answer.map_err(|error| internal(&*instance, "failed to initialize", &error, &[]))?;
         Ok(Response::new(pb::InitializeResponse {
             config_data: Some(wire::map_to_struct(answer.config)),
         }))
@@ -159,6 +170,7 @@ impl<F: DatabaseFactory> pb::database_server::Database for DatabaseService<F> {
         let instance = self.existing(request.metadata())?;
         let request = wire::new_user(request.into_inner())?;
         let password = request.password.clone();
+        let _hidden = mask::hide(&password);
         let answer = instance.new_user(request).await.map_err(|error| {
             internal(
                 &*instance,
@@ -183,6 +195,7 @@ impl<F: DatabaseFactory> pb::database_server::Database for DatabaseService<F> {
             .as_ref()
             .map(|change| change.new_password.clone())
             .unwrap_or_default();
+        let _hidden = mask::hide(&password);
         instance
             .update_user(request)
             .await
@@ -224,6 +237,7 @@ impl<F: DatabaseFactory> pb::database_server::Database for DatabaseService<F> {
         let id = self.instance_id(request.metadata())?;
         // The server may close a connection twice; the second call finds nothing to do.
         let removed = self.instances.lock().remove(&id);
+        self.hidden.lock().remove(&id);
         if let Some(instance) = removed {
             instance.close().await.map_err(|error| {
                 internal(&*instance, "unable to close database plugin", &error, &[])

@@ -20,12 +20,16 @@ const USER_PASSWORD: &str = "user-pw-LEAK-MARKER-91c2";
 struct Careless {
     config: Mutex<serde_json::Map<String, Value>>,
     users: Mutex<BTreeSet<String>>,
+    seen: Mutex<Option<String>>,
 }
 
 impl Careless {
     fn root_password(&self) -> String {
-        self.config.lock().unwrap()["password"]
-            .as_str()
+        self.config
+            .lock()
+            .unwrap()
+            .get("password")
+            .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned()
     }
@@ -48,6 +52,12 @@ impl Database for Careless {
     }
 
     async fn new_user(&self, request: NewUserRequest) -> Result<NewUserResponse, Error> {
+        // What a log line or a panic message would show of the secrets while the call runs.
+        *self.seen.lock().unwrap() = crate::logging::mask::redact(&format!(
+            "root {} user {}",
+            self.root_password(),
+            request.password
+        ));
         if request.statements.is_empty() {
             return Err(Error::new(format!(
                 "no statements to create a user with password {} (root {})",
@@ -395,4 +405,44 @@ async fn the_configuration_comes_back_as_it_went_with_whole_numbers_as_integers(
         instance.config.lock().unwrap()["max_open_connections"],
         json!(4)
     );
+}
+
+#[tokio::test]
+async fn secrets_are_kept_out_of_logs_and_panics_while_they_are_held() {
+    // Secrets of this test's own: the registry is the process's, shared with parallel tests.
+    let (root, user) = ("root-pw-held-LEAK-0a4c", "user-pw-held-LEAK-5e0c");
+    let service = service();
+    service
+        .initialize(for_id(
+            "a",
+            pb::InitializeRequest {
+                config_data: config(json!({"password": root})),
+                verify_connection: true,
+            },
+        ))
+        .await
+        .unwrap();
+    service
+        .new_user(for_id(
+            "a",
+            pb::NewUserRequest {
+                password: user.into(),
+                ..new_user_request(&["CREATE"])
+            },
+        ))
+        .await
+        .unwrap();
+    let instance = service.existing(&for_id("a", ()).into_parts().0).unwrap();
+    assert_eq!(
+        instance.seen.lock().unwrap().as_deref(),
+        Some("root [redacted] user [redacted]")
+    );
+    // After the call only the instance's own secret is still held; after Close, nothing.
+    let after = format!("root {root} user {user}");
+    assert_eq!(
+        crate::logging::mask::redact(&after).as_deref(),
+        Some(format!("root [redacted] user {user}").as_str())
+    );
+    service.close(for_id("a", pb::Empty {})).await.unwrap();
+    assert_eq!(crate::logging::mask::redact(&after), None);
 }
