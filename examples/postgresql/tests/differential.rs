@@ -140,6 +140,41 @@ fn config_body(pg: &Postgres, side: &Side, user: &str, password: &str, extra: Va
     body
 }
 
+/// What PostgreSQL holds of `user`: its attributes, whether it expires, the roles it is a
+/// member of and its privilege on the database, as one line to compare between the sides.
+fn state(pg: &Postgres, user: &str) -> String {
+    let literal = plugin_test_support::postgres::quote_literal(user);
+    pg.psql(&format!(
+        "SELECT r.rolcanlogin, r.rolsuper, r.rolinherit, r.rolcreaterole, r.rolcreatedb, \
+         r.rolconnlimit, r.rolvaliduntil IS NOT NULL, \
+         (SELECT coalesce(string_agg(g.rolname, ',' ORDER BY g.rolname), '') \
+            FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = r.oid), \
+         has_database_privilege(r.rolname, 'postgres', 'CONNECT'), \
+         (SELECT rolpassword LIKE 'SCRAM-SHA-256$%' FROM pg_authid WHERE rolname = r.rolname) \
+         FROM pg_roles r WHERE r.rolname = {literal}"
+    ))
+}
+
+/// Compares what PostgreSQL holds of the users each side's answers name.
+fn same_state(pg: &Postgres, table: &mut Table, what: &str, answers: &[(u16, Value); 2]) {
+    let states: Vec<String> = answers
+        .iter()
+        .map(|(_, answer)| {
+            answer["data"]["username"]
+                .as_str()
+                .map_or_else(|| "no user".to_owned(), |user| state(pg, user))
+        })
+        .collect();
+    table.case(
+        format!("{what}: the same in PostgreSQL"),
+        if states[0] == states[1] && !states[0].is_empty() {
+            Ok(())
+        } else {
+            Err(format!("ours {:?}\nGo   {:?}", states[0], states[1]))
+        },
+    );
+}
+
 const CREATE: &str = "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL \
                       '{{expiration}}';";
 
@@ -236,6 +271,7 @@ fn the_engine_answers_the_same_through_either_plugin() {
     let created = both(&server, &mut table, "creds: read", |side| {
         ("GET", format!("database/creds/{}", side.name("ro")), None)
     });
+    same_state(&pg, &mut table, "creds: read", &created);
     for (status, answer) in &created {
         assert_eq!(*status, 200, "{answer}");
         let user = answer["data"]["username"].as_str().unwrap();
@@ -349,6 +385,148 @@ fn the_engine_answers_the_same_through_either_plugin() {
                 format!("database/creds/{}", side.name("empty")),
                 None,
             )
+        },
+    );
+
+    // Each configuration key, and what the users made through it are in PostgreSQL.
+    let variants = [
+        (
+            "idle connections",
+            json!({"max_idle_connections": 1, "max_open_connections": 2}),
+        ),
+        ("no escaping", json!({"disable_escaping": true})),
+        (
+            "a lifetime as a duration",
+            json!({"max_connection_lifetime": "1m"}),
+        ),
+        (
+            "an unverified connection",
+            json!({"verify_connection": false}),
+        ),
+        ("SCRAM", json!({"password_authentication": "scram-sha-256"})),
+        (
+            "plain passwords",
+            json!({"password_authentication": "password"}),
+        ),
+        (
+            "a username template",
+            json!({"username_template": "{{ .RoleName | uppercase }}_{{ random 6 | lowercase }}"}),
+        ),
+    ];
+    for (index, (what, extra)) in variants.into_iter().enumerate() {
+        let connection = |side: &Side| format!("key{index}-{}", side.tag);
+        both(&server, &mut table, &format!("config: {what}"), |side| {
+            (
+                "PUT",
+                format!("database/config/{}", connection(side)),
+                Some(config(side, extra.clone())),
+            )
+        });
+        both(
+            &server,
+            &mut table,
+            &format!("config: {what}: read"),
+            |side| ("GET", format!("database/config/{}", connection(side)), None),
+        );
+        both(
+            &server,
+            &mut table,
+            &format!("config: {what}: role"),
+            |side| {
+                (
+                    "PUT",
+                    format!("database/roles/{}", side.name(&format!("key{index}"))),
+                    Some(json!({
+                        "db_name": connection(side),
+                        "creation_statements": [CREATE, "GRANT pg_read_all_data TO \"{{name}}\";"],
+                    })),
+                )
+            },
+        );
+        let made = both(
+            &server,
+            &mut table,
+            &format!("config: {what}: creds"),
+            |side| {
+                (
+                    "GET",
+                    format!("database/creds/{}", side.name(&format!("key{index}"))),
+                    None,
+                )
+            },
+        );
+        same_state(&pg, &mut table, &format!("config: {what}: creds"), &made);
+    }
+    // The custom template's names: the role's name in capitals, then six random characters.
+    let (_, templated) = server.http(
+        "GET",
+        &format!("database/creds/{}", SIDES[0].name("key6")),
+        None,
+    );
+    let name = templated["data"]["username"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    table.case(
+        "config: a username template: the name follows it",
+        if name.starts_with("KEY6-RS_") && name.len() == "KEY6-RS_".len() + 6 {
+            Ok(())
+        } else {
+            Err(name)
+        },
+    );
+
+    // Revoking by prefix drops every user of the role.
+    for _ in 0..2 {
+        both(
+            &server,
+            &mut table,
+            "creds: another for the prefix",
+            |side| ("GET", format!("database/creds/{}", side.name("ro")), None),
+        );
+    }
+    let before: Vec<String> = SIDES
+        .iter()
+        .map(|side| {
+            pg.psql(&format!(
+                "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'v-token-ro-{}-%'",
+                side.tag
+            ))
+        })
+        .collect();
+    table.case(
+        "creds: the prefix's users exist",
+        if before.iter().all(|n| n == "2") {
+            Ok(())
+        } else {
+            Err(format!("{before:?}"))
+        },
+    );
+    both(&server, &mut table, "lease: revoke by prefix", |side| {
+        (
+            "PUT",
+            format!(
+                "sys/leases/revoke-prefix/database/creds/{}",
+                side.name("ro")
+            ),
+            Some(json!({"sync": true})),
+        )
+    });
+    let after: Vec<String> = SIDES
+        .iter()
+        .map(|side| {
+            pg.psql(&format!(
+                "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'v-token-ro-{}-%'",
+                side.tag
+            ))
+        })
+        .collect();
+    table.case(
+        "lease: revoke by prefix drops them all",
+        if after.iter().all(|n| n == "0") {
+            Ok(())
+        } else {
+            Err(format!("{after:?}"))
         },
     );
 
