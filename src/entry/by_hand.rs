@@ -167,6 +167,30 @@ mod tests {
         .example_path("my-secrets-plugin");
 
     #[test]
+    fn a_database_plugin_is_registered_as_one_and_used_from_the_database_engine() {
+        let info = PluginInfo::new("postgresql-database-plugin", "0.1.0")
+            .description("a database plugin for PostgreSQL")
+            .example_path("postgres");
+        let text = introduction(
+            &info,
+            Catalog::Database,
+            Path::new("/p/postgresql-database-plugin"),
+            &Ok("ef56".to_owned()),
+        );
+        for line in [
+            "  bao plugin register -sha256=ef56 database postgresql-database-plugin",
+            "  bao secrets enable database",
+            "  vault write database/config/postgres plugin_name=postgresql-database-plugin \
+             allowed_roles='*' connection_url=...",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line:?} in\n{text}");
+        }
+        // Not the backends' lines.
+        assert!(!text.contains("-plugin-name="), "{text}");
+        assert!(!text.contains("secret postgresql"), "{text}");
+    }
+
+    #[test]
     fn an_auth_method_is_registered_and_enabled_as_one() {
         let info = PluginInfo::new("static-auth", env!("CARGO_PKG_VERSION"))
             .description("an auth method")
