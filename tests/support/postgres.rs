@@ -674,6 +674,38 @@ impl Postgres {
         }
     }
 
+    /// Whether the postmaster runs (it has not exited, or been stopped).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Starts the server again after [`Postgres::stop`] (or a crash), on the same port and data
+    /// directory, so roles and data are kept and clients reconnect to the same address;
+    /// returns once it accepts connections. Panics if it still runs, or if it exits during
+    /// start-up (another process took the port meanwhile, say) with the log's tail.
+    pub fn start_again(&mut self) {
+        assert!(
+            !self.is_running(),
+            "postgres (pid {}) still runs: stop it first",
+            self.pid()
+        );
+        self.log_note(&format!("harness: starting again on port {}", self.port));
+        self.child = spawn_server(
+            &self.data_dir,
+            &self.socket_dir,
+            &self.log_path,
+            self.port,
+            &self.dir,
+        );
+        if let Err(exit) = self.wait_ready() {
+            panic!(
+                "postgres exited while starting again on port {} ({exit}); log tail:\n{}",
+                self.port,
+                self.log_tail(60)
+            );
+        }
+    }
+
     /// Waits up to `timeout` for the postmaster to exit (reaping it); `None` if still running.
     fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + timeout;
@@ -978,6 +1010,43 @@ mod tests {
             !status.success(),
             "the open session ended cleanly: {status}"
         );
+    }
+
+    #[test]
+    fn stopped_and_started_again_on_the_same_port_and_data() {
+        let mut pg = Postgres::start();
+        let addr = SocketAddr::from(([127, 0, 0, 1], pg.port()));
+        let (port, dir, first) = (pg.port(), pg.dir().to_path_buf(), pg.pid());
+        pg.psql("CREATE ROLE kept LOGIN PASSWORD 'kept-pw'");
+
+        pg.stop();
+        assert!(!pg.is_running());
+        assert!(!pid_alive(first), "the postmaster {first} still runs");
+        assert!(
+            TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_err(),
+            "port {port} still accepts connections after stop"
+        );
+        assert!(pg.try_psql("SELECT 1").is_err());
+        pg.stop(); // A second stop is a no-op.
+
+        pg.start_again();
+        assert!(pg.is_running());
+        assert_ne!(pg.pid(), first);
+        assert_eq!((pg.port(), pg.dir()), (port, dir.as_path()));
+        assert!(pg.role_exists("kept"), "the data directory was kept");
+        assert!(pg.can_login("kept", "kept-pw"));
+        assert!(pg.can_login(SUPERUSER, pg.password()));
+        assert!(
+            pg.log_text()
+                .contains(&format!("harness: starting again on port {port}"))
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "still runs: stop it first")]
+    fn starting_again_a_running_cluster_is_refused() {
+        let mut pg = Postgres::start();
+        pg.start_again();
     }
 
     #[test]
