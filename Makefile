@@ -71,6 +71,7 @@ peers: ## Build the Go peers (the Go mocks, Vault 1.14.1) into target/peers
 	cd tests/peer/vault-server && $(GO) build -trimpath -o $(CURDIR)/$(PEERS)/vault .
 	cd tests/peer/vault-server && $(GO) build -trimpath -ldflags=-w \
 		-o $(CURDIR)/$(PEERS)/postgresql-database-plugin-go ./postgresql-database-plugin
+	cd tests/peer/dbplugin-helpers && $(GO) mod download
 	@$(PEERS)/vault version
 
 # An older OpenBao for the compatibility matrix, in a venv of its own.
