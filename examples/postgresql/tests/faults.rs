@@ -548,7 +548,7 @@ fn plugin_killed_during_new_user() {
     let server = server();
     configure(&server, &pg, "pg", "ro");
     // The role is created, then the transaction waits: the kill lands with it open.
-    let slow = "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}'; SELECT pg_sleep(3); \
+    let slow = "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}'; SELECT pg_sleep(5); \
                 GRANT CONNECT ON DATABASE postgres TO \"{{name}}\";";
     role_with(&server, &pg, "slow", "pg", &[slow], "1h");
     let before = server.plugin_pids(PLUGIN);
