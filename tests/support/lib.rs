@@ -21,4 +21,5 @@ pub mod host;
 pub mod http;
 pub mod oracle;
 pub mod postgres;
+pub mod registry;
 pub mod table;
