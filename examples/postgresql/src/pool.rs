@@ -12,6 +12,9 @@ use vault_plugin_sdk::database::Error;
 
 use crate::config::Config;
 
+/// How long a dial may take when the URL says nothing (`connect_timeout`).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// An open connection and when it was opened.
 struct Idle {
     client: Client,
@@ -62,9 +65,14 @@ impl Pool {
     pub(crate) fn new(config: &Config) -> Result<Self, Error> {
         let url = with_go_parameters(&config.url);
         // The URL holds the root password: its parse error is named, never quoted.
-        let parsed: tokio_postgres::Config = url
+        let mut parsed: tokio_postgres::Config = url
             .parse()
             .map_err(|_| Error::new("cannot parse connection url"))?;
+        // A server that accepts the socket and never answers must not hold a request for
+        // ever: pgx bounds a dial by the request's deadline, which the plugin does not get.
+        if parsed.get_connect_timeout().is_none() {
+            parsed.connect_timeout(CONNECT_TIMEOUT);
+        }
         let tls = match parsed.get_ssl_mode() {
             SslMode::Disable => None,
             _ => Some(tls::connector()),
