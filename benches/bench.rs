@@ -24,6 +24,11 @@
 //!   the plugin on one runtime thread and on two: logins per second at 1, 2 and 4 clients, and
 //!   a cheap request's median time while logins run (`bench/logins.rs`).
 //!
+//! * `database`: PostgreSQL credentials issued and revoked per second through a real server,
+//!   our `postgresql-database-plugin` beside HashiCorp's Go plugin, at 1 and 8 clients, with
+//!   the CPU per credential of the plugin, PostgreSQL and the server, and peak RSS
+//!   (`bench/database.rs`).
+//!
 //! * `profile` (only when named, `make profile`): ours and the Go mock per request in counts:
 //!   HTTP/2 frames by type each way, system calls, context switches, TLS records, where one
 //!   request's time goes at 1 connection, RSS by mapping (`bench/profile.rs`).
@@ -38,6 +43,8 @@
 
 #![allow(clippy::print_stdout)]
 
+#[path = "bench/database.rs"]
+mod database;
 #[path = "bench/logins.rs"]
 mod logins;
 #[path = "bench/profile.rs"]
@@ -131,6 +138,9 @@ fn main() {
     }
     if run("logins") {
         logins::logins(cell);
+    }
+    if run("database") {
+        database::database(cell);
     }
     // Not by default: counts per request (`make profile`), slow under strace.
     if wanted.contains(&"profile") {
