@@ -79,32 +79,9 @@ fn push(registry: &Registry, binary: &str) -> Pushed {
     }
 }
 
-/// The tutorial's kv table at `mount`, through the CLI.
+/// The tutorial's kv table at `mount`, through the declared server's CLI.
 fn kv_table(server: &DeclaredServer, mount: &str) {
-    let rows = |output: String| -> Vec<String> {
-        output
-            .lines()
-            .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
-            .filter(|line| !line.is_empty())
-            .collect()
-    };
-    let out = server.cli_ok(&["write", &format!("{mount}/kv/foo"), "value=bar"]);
-    assert_eq!(rows(out), ["Key Value", "--- -----", "value bar"]);
-    let out = server.cli_ok(&["read", &format!("{mount}/kv/foo")]);
-    assert_eq!(
-        rows(out),
-        ["Key Value", "--- -----", "value bar", "version 0"]
-    );
-    server.cli_ok(&["write", &format!("{mount}/kv/zoo"), "value=baz"]);
-    let out = server.cli_ok(&["list", &format!("{mount}/kv")]);
-    assert_eq!(rows(out), ["Keys", "----", "foo", "zoo"]);
-    let out = server.cli_ok(&["delete", &format!("{mount}/kv/zoo")]);
-    assert_eq!(
-        out.trim(),
-        format!("Success! Data deleted (if it existed) at: {mount}/kv/zoo")
-    );
-    let out = server.cli_ok(&["list", &format!("{mount}/kv")]);
-    assert_eq!(rows(out), ["Keys", "----", "foo"]);
+    common::tutorial_kv_table_through(|args| server.cli_ok(args), mount);
 }
 
 /// The catalog entry of a declared plugin.

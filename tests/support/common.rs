@@ -255,6 +255,12 @@ fn free_port() -> u16 {
 /// The tutorial's kv table at `mount`, through the CLI: write, read, list and delete, with the
 /// tables the tutorial shows (rows whitespace-normalised, as the CLI pads them).
 pub fn tutorial_kv_table(server: &DevServer, mount: &str) {
+    tutorial_kv_table_through(|args| server.cli_ok(args), mount);
+}
+
+/// [`tutorial_kv_table`] through any server's `cli_ok` (a declared-plugin server, say).
+pub fn tutorial_kv_table_through(cli_ok: impl Fn(&[&str]) -> String, mount: &str) {
+    let server = CliOk(cli_ok);
     let rows = |output: String| -> Vec<String> {
         output
             .lines()
@@ -277,6 +283,15 @@ pub fn tutorial_kv_table(server: &DevServer, mount: &str) {
         out.trim(),
         format!("Success! Data deleted (if it existed) at: {mount}/kv/foo")
     );
+}
+
+/// A `cli_ok` closure, called as the server's method is.
+struct CliOk<F>(F);
+
+impl<F: Fn(&[&str]) -> String> CliOk<F> {
+    fn cli_ok(&self, args: &[&str]) -> String {
+        (self.0)(args)
+    }
 }
 
 /// A figure of `/proc/<pid>/status` in KiB (`VmRSS`, `VmHWM`, `VmLck`, ...), or `None` when the
