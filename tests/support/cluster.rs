@@ -40,8 +40,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::common::{
-    bao_bin, children_of, cmdline, fresh_temp_dir, install_executable, keep_dirs, kill_pid, lossy,
-    pid_alive, plugin_bin, process_state, scrub_env, send_signal, start_time, stdout_ok,
+    bao_bin, children_of, cmdline, file_text, fresh_temp_dir, install_executable, keep_dirs,
+    kill_pid, last_lines, pid_alive, plugin_bin, process_state, scrub_env, send_signal, start_time,
+    stdout_ok,
 };
 use crate::http;
 
@@ -170,9 +171,7 @@ impl Node {
     }
 
     fn log_text(&self) -> String {
-        fs::read(&self.log_path)
-            .map(|b| lossy(&b))
-            .unwrap_or_default()
+        file_text(&self.log_path)
     }
 }
 
@@ -377,9 +376,7 @@ impl Cluster {
     }
 
     pub fn log_tail(&self, index: usize, lines: usize) -> String {
-        let text = self.log_text(index);
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        last_lines(&self.log_text(index), lines)
     }
 
     // ---- HTTP ----

@@ -252,6 +252,17 @@ fn free_port() -> u16 {
     last
 }
 
+/// A log file's text so far (lossy UTF-8; empty if it cannot be read).
+pub fn file_text(path: &Path) -> String {
+    fs::read(path).map(|b| lossy(&b)).unwrap_or_default()
+}
+
+/// The last `n` lines of `text`, for failure messages.
+pub fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
 /// The tutorial's kv table at `mount`, through the CLI: write, read, list and delete, with the
 /// tables the tutorial shows (rows whitespace-normalised, as the CLI pads them).
 pub fn tutorial_kv_table(server: &DevServer, mount: &str) {
@@ -545,16 +556,12 @@ impl DevServer {
 
     /// Everything the server has written so far (banner on stdout + logs on stderr).
     pub fn log_text(&self) -> String {
-        fs::read(&self.log_path)
-            .map(|b| lossy(&b))
-            .unwrap_or_default()
+        file_text(&self.log_path)
     }
 
     /// The last `n` lines of the log, for failure messages.
     pub fn log_tail(&self, n: usize) -> String {
-        let text = self.log_text();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(n)..].join("\n")
+        last_lines(&self.log_text(), n)
     }
 
     /// Waits until the server log contains `needle`.

@@ -36,7 +36,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::common::{
-    children_of, fresh_temp_dir, keep_dirs, kill_pid, lossy, pid_alive, project_root, start_time,
+    children_of, file_text, fresh_temp_dir, keep_dirs, kill_pid, last_lines, lossy, pid_alive,
+    project_root, start_time,
 };
 
 /// The cluster's superuser.
@@ -526,16 +527,12 @@ impl Postgres {
 
     /// Everything the server has logged so far.
     pub fn log_text(&self) -> String {
-        fs::read(&self.log_path)
-            .map(|b| lossy(&b))
-            .unwrap_or_default()
+        file_text(&self.log_path)
     }
 
     /// The last `n` lines of the log, for failure messages.
     pub fn log_tail(&self, n: usize) -> String {
-        let text = self.log_text();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(n)..].join("\n")
+        last_lines(&self.log_text(), n)
     }
 
     /// Runs `sql` (one statement or several, `;`-separated) as the superuser over the unix

@@ -18,8 +18,8 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::{
-    ROOT_TOKEN, bao_bin, children_of, fresh_temp_dir, keep_dirs, kill_pid, lossy, project_root,
-    scrub_env, send_signal, start_time, stdout_ok, wait_until,
+    ROOT_TOKEN, bao_bin, children_of, file_text, fresh_temp_dir, keep_dirs, kill_pid, last_lines,
+    lossy, project_root, scrub_env, send_signal, start_time, stdout_ok, wait_until,
 };
 use crate::http;
 
@@ -179,7 +179,7 @@ impl Registry {
     }
 
     pub fn log_text(&self) -> String {
-        lossy(&fs::read(self.dir.join("registry.log")).unwrap_or_default())
+        file_text(&self.dir.join("registry.log"))
     }
 
     /// Pushes the image tagged `tag` in `layout` as `<host>/<repo>:<push_tag>`; returns the
@@ -370,13 +370,11 @@ impl DeclaredServer {
     }
 
     pub fn log_text(&self) -> String {
-        lossy(&fs::read(self.dir.join("server.log")).unwrap_or_default())
+        file_text(&self.dir.join("server.log"))
     }
 
     pub fn log_tail(&self, n: usize) -> String {
-        let text = self.log_text();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(n)..].join("\n")
+        last_lines(&self.log_text(), n)
     }
 
     /// Waits (bounded) until the log holds `needle`, `count` times at least.
