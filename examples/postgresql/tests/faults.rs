@@ -422,18 +422,29 @@ fn failed_for_the_restart(error: &str) -> bool {
         "failed to execute query: ",
         "",
     ];
-    const REASONS: [&str; 8] = [
+    const REASONS: [&str; 5] = [
         "FATAL: terminating connection due to administrator command (SQLSTATE 57P01)",
         "FATAL: the database system is shutting down (SQLSTATE 57P03)",
         "FATAL: the database system is starting up (SQLSTATE 57P03)",
         REFUSED,
-        "error communicating with the server: Connection reset by peer (os error 104)",
-        "error communicating with the server: Broken pipe (os error 32)",
-        "error communicating with the server: unexpected EOF",
         "connection closed",
     ];
+    // A socket cut by the shutdown, while connecting (the server closes a new connection
+    // it will not serve) or on a connection already open.
+    const CUTS: [&str; 3] = [
+        "Connection reset by peer (os error 104)",
+        "Broken pipe (os error 32)",
+        "unexpected EOF",
+    ];
+    let cuts = [
+        "error connecting to server: ",
+        "error communicating with the server: ",
+    ]
+    .into_iter()
+    .flat_map(|phase| CUTS.map(|cut| format!("{phase}{cut}")));
+    let reasons: Vec<String> = REASONS.map(str::to_owned).into_iter().chain(cuts).collect();
     STEPS.iter().any(|step| {
-        REASONS
+        reasons
             .iter()
             .any(|reason| error == creation_failed(&format!("{step}{reason}")))
     })
