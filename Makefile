@@ -66,8 +66,9 @@ image: ## OCI images of the plugin binaries under target/oci/, with their digest
 	./scripts/image.sh
 
 # The Go peers: OpenBao's and Vault's Go mock (tests/peer/*-mock), HashiCorp Vault 1.14.1
-# (tests/peer/vault-server) and its PostgreSQL database plugin as an external plugin, built from
-# the module proxy with the module and build caches.
+# (tests/peer/vault-server), its PostgreSQL database plugin and the KV secrets engine it requires
+# (vault-plugin-secrets-kv v0.15.0) as external plugins, built from the module proxy with the
+# module and build caches.
 # A second run takes seconds.
 peers: ## Build the Go peers (the Go mocks, Vault 1.14.1) into target/peers
 	@command -v $(GO) >/dev/null 2>&1 || { \
@@ -78,6 +79,8 @@ peers: ## Build the Go peers (the Go mocks, Vault 1.14.1) into target/peers
 	cd tests/peer/vault-server && $(GO) build -trimpath -o $(CURDIR)/$(PEERS)/vault .
 	cd tests/peer/vault-server && $(GO) build -trimpath -ldflags=-w \
 		-o $(CURDIR)/$(PEERS)/postgresql-database-plugin-go ./postgresql-database-plugin
+	cd tests/peer/vault-server && $(GO) build -trimpath -ldflags=-w \
+		-o $(CURDIR)/$(PEERS)/vault-plugin-secrets-kv-go ./kv-plugin
 	cd tests/peer/dbplugin-helpers && $(GO) mod download
 	@$(PEERS)/vault version
 
