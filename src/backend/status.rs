@@ -2,9 +2,9 @@
 //! `logical.RespondWithStatusCode` makes them.
 
 use base64::Engine as _;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
-use super::{Error, Response};
+use super::{Error, Request, Response};
 
 /// The data key the server reads a raw answer's HTTP status from (`logical.HTTPStatusCode`);
 /// a response whose data has it is answered raw.
@@ -70,11 +70,7 @@ impl Response {
     /// * `body` cannot be encoded as JSON (a map with keys that are not strings, or a
     ///   `Serialize` implementation that fails).
     pub fn with_status<T: serde::Serialize + ?Sized>(status: u16, body: &T) -> Result<Self, Error> {
-        if !STATUSES.contains(&status) {
-            return Err(Error::internal(format!(
-                "{status} is not an HTTP status to answer with: it must be in 200..=599"
-            )));
-        }
+        check_status(status)?;
         let text = serde_json::to_string(body).map_err(|_| {
             Error::internal(format!(
                 "the body of a {status} answer cannot be encoded as JSON"
@@ -93,6 +89,68 @@ impl Response {
         );
         data.insert(HTTP_RAW_BODY.to_owned(), Value::from(body));
         Ok(Self::with_data(data))
+    }
+
+    /// Go's `logical.RespondWithStatusCode(resp, req, status)` as it is: HTTP `status`, and
+    /// for a body the whole answer the server would have sent for `response`, `request`'s id
+    /// included (`{"request_id", "lease_id": "", "renewable": false, "lease_duration": 0,
+    /// "data", "wrap_info": null, "warnings", "auth": null}`); `None` gives an empty body.
+    /// Empty `data` and `warnings` are `null`, as in a Go response that has none.
+    ///
+    /// For a port of a Go plugin whose clients read that shape (the KV engine's 404 for a
+    /// deleted version carries the version's metadata this way); a new API should prefer
+    /// [`Response::with_status`], whose body is what the handler says.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Internal`](super::ErrorKind::Internal) for a status outside 200..=599
+    /// (see [`Response::with_status`]), or a `response` with a secret or an auth, which the
+    /// server would refuse to send raw.
+    pub fn whole_with_status(
+        status: u16,
+        request: &Request,
+        response: Option<Response>,
+    ) -> Result<Self, Error> {
+        check_status(status)?;
+        let mut data = Map::new();
+        data.insert(HTTP_STATUS_CODE.to_owned(), Value::from(status));
+        data.insert(
+            HTTP_CONTENT_TYPE.to_owned(),
+            Value::from("application/json"),
+        );
+        let Some(response) = response else {
+            return Ok(Self::with_data(data));
+        };
+        if response.secret.is_some() || response.auth.is_some() {
+            return Err(Error::internal(
+                "a raw answer cannot carry a secret or an auth",
+            ));
+        }
+        let or_null = |value: Value, empty: bool| if empty { Value::Null } else { value };
+        let body = json!({
+            "request_id": request.id,
+            "lease_id": "",
+            "renewable": false,
+            "lease_duration": 0,
+            "data": or_null(Value::Object(response.data.clone()), response.data.is_empty()),
+            "wrap_info": null,
+            "warnings": or_null(json!(response.warnings), response.warnings.is_empty()),
+            "auth": null,
+        });
+        // An object's text: never valid base64, so the server sends it as it is.
+        data.insert(HTTP_RAW_BODY.to_owned(), Value::from(body.to_string()));
+        Ok(Self::with_data(data))
+    }
+}
+
+/// Refuses a status the server cannot answer with (see [`Response::with_status`]).
+fn check_status(status: u16) -> Result<(), Error> {
+    if STATUSES.contains(&status) {
+        Ok(())
+    } else {
+        Err(Error::internal(format!(
+            "{status} is not an HTTP status to answer with: it must be in 200..=599"
+        )))
     }
 }
 

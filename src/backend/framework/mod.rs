@@ -76,11 +76,13 @@ mod fields;
 mod help;
 mod lease;
 mod openapi;
+mod patch;
 mod pattern;
 mod wal;
 
 pub use fields::{FieldData, FieldSchema, FieldType, parse_go_duration, zero_time};
 pub use lease::{TtlError, TtlLimits, TtlRequest, calculate_ttl};
+pub use patch::merge_patch;
 pub use pattern::{Captures, PathPattern, PatternError};
 pub use wal::{
     DEFAULT_WAL_ROLLBACK_MIN_AGE, WAL_PREFIX, WalEntry, WalError, delete_wal, get_wal, list_wal,
@@ -459,6 +461,8 @@ pub struct PathSpec<B> {
     pub(crate) description: &'static str,
     /// The secret types whose leases its handlers hand out ([`PathSpec::issues`]).
     pub(crate) issues: Vec<&'static str>,
+    /// Left out of the OpenAPI document ([`PathSpec::unpublished`]).
+    pub(crate) unpublished: bool,
 }
 
 impl<B> PathSpec<B> {
@@ -477,7 +481,16 @@ impl<B> PathSpec<B> {
             synopsis: "",
             description: "",
             issues: Vec::new(),
+            unpublished: false,
         }
+    }
+
+    /// Leaves the path out of the OpenAPI document (Go's `Unpublished` on each of its
+    /// operations): for a catch-all such as `{*}`, which answers requests no published path
+    /// serves and is no API of its own. Help still describes it.
+    pub fn unpublished(mut self) -> Self {
+        self.unpublished = true;
+        self
     }
 
     /// Declares that the path's handlers hand out leases of the secret type `kind`, built with

@@ -20,7 +20,7 @@ pub(super) fn document<'a, B: 'a>(
 ) -> Value {
     let mut paths = Map::new();
     let mut schemas = Map::new();
-    for spec in specs {
+    for spec in specs.into_iter().filter(|spec| !spec.unpublished) {
         for (path, captures) in spec.pattern.openapi_forms() {
             let item = path_item(router, spec, &path, &captures, prefix, kind, &mut schemas);
             paths.insert(format!("/{path}"), item);

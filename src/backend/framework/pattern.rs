@@ -20,6 +20,10 @@ enum Element {
     Capture(String),
     /// `{*name}`: the rest of the path, slashes included.
     Rest(String),
+    /// `{+name}`: the rest of the path as a key: not empty, not ending in `/`.
+    Key(String),
+    /// `{*}`: the rest of the path, not captured.
+    Any,
     /// `[…]`: literals and captures the path may leave out as a whole.
     Optional(Vec<Element>),
 }
@@ -50,6 +54,16 @@ struct Form {
 /// * **`{*name}`** captures the rest of the path, `/` included and possibly empty (Go's
 ///   `framework.MatchAllRegex`). It is the last element of the pattern: nothing follows it, not
 ///   even `/?` (a group's closing `]` may).
+/// * **`{+name}`** captures the rest of the path as a *key* of a hierarchical store: `/`
+///   included, but never empty and never ending in `/` (Go's `(?P<name>.*?[^/])$`, the KV
+///   engine's `data/` pattern), so `files/` and `files/dir/` are left to a later path (a
+///   list, say). Last, as `{*name}` is.
+/// * **`{*}`** matches the rest of the path without capturing it (Go's `.*`): a catch-all,
+///   usually the last path of a router, for a precise answer where the router would say
+///   `unsupported path`. Last, as `{*name}` is.
+///
+/// As in Go's regular expressions, where `.` never matches a newline, a rest (`{*name}`,
+/// `{*}`) never spans a `\n`, and a key has one only as its last character.
 /// * **`[…]`** is an optional group of literals and captures (Go's `(…)?`): `config[/{name}]`
 ///   serves both `config` and `config/<name>`. Groups do not nest. When the path leaves a
 ///   group out, its captures read as the empty string, as Go's regex captures them: a body
@@ -74,6 +88,14 @@ struct Form {
 /// let files = PathPattern::parse("files/{*path}").unwrap();
 /// assert_eq!(files.matches("files/a/b.txt"), Some(vec![("path".into(), "a/b.txt".into())]));
 ///
+/// let key = PathPattern::parse("data/{+path}").unwrap();
+/// assert_eq!(key.matches("data/a/b"), Some(vec![("path".into(), "a/b".into())]));
+/// assert_eq!(key.matches("data/a/"), None, "a key never ends in '/'");
+/// assert_eq!(key.matches("data/"), None, "nor is it empty");
+///
+/// let anything = PathPattern::parse("{*}").unwrap();
+/// assert_eq!(anything.matches("no/such/path"), Some(vec![]));
+///
 /// let config = PathPattern::parse("config[/{name}]").unwrap();
 /// assert_eq!(config.matches("config/db"), Some(vec![("name".into(), "db".into())]));
 /// assert_eq!(config.matches("config"), Some(vec![("name".into(), "".into())]));
@@ -90,7 +112,8 @@ struct Form {
 /// name, a name captured twice, `{*name}` anywhere but last, two captures with nothing between
 /// them, a capture followed by anything but `/` in its segment, an empty segment (`//`), a
 /// leading `/`, an empty or nested optional group, more than six optional groups, and `?` or
-/// `*` outside `/?` and `{*name}`.
+/// `*` outside `/?`, `{*name}` and `{*}`. What holds for `{*name}` holds for `{+name}` and
+/// `{*}`.
 ///
 /// ```
 /// use vault_plugin_sdk::backend::framework::PathPattern;
@@ -196,23 +219,20 @@ impl PathPattern {
         for (index, element) in self.elements.iter().enumerate() {
             let is_last = index + 1 == self.elements.len();
             let rest_inside = match element {
-                Element::Rest(name) => Some((name, true)),
-                Element::Optional(inner) => inner.iter().enumerate().find_map(|(i, e)| match e {
-                    Element::Rest(name) => Some((name, i + 1 == inner.len())),
-                    _ => None,
-                }),
-                _ => None,
+                Element::Optional(inner) => inner
+                    .iter()
+                    .enumerate()
+                    .find_map(|(i, e)| e.rest_text().map(|text| (text, i + 1 == inner.len()))),
+                other => other.rest_text().map(|text| (text, true)),
             };
-            if let Some((name, last_in_group)) = rest_inside {
+            if let Some((text, last_in_group)) = rest_inside {
                 if !is_last || !last_in_group {
-                    return Err(format!(
-                        "{{*{name}}} must be the last element of the pattern"
-                    ));
+                    return Err(format!("{text} must be the last element of the pattern"));
                 }
                 if self.optional_trailing_slash {
                     return Err(format!(
-                        "{{*{name}}} must be the last element of the pattern: it already \
-                         takes a final '/', so '/?' cannot follow it"
+                        "{text} must be the last element of the pattern: it already decides \
+                         the final '/', so '/?' cannot follow it"
                     ));
                 }
             }
@@ -269,12 +289,14 @@ impl PathPattern {
             for element in &form.elements {
                 match element {
                     Element::Literal(literal) => path.push_str(literal),
-                    Element::Capture(name) | Element::Rest(name) => {
+                    Element::Capture(name) | Element::Rest(name) | Element::Key(name) => {
                         path.push('{');
                         path.push_str(name);
                         path.push('}');
                         captures.push(name.as_str());
                     }
+                    // Not a parameter: a catch-all documents as the part before it.
+                    Element::Any => {}
                     Element::Optional(_) => unreachable!("forms dissolve groups"),
                 }
             }
@@ -298,8 +320,28 @@ impl PathPattern {
 
 fn capture_name(element: &Element) -> Option<&str> {
     match element {
-        Element::Capture(name) | Element::Rest(name) => Some(name),
-        Element::Literal(_) | Element::Optional(_) => None,
+        Element::Capture(name) | Element::Rest(name) | Element::Key(name) => Some(name),
+        Element::Literal(_) | Element::Optional(_) | Element::Any => None,
+    }
+}
+
+impl Element {
+    /// How a pattern writes an element that takes the rest of the path; `None` for the others.
+    fn rest_text(&self) -> Option<String> {
+        match self {
+            Self::Rest(name) => Some(format!("{{*{name}}}")),
+            Self::Key(name) => Some(format!("{{+{name}}}")),
+            Self::Any => Some("{*}".to_owned()),
+            Self::Literal(_) | Self::Capture(_) | Self::Optional(_) => None,
+        }
+    }
+
+    /// How a pattern writes a capture or a rest; `None` for literals and groups.
+    fn capture_text(&self) -> Option<String> {
+        match self {
+            Self::Capture(name) => Some(format!("{{{name}}}")),
+            other => other.rest_text(),
+        }
     }
 }
 
@@ -382,7 +424,7 @@ fn parse_elements(body: &str) -> Result<Vec<Element>, String> {
                     "'?' is only allowed in a trailing '/?' (a request path has no '?')".to_owned(),
                 );
             }
-            '*' => return Err("'*' is only allowed in a '{*name}' capture".to_owned()),
+            '*' => return Err("'*' is only allowed in '{*name}' and '{*}'".to_owned()),
             c => literal.push(c),
         }
     }
@@ -399,11 +441,17 @@ fn flush(literal: &mut String, into: &mut Vec<Element>) {
     }
 }
 
-/// The element `{name}` or `{*name}` stands for.
+/// The element `{name}`, `{*name}`, `{+name}` or `{*}` stands for.
 fn capture(inside: &str) -> Result<Element, String> {
-    let (name, rest) = match inside.strip_prefix('*') {
-        Some(name) => (name, true),
-        None => (inside, false),
+    if inside == "*" {
+        return Ok(Element::Any);
+    }
+    let (name, make): (&str, fn(String) -> Element) = if let Some(name) = inside.strip_prefix('*') {
+        (name, Element::Rest)
+    } else if let Some(name) = inside.strip_prefix('+') {
+        (name, Element::Key)
+    } else {
+        (inside, Element::Capture)
     };
     if name.is_empty() {
         return Err(format!("{{{inside}}} has an empty capture name"));
@@ -413,11 +461,7 @@ fn capture(inside: &str) -> Result<Element, String> {
             "the capture name {name:?} may hold only ASCII letters, digits and '_'"
         ));
     }
-    Ok(if rest {
-        Element::Rest(name.to_owned())
-    } else {
-        Element::Capture(name.to_owned())
-    })
+    Ok(make(name.to_owned()))
 }
 
 /// Refuses one written-out form of a pattern that cannot match anything.
@@ -427,28 +471,28 @@ fn check_form(elements: &[Element], optional_trailing_slash: bool) -> Result<(),
     for (index, element) in elements.iter().enumerate() {
         match element {
             Element::Literal(literal) => text.push_str(literal),
-            Element::Capture(name) | Element::Rest(name) => {
-                let open = if matches!(element, Element::Rest(_)) {
-                    "{*"
-                } else {
-                    "{"
-                };
+            Element::Capture(_) | Element::Rest(_) | Element::Key(_) | Element::Any => {
+                let written = element.capture_text().unwrap_or_default();
                 match elements.get(index + 1) {
-                    Some(Element::Capture(next) | Element::Rest(next)) => {
+                    Some(Element::Literal(next)) => {
+                        if let Element::Capture(name) = element {
+                            if !next.starts_with('/') {
+                                return Err(format!(
+                                    "{{{name}}} takes the rest of its segment, so {next:?} \
+                                     cannot follow it: end the segment with '/' or use a \
+                                     literal before the capture"
+                                ));
+                            }
+                        }
+                    }
+                    Some(next) if next.capture_text().is_none() => {}
+                    Some(next) => {
                         return Err(format!(
-                            "{open}{name}}} and {{{next}}} are two captures with nothing between \
-                             them"
+                            "{written} and {} are two captures with nothing between them",
+                            next.capture_text().unwrap_or_default()
                         ));
                     }
-                    Some(Element::Literal(next))
-                        if matches!(element, Element::Capture(_)) && !next.starts_with('/') =>
-                    {
-                        return Err(format!(
-                            "{{{name}}} takes the rest of its segment, so {next:?} cannot follow \
-                             it: end the segment with '/' or use a literal before the capture"
-                        ));
-                    }
-                    _ => {}
+                    None => {}
                 }
                 text.push('\0');
             }
@@ -488,7 +532,23 @@ fn match_form(elements: &[Element], path: &str, optional_trailing_slash: bool) -
                 rest = &rest[end..];
             }
             Element::Rest(name) => {
+                if rest.contains('\n') {
+                    return None;
+                }
                 captures.push((name.clone(), rest.to_owned()));
+                rest = "";
+            }
+            Element::Key(name) => {
+                if !is_key(rest) {
+                    return None;
+                }
+                captures.push((name.clone(), rest.to_owned()));
+                rest = "";
+            }
+            Element::Any => {
+                if rest.contains('\n') {
+                    return None;
+                }
                 rest = "";
             }
             Element::Optional(_) => unreachable!("forms dissolve groups"),
@@ -516,12 +576,23 @@ fn push_regex(regex: &mut String, elements: &[Element]) {
                 regex.push_str(&format!(r"(?P<{name}>\w(([\w-.]+)?\w)?)"));
             }
             Element::Rest(name) => regex.push_str(&format!("(?P<{name}>.*)")),
+            Element::Key(name) => regex.push_str(&format!("(?P<{name}>.*?[^/])")),
+            Element::Any => regex.push_str(".*"),
             Element::Optional(inner) => {
                 regex.push('(');
                 push_regex(regex, inner);
                 regex.push_str(")?");
             }
         }
+    }
+}
+
+/// `.*?[^/]` as RE2 matches it: not empty, not ending in `/`, and a newline only as the last
+/// character (`.` never matches one, the class `[^/]` does).
+fn is_key(value: &str) -> bool {
+    match value.chars().next_back() {
+        None | Some('/') => false,
+        Some(last) => !value[..value.len() - last.len_utf8()].contains('\n'),
     }
 }
 

@@ -1293,3 +1293,66 @@ async fn an_optional_group_is_documented_as_each_path_it_expands_to() {
             .contains(r"^config(/(?P<name>\w(([\w-.]+)?\w)?))?$")
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// A catch-all: last, unpublished
+// ---------------------------------------------------------------------------------------------
+
+struct CatchAll;
+
+static CATCH_ALL_ROUTER: LazyLock<Router<CatchAll>> = LazyLock::new(|| {
+    Router::new(
+        "",
+        vec![
+            PathSpec::new("data/{+path}")
+                .field(FieldSchema::new("path", FieldType::String, "the key"))
+                .operation(
+                    Operation::Read,
+                    |_: &CatchAll, _: &Request, fields: &FieldData<'_>| {
+                        let key = fields.get_string("path");
+                        async move { Ok(Some(Response::with_data(json_object("key", key)))) }
+                    },
+                ),
+            PathSpec::new("{*}").unpublished().operation(
+                Operation::Read,
+                |_: &CatchAll, request: &Request, _: &FieldData<'_>| {
+                    let path = request.path.clone();
+                    async move { Ok(Some(Response::with_data(json_object("caught", path)))) }
+                },
+            ),
+        ],
+    )
+});
+
+impl RoutedBackend for CatchAll {
+    fn router(&self) -> &Router<Self> {
+        &CATCH_ALL_ROUTER
+    }
+}
+
+fn json_object(key: &str, value: String) -> serde_json::Map<String, serde_json::Value> {
+    let mut map = serde_json::Map::new();
+    map.insert(key.to_owned(), serde_json::Value::String(value));
+    map
+}
+
+#[tokio::test]
+async fn a_catch_all_answers_what_no_earlier_path_serves_and_is_not_published() {
+    let read = |path: &str| CatchAll.handle_request(Request::new(Operation::Read, path));
+    assert_eq!(read("data/a/b").await.unwrap().unwrap().data["key"], "a/b");
+    for path in ["data/", "data/a/", "", "other"] {
+        assert_eq!(
+            read(path).await.unwrap().unwrap().data["caught"],
+            path,
+            "{path:?}"
+        );
+    }
+    let help = CatchAll
+        .handle_request(Request::new(Operation::Help, ""))
+        .await
+        .unwrap()
+        .unwrap();
+    let paths = help.data["openapi"]["paths"].as_object().unwrap();
+    assert_eq!(paths.keys().collect::<Vec<_>>(), ["/data/{path}"]);
+    assert!(help.data["help"].as_str().unwrap().contains("^.*$"));
+}

@@ -205,3 +205,52 @@ async fn a_router_path_answers_404_with_its_own_message() {
     assert_eq!(status, 200);
     assert_eq!(body, br#"{"count":"3"}"#);
 }
+
+#[test]
+fn the_whole_answer_is_the_body_as_go_builds_it() {
+    let mut request = Request::new(Operation::Read, "data/x");
+    request.id = "req-1".to_owned();
+    let mut data = Map::new();
+    data.insert("data".to_owned(), Value::Null);
+    let response = Response::with_data(data).with_warning("careful");
+    let raw = Response::whole_with_status(404, &request, Some(response)).unwrap();
+    let (status, content_type, body) = as_the_server_answers(&raw.data);
+    assert_eq!((status, content_type.as_str()), (404, "application/json"));
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        body,
+        json!({
+            "request_id": "req-1", "lease_id": "", "renewable": false, "lease_duration": 0,
+            "data": {"data": null}, "wrap_info": null, "warnings": ["careful"], "auth": null,
+        })
+    );
+    // No data and no warnings are nulls, as in a Go response without them.
+    let bare = Response::whole_with_status(404, &request, Some(Response::default())).unwrap();
+    let body: Value = serde_json::from_slice(&as_the_server_answers(&bare.data).2).unwrap();
+    assert_eq!(
+        (&body["data"], &body["warnings"]),
+        (&Value::Null, &Value::Null)
+    );
+}
+
+#[test]
+fn no_response_is_an_empty_body() {
+    let request = Request::new(Operation::Patch, "data/x");
+    let raw = Response::whole_with_status(404, &request, None).unwrap();
+    assert_eq!(raw.data[HTTP_STATUS_CODE], 404);
+    assert_eq!(raw.data[HTTP_CONTENT_TYPE], "application/json");
+    assert!(!raw.data.contains_key(HTTP_RAW_BODY));
+}
+
+#[test]
+fn a_whole_answer_refuses_what_the_server_would_not_send() {
+    let request = Request::new(Operation::Read, "x");
+    let error = Response::whole_with_status(99, &request, None).unwrap_err();
+    assert!(error.message().contains("200..=599"), "{error}");
+    let with_auth = Response::default().with_auth(crate::backend::Auth::default());
+    let error = Response::whole_with_status(404, &request, Some(with_auth)).unwrap_err();
+    assert_eq!(
+        error.message(),
+        "a raw answer cannot carry a secret or an auth"
+    );
+}

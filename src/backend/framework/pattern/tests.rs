@@ -136,6 +136,56 @@ fn a_rest_capture_renders_as_match_all() {
     assert_eq!(pattern.capture_names().collect::<Vec<_>>(), ["path"]);
 }
 
+#[test]
+fn a_rest_never_spans_a_newline_as_go_dot_never_matches_one() {
+    assert_eq!(captured("files/{*path}", "files/a\nb"), None);
+    assert_eq!(captured("{*}", "a\n"), None);
+}
+
+#[test]
+fn a_key_is_the_rest_of_the_path_never_empty_and_never_ending_in_a_slash() {
+    let path = |p: &str| pairs(&[("path", p)]);
+    assert_eq!(captured("data/{+path}", "data/a"), path("a"));
+    assert_eq!(captured("data/{+path}", "data/a/b c/d"), path("a/b c/d"));
+    assert_eq!(captured("data/{+path}", "data//a"), path("/a"));
+    assert_eq!(captured("data/{+path}", "data/a//b"), path("a//b"));
+    for no in ["data/", "data", "data/a/", "data//", "other/a"] {
+        assert_eq!(captured("data/{+path}", no), None, "{no:?}");
+    }
+    // `.*?[^/]`: `.` stops at a newline, `[^/]` takes one as the last character.
+    assert_eq!(captured("data/{+path}", "data/a\n"), path("a\n"));
+    assert_eq!(captured("data/{+path}", "data/a\nb"), None);
+}
+
+#[test]
+fn a_key_renders_as_the_go_regex_and_a_parameter() {
+    let pattern = compiled("data/{+path}");
+    assert_eq!(pattern.to_regex(), "^data/(?P<path>.*?[^/])$");
+    assert_eq!(pattern.openapi_paths(), ["data/{path}"]);
+    assert_eq!(pattern.capture_names().collect::<Vec<_>>(), ["path"]);
+}
+
+#[test]
+fn a_catch_all_matches_every_path_and_captures_nothing() {
+    for path in ["", "a", "a/b/", "data/", "/"] {
+        assert_eq!(captured("{*}", path), Some(vec![]), "{path:?}");
+    }
+    assert_eq!(captured("x/{*}", "x/anything/"), Some(vec![]));
+    assert_eq!(captured("x/{*}", "y/"), None);
+    let pattern = compiled("{*}");
+    assert_eq!(pattern.to_regex(), "^.*$");
+    assert_eq!(pattern.capture_names().count(), 0);
+}
+
+#[test]
+fn a_key_or_a_catch_all_that_is_not_last_is_refused() {
+    assert!(refusal("{+key}/more").contains("{+key} must be the last"));
+    assert!(refusal("a/{+key}/?").contains("{+key} must be the last"));
+    assert!(refusal("{*}/more").contains("{*} must be the last"));
+    assert!(refusal("a/{x}{+y}").contains("{x} and {+y} are two captures"));
+    assert!(refusal("a/{x}{*}").contains("{x} and {*} are two captures"));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Optional groups
 // ---------------------------------------------------------------------------------------------
@@ -212,7 +262,9 @@ fn an_unclosed_brace_is_refused() {
 #[test]
 fn an_empty_capture_name_is_refused() {
     assert!(refusal("kv/{}").contains("empty capture name"));
-    assert!(refusal("kv/{*}").contains("empty capture name"));
+    assert!(refusal("kv/{+}").contains("empty capture name"));
+    // `{*}` is the catch-all, not an empty rest capture.
+    assert!(PathPattern::parse("kv/{*}").is_ok());
 }
 
 #[test]
@@ -283,5 +335,5 @@ fn malformed_optional_groups_are_refused() {
 #[test]
 fn question_marks_and_stars_outside_their_syntax_are_refused() {
     assert!(refusal("a?/b").contains("trailing '/?'"));
-    assert!(refusal("a/*").contains("'{*name}'"));
+    assert!(refusal("a/*").contains("'{*name}' and '{*}'"));
 }
