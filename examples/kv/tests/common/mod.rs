@@ -1,0 +1,247 @@
+//! The kv crate's integration-test harness, shared by its test files (`mod common;`): two dev
+//! servers of the same flavour (`TEST_SERVER`, as [`DevServer`] reads it), one running our
+//! binary and one HashiCorp's Go plugin (vault-plugin-secrets-kv v0.15.0, built by `make peers`),
+//! each with the same mounts, and the requests the suites send them.
+//!
+//! How a server is made to run an external kv plugin (both Vault 1.14.1 and OpenBao 2.7.2,
+//! asserted by `tests/registration.rs`):
+//! * The name `kv` cannot be used. `kv` is one of the core's own factories, which the mount
+//!   code consults before the plugin catalog: an unversioned external plugin registered as `kv`
+//!   is accepted by the catalog but every `kv` mount still runs the builtin, and a registered
+//!   version is refused (`cannot select non-builtin version of secrets plugin kv`).
+//! * Under any other name the mount refuses `options.version` at enable time (`secrets engine
+//!   "<name>" does not allow setting a version`), so the plugin's factory would only ever see
+//!   version 1. A tune of `options.version` is not refused: the core stores the option, answers
+//!   with its upgrade warning and reloads the backend, whose factory then gets `version=2` — as
+//!   `vault kv enable-versioning` does for the builtin. So a version 2 mount is enabled bare and
+//!   then tuned to version 2.
+//!
+//! `KV_DIFF_OURS_BIN` names another binary to run as "ours" (the Go peer, say, to check that the
+//! differential suite finds no difference between a plugin and itself).
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use plugin_test_support::common::{DevServer, Flavor, peer_bin, wait_until};
+use serde_json::{Value, json};
+
+/// The catalog name both servers give their binary, and its file name in the plugin directory.
+pub const PLUGIN: &str = "vault-plugin-secrets-kv";
+/// The version 2 mount every [`Pair`] has.
+pub const V2: &str = "kv2";
+/// The version 1 mount every [`Pair`] has.
+pub const V1: &str = "kv1";
+/// The Go peer's file in `target/peers/`.
+pub const GO_PEER: &str = "vault-plugin-secrets-kv-go";
+/// The core's warning when a tune raises a mount's `options.version` from nothing to 2.
+/// OpenBao 2.7.2 names the old version twice (also for its builtin `kv`).
+pub fn upgrade_warning(flavor: Flavor) -> String {
+    let to = match flavor {
+        Flavor::Vault => 2,
+        Flavor::OpenBao => 0,
+    };
+    format!(
+        "Upgrading mount from version 0 to version {to}. This mount will be unavailable for a \
+         brief period and will resume service shortly."
+    )
+}
+
+/// Our plugin: `KV_DIFF_OURS_BIN` when set, else the binary cargo built for this package.
+pub fn ours_bin() -> PathBuf {
+    match std::env::var_os("KV_DIFF_OURS_BIN") {
+        Some(path) if !path.is_empty() => {
+            let path = PathBuf::from(path);
+            assert!(
+                path.is_file(),
+                "KV_DIFF_OURS_BIN={} is not a file",
+                path.display()
+            );
+            path
+        }
+        _ => PathBuf::from(env!("CARGO_BIN_EXE_vault-plugin-secrets-kv")),
+    }
+}
+
+/// HashiCorp's Go plugin, built by `make peers`.
+pub fn go_bin() -> PathBuf {
+    peer_bin(GO_PEER)
+}
+
+/// Copies `binary` into the server's plugin directory as [`PLUGIN`] and registers it there,
+/// unversioned, as a secrets plugin; returns its SHA-256.
+pub fn install(server: &DevServer, binary: &std::path::Path) -> String {
+    let sha = server.install_file(PLUGIN, binary);
+    server.cli_ok(&[
+        "plugin",
+        "register",
+        &format!("-sha256={sha}"),
+        &format!("-command={PLUGIN}"),
+        "secret",
+        PLUGIN,
+    ]);
+    sha
+}
+
+/// Enables the registered plugin at `path` with no options: a version 1 (passthrough) mount.
+pub fn enable_v1(server: &DevServer, path: &str) {
+    server.cli_ok(&["secrets", "enable", &format!("-path={path}"), PLUGIN]);
+}
+
+/// Enables the registered plugin at `path` and tunes it to `options.version=2` (see the module
+/// header); returns once the reloaded backend answers its `config` read.
+pub fn enable_v2(server: &DevServer, path: &str) {
+    enable_v1(server, path);
+    let (status, answer) = server.http(
+        "POST",
+        &format!("sys/mounts/{path}/tune"),
+        Some(&json!({"options": {"version": "2"}})),
+    );
+    assert_eq!(
+        (status, &answer["warnings"]),
+        (200, &json!([upgrade_warning(server.flavor())])),
+        "tune {path} to version 2: {answer}"
+    );
+    wait_until(
+        &format!("{path}/config to answer as a version 2 mount"),
+        Duration::from_secs(30),
+        || server.http("GET", &format!("{path}/config"), None).0 == 200,
+    );
+}
+
+/// One server of a [`Pair`] and the binary it runs.
+pub struct Side {
+    /// `ours` or `Go`, for reports.
+    pub label: &'static str,
+    pub server: DevServer,
+    pub binary: PathBuf,
+    pub sha256: String,
+}
+
+impl Side {
+    /// A server running `binary` as [`PLUGIN`], version 2 at [`V2`] and version 1 at [`V1`].
+    fn start(label: &'static str, binary: PathBuf) -> Self {
+        let server = DevServer::start();
+        let sha256 = install(&server, &binary);
+        enable_v2(&server, V2);
+        enable_v1(&server, V1);
+        Self {
+            label,
+            server,
+            binary,
+            sha256,
+        }
+    }
+
+    /// One request with the root token; `content_type` goes with a body.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Answer {
+        let mut headers = vec![("X-Vault-Token", self.server.token())];
+        if let Some(kind) = content_type {
+            headers.push(("Content-Type", kind));
+        }
+        let (status, headers, body) = self.server.http_raw(method, path, &headers, body);
+        Answer::new(status, &headers, body)
+    }
+
+    /// A request whose body, if any, is JSON.
+    pub fn json(&self, method: &str, path: &str, body: Option<&Value>) -> Answer {
+        match body {
+            Some(body) => self.request(
+                method,
+                path,
+                Some("application/json"),
+                body.to_string().as_bytes(),
+            ),
+            None => self.request(method, path, None, b""),
+        }
+    }
+
+    /// A PATCH with the type the core requires (`application/merge-patch+json`).
+    pub fn patch(&self, path: &str, body: &Value) -> Answer {
+        self.request(
+            "PATCH",
+            path,
+            Some("application/merge-patch+json"),
+            body.to_string().as_bytes(),
+        )
+    }
+}
+
+/// An answer as a client sees it: status, `Content-Type` and the body's text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    pub content_type: String,
+    pub text: String,
+}
+
+impl Answer {
+    fn new(status: u16, headers: &[(String, String)], body: Vec<u8>) -> Self {
+        let content_type = headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+            .map(|(_, value)| value.clone())
+            .unwrap_or_default();
+        Self {
+            status,
+            content_type,
+            text: String::from_utf8_lossy(&body).into_owned(),
+        }
+    }
+
+    /// The body as JSON: `Null` when blank, a `String` when it is not JSON.
+    pub fn json(&self) -> Value {
+        if self.text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&self.text).unwrap_or_else(|_| Value::String(self.text.clone()))
+        }
+    }
+}
+
+/// Two servers of the same flavour, the same mounts, ours and the Go plugin.
+pub struct Pair {
+    pub ours: Side,
+    pub go: Side,
+}
+
+impl Pair {
+    /// Starts both servers (side by side) and mounts the plugins.
+    pub fn start() -> Self {
+        let ours = ours_bin();
+        let go = go_bin();
+        std::thread::scope(|scope| {
+            let ours = scope.spawn(move || Side::start("ours", ours));
+            let go = Side::start("Go", go);
+            Self {
+                ours: ours.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
+                go,
+            }
+        })
+    }
+
+    /// Ours first, then Go.
+    pub fn sides(&self) -> [&Side; 2] {
+        [&self.ours, &self.go]
+    }
+
+    /// Another version 2 mount on both servers.
+    pub fn enable_v2(&self, path: &str) {
+        for side in self.sides() {
+            enable_v2(&side.server, path);
+        }
+    }
+
+    /// Another version 1 mount on both servers.
+    pub fn enable_v1(&self, path: &str) {
+        for side in self.sides() {
+            enable_v1(&side.server, path);
+        }
+    }
+}
