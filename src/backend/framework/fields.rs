@@ -7,7 +7,7 @@
 
 mod gotime;
 
-pub use gotime::parse_go_duration;
+pub use gotime::{format_time, parse_go_duration};
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -80,7 +80,7 @@ mod patch;
 mod pattern;
 mod wal;
 
-pub use fields::{FieldData, FieldSchema, FieldType, parse_go_duration, zero_time};
+pub use fields::{FieldData, FieldSchema, FieldType, format_time, parse_go_duration, zero_time};
 pub use lease::{TtlError, TtlLimits, TtlRequest, calculate_ttl};
 pub use patch::merge_patch;
 pub use pattern::{Captures, PathPattern, PatternError};

@@ -352,6 +352,37 @@ impl UnixTime {
     }
 }
 
+/// A time as Go marshals a `time.Time` in UTC to JSON (`time.RFC3339Nano`): nanoseconds
+/// with their trailing zeros trimmed, `Z` for the zone. Times before the epoch are written
+/// too; times the platform cannot subtract from the epoch read as the epoch.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use vault_plugin_sdk::backend::framework::format_time;
+///
+/// let t = UNIX_EPOCH + Duration::new(1_700_000_000, 120_000_000);
+/// assert_eq!(format_time(t), "2023-11-14T22:13:20.12Z");
+/// ```
+pub fn format_time(time: SystemTime) -> String {
+    let unix = match time.duration_since(UNIX_EPOCH) {
+        Ok(after) => UnixTime {
+            seconds: i64::try_from(after.as_secs()).unwrap_or(i64::MAX),
+            nanos: after.subsec_nanos(),
+        },
+        Err(before) => {
+            let before = before.duration();
+            let mut seconds = -i64::try_from(before.as_secs()).unwrap_or(i64::MAX);
+            let mut nanos = before.subsec_nanos();
+            if nanos > 0 {
+                seconds -= 1;
+                nanos = 1_000_000_000 - nanos;
+            }
+            UnixTime { seconds, nanos }
+        }
+    };
+    unix.to_rfc3339_nano()
+}
+
 /// `parseutil.ParseAbsoluteTime` on a JSON value: `None` for null (no value).
 pub(super) fn parse_absolute_time(raw: &Value) -> Result<Option<UnixTime>, String> {
     match raw {
