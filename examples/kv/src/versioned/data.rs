@@ -3,7 +3,9 @@
 
 use prost::Message as _;
 use serde_json::{Map, Value, json};
-use vault_plugin_sdk::backend::framework::{FieldData, FieldSchema, FieldType, PathSpec, merge_patch};
+use vault_plugin_sdk::backend::framework::{
+    FieldData, FieldSchema, FieldType, PathSpec, merge_patch,
+};
 use vault_plugin_sdk::backend::{Error, Operation, Request, Response};
 
 use super::{
@@ -14,7 +16,11 @@ use crate::storage::records::{self, Configuration, KeyMetadata, Version};
 
 pub(super) fn path() -> PathSpec<Versioned> {
     PathSpec::new("data/{+path}")
-        .field(FieldSchema::new("path", FieldType::String, "Location of the secret."))
+        .field(FieldSchema::new(
+            "path",
+            FieldType::String,
+            "Location of the secret.",
+        ))
         .field(FieldSchema::new(
             "version",
             FieldType::Int,
@@ -112,17 +118,22 @@ async fn write(
     let Some(data) = request.data.get("data").cloned() else {
         return Ok(Some(Response::error("no data provided")));
     };
-    let text = serde_json::to_vec(&data)
-        .map_err(|error| Error::other(format!("json: {error}")))?;
+    let text = serde_json::to_vec(&data).map_err(|error| Error::other(format!("json: {error}")))?;
     let _lock = backend.write_lock(&key).await;
-    let meta = backend.key_metadata(&key).await?.unwrap_or_else(|| KeyMetadata {
-        key: key.clone(),
-        ..KeyMetadata::default()
-    });
+    let meta = backend
+        .key_metadata(&key)
+        .await?
+        .unwrap_or_else(|| KeyMetadata {
+            key: key.clone(),
+            ..KeyMetadata::default()
+        });
     if let Err(refusal) = check_and_set(fields, &config, &meta) {
         return Ok(Some(Response::error(refusal)));
     }
-    backend.store_new_version(&key, meta, &config, text).await.map(Some)
+    backend
+        .store_new_version(&key, meta, &config, text)
+        .await
+        .map(Some)
 }
 
 async fn patch(
@@ -432,7 +443,10 @@ mod tests {
     #[test]
     fn numbers_pass_through_float64_as_in_go() {
         let value = as_go_floats(json!({"a": 1.0, "b": 12345678901234567890u64, "c": [0.5]}));
-        assert_eq!(value, json!({"a": 1, "b": 12345678901234567168u64, "c": [0.5]}));
+        assert_eq!(
+            value,
+            json!({"a": 1, "b": 12345678901234567168u64, "c": [0.5]})
+        );
     }
 
     #[test]

@@ -48,6 +48,10 @@ async fn invalid(
             )
         }
     };
-    Response::whole_with_status(404, request, Some(Response::default().with_warning(warning)))
-        .map(Some)
+    Response::whole_with_status(
+        404,
+        request,
+        Some(Response::default().with_warning(warning)),
+    )
+    .map(Some)
 }

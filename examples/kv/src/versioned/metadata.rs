@@ -19,7 +19,11 @@ const CAS_IGNORED: &str = "\"cas_required\" set to false, but is mandated by bac
 
 pub(super) fn path() -> PathSpec<Versioned> {
     PathSpec::new("metadata/{*path}")
-        .field(FieldSchema::new("path", FieldType::String, "Location of the secret."))
+        .field(FieldSchema::new(
+            "path",
+            FieldType::String,
+            "Location of the secret.",
+        ))
         .field(FieldSchema::new(
             "cas_required",
             FieldType::Bool,
@@ -126,8 +130,8 @@ async fn write(
             return Ok(Some(Response::error(problems)));
         }
     }
-    let warning = (cas_ok && config.cas_required && !fields.get_bool("cas_required"))
-        .then_some(CAS_IGNORED);
+    let warning =
+        (cas_ok && config.cas_required && !fields.get_bool("cas_required")).then_some(CAS_IGNORED);
     let _lock = backend.write_lock(&key).await;
     let mut meta = match backend.key_metadata(&key).await? {
         Some(meta) => meta,
@@ -151,9 +155,7 @@ async fn write(
         meta.cas_required = fields.get_bool("cas_required");
     }
     if dva_ok {
-        meta.delete_version_after = Some(records::seconds(
-            fields.get_int("delete_version_after"),
-        ));
+        meta.delete_version_after = Some(records::seconds(fields.get_int("delete_version_after")));
     }
     if custom_ok {
         meta.custom_metadata = custom;
@@ -214,9 +216,7 @@ async fn patch(
         meta.cas_required = fields.get_bool("cas_required");
     }
     if fields.get_ok("delete_version_after").is_some() {
-        meta.delete_version_after = Some(records::seconds(
-            fields.get_int("delete_version_after"),
-        ));
+        meta.delete_version_after = Some(records::seconds(fields.get_int("delete_version_after")));
     }
     if request.data.contains_key("custom_metadata") {
         match custom_patch {
@@ -451,7 +451,10 @@ mod tests {
         custom.insert("k".repeat(129), "v".to_owned());
         custom.insert("tab".to_owned(), "a\tb".to_owned());
         let problems = validate_custom(&custom).unwrap_or_default();
-        assert!(problems.starts_with("2 errors occurred:\n\t* "), "{problems}");
+        assert!(
+            problems.starts_with("2 errors occurred:\n\t* "),
+            "{problems}"
+        );
         assert!(problems.contains("is 129 but must be 0 < len(key) <= 128"));
         assert!(problems.contains("value for key \"tab\" contains unprintable characters"));
         let many: HashMap<_, _> = (0..65).map(|i| (i.to_string(), "v".to_owned())).collect();
@@ -470,8 +473,14 @@ mod tests {
         assert_eq!(custom["n"], "1");
         assert_eq!(custom["b"], "1");
         assert_eq!(custom["z"], "");
-        assert!(!custom_strings(&raw, true).unwrap_or_default().contains_key("z"));
-        let Value::Object(nested) = json!({"o": {"a": 1}}) else { return };
+        assert!(
+            !custom_strings(&raw, true)
+                .unwrap_or_default()
+                .contains_key("z")
+        );
+        let Value::Object(nested) = json!({"o": {"a": 1}}) else {
+            return;
+        };
         assert_eq!(
             custom_strings(&nested, false).err().unwrap_or_default(),
             "'' expected type 'string', got unconvertible type 'map[string]interface {}', \

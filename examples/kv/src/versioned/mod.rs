@@ -319,3 +319,6 @@ fn not_found_with(request: &Request, data: Map<String, Value>) -> Result<Option<
 fn not_found_empty(request: &Request) -> Result<Option<Response>, Error> {
     Response::whole_with_status(404, request, None).map(Some)
 }
+
+#[cfg(test)]
+mod tests;

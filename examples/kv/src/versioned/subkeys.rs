@@ -8,7 +8,11 @@ use super::{Versioned, data::decode_data, is_deleted, not_found_with, version_an
 
 pub(super) fn path() -> PathSpec<Versioned> {
     PathSpec::new("subkeys/{*path}")
-        .field(FieldSchema::new("path", FieldType::String, "Location of the secret."))
+        .field(FieldSchema::new(
+            "path",
+            FieldType::String,
+            "Location of the secret.",
+        ))
         .field(FieldSchema::new(
             "version",
             FieldType::Int,
@@ -92,12 +96,17 @@ mod tests {
     fn depth_limits_the_shape() {
         let data = json!({"foo": {"bar": {"baz": 1}, "e": {}}, "list": [1]});
         for (depth, expected) in [
-            (0, json!({"foo": {"bar": {"baz": null}, "e": null}, "list": null})),
+            (
+                0,
+                json!({"foo": {"bar": {"baz": null}, "e": null}, "list": null}),
+            ),
             (1, json!({"foo": null, "list": null})),
             (2, json!({"foo": {"bar": null, "e": null}, "list": null})),
             (-1, json!({"foo": null, "list": null})),
         ] {
-            let Value::Object(mut map) = data.clone() else { return };
+            let Value::Object(mut map) = data.clone() else {
+                return;
+            };
             strip(&mut map, 1, depth);
             assert_eq!(Value::Object(map), expected, "depth {depth}");
         }

@@ -83,7 +83,12 @@ impl Job {
     }
 
     /// The value at `key` becomes version 1 of `key`, byte for byte.
-    async fn upgrade_key(&self, names: &MetadataNames, salt: &Salt, key: &str) -> Result<(), Error> {
+    async fn upgrade_key(
+        &self,
+        names: &MetadataNames,
+        salt: &Salt,
+        key: &str,
+    ) -> Result<(), Error> {
         let Some(value) = self.storage.get(key).await? else {
             return Ok(());
         };

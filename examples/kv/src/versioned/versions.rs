@@ -51,10 +51,21 @@ fn versions_path(
     synopsis: &'static str,
 ) -> PathSpec<Versioned> {
     PathSpec::new(pattern)
-        .field(FieldSchema::new("path", FieldType::String, "Location of the secret."))
-        .field(FieldSchema::new("versions", FieldType::CommaIntSlice, versions))
+        .field(FieldSchema::new(
+            "path",
+            FieldType::String,
+            "Location of the secret.",
+        ))
+        .field(FieldSchema::new(
+            "versions",
+            FieldType::CommaIntSlice,
+            versions,
+        ))
         .operation(Operation::Update, handler)
-        .help(synopsis, "Give the version numbers in `versions`: a list or \"1,2\".")
+        .help(
+            synopsis,
+            "Give the version numbers in `versions`: a list or \"1,2\".",
+        )
 }
 
 async fn delete(
