@@ -127,18 +127,20 @@ impl Response {
             ));
         }
         let or_null = |value: Value, empty: bool| if empty { Value::Null } else { value };
-        let body = json!({
-            "request_id": request.id,
-            "lease_id": "",
-            "renewable": false,
-            "lease_duration": 0,
-            "data": or_null(Value::Object(response.data.clone()), response.data.is_empty()),
-            "wrap_info": null,
-            "warnings": or_null(json!(response.warnings), response.warnings.is_empty()),
-            "auth": null,
-        });
+        // In the order of Go's `logical.HTTPResponse` fields, as Go marshals it (a JSON map
+        // would sort them).
+        let body = format!(
+            "{{\"request_id\":{},\"lease_id\":\"\",\"renewable\":false,\"lease_duration\":0,\
+             \"data\":{},\"wrap_info\":null,\"warnings\":{},\"auth\":null}}",
+            Value::from(request.id.as_str()),
+            or_null(
+                Value::Object(response.data.clone()),
+                response.data.is_empty()
+            ),
+            or_null(json!(response.warnings), response.warnings.is_empty()),
+        );
         // An object's text: never valid base64, so the server sends it as it is.
-        data.insert(HTTP_RAW_BODY.to_owned(), Value::from(body.to_string()));
+        data.insert(HTTP_RAW_BODY.to_owned(), Value::from(body));
         Ok(Self::with_data(data))
     }
 }
