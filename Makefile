@@ -118,10 +118,11 @@ test-matrix: $(foreach v,$(MATRIX_BAO),$(VENV)-bao-$(v)/ok) ## Tutorial, parity 
 
 # HashiCorp Vault 1.14.1: its tutorial word for word, and the shared suites with Vault as server
 # and Vault's mock as the differential oracle.
-test-vault: peers ## Vault 1.14.1: tutorial, parity, legacy, differential suites (mock and PostgreSQL)
+test-vault: peers ## Vault 1.14.1: tutorial, parity, legacy, differential suites (mock, PostgreSQL, kv)
 	TEST_SERVER=vault $(CARGO) test --test vault_tutorial --test openbao_tutorial \
 		--test openbao_parity --test openbao_legacy --test differential
 	TEST_SERVER=vault $(CARGO) test -p postgresql-database-plugin --test differential
+	TEST_SERVER=vault $(CARGO) test -p vault-plugin-secrets-kv --test differential
 
 lint: ## rustfmt check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check

@@ -24,19 +24,22 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use plugin_test_support::common::{DevServer, Flavor, peer_bin, wait_until};
+use plugin_test_support::http;
 use serde_json::{Value, json};
 
 /// The catalog name both servers give their binary, and its file name in the plugin directory.
-pub const PLUGIN: &str = "vault-plugin-secrets-kv";
+pub(crate) const PLUGIN: &str = "vault-plugin-secrets-kv";
 /// The version 2 mount every [`Pair`] has.
-pub const V2: &str = "kv2";
+pub(crate) const V2: &str = "kv2";
 /// The version 1 mount every [`Pair`] has.
-pub const V1: &str = "kv1";
+pub(crate) const V1: &str = "kv1";
+/// Bounds each answer of [`Side::put_many`].
+const BULK_TIMEOUT: Duration = Duration::from_secs(60);
 /// The Go peer's file in `target/peers/`.
-pub const GO_PEER: &str = "vault-plugin-secrets-kv-go";
+pub(crate) const GO_PEER: &str = "vault-plugin-secrets-kv-go";
 /// The core's warning when a tune raises a mount's `options.version` from nothing to 2.
 /// OpenBao 2.7.2 names the old version twice (also for its builtin `kv`).
-pub fn upgrade_warning(flavor: Flavor) -> String {
+pub(crate) fn upgrade_warning(flavor: Flavor) -> String {
     let to = match flavor {
         Flavor::Vault => 2,
         Flavor::OpenBao => 0,
@@ -48,7 +51,7 @@ pub fn upgrade_warning(flavor: Flavor) -> String {
 }
 
 /// Our plugin: `KV_DIFF_OURS_BIN` when set, else the binary cargo built for this package.
-pub fn ours_bin() -> PathBuf {
+pub(crate) fn ours_bin() -> PathBuf {
     match std::env::var_os("KV_DIFF_OURS_BIN") {
         Some(path) if !path.is_empty() => {
             let path = PathBuf::from(path);
@@ -64,13 +67,13 @@ pub fn ours_bin() -> PathBuf {
 }
 
 /// HashiCorp's Go plugin, built by `make peers`.
-pub fn go_bin() -> PathBuf {
+pub(crate) fn go_bin() -> PathBuf {
     peer_bin(GO_PEER)
 }
 
 /// Copies `binary` into the server's plugin directory as [`PLUGIN`] and registers it there,
 /// unversioned, as a secrets plugin; returns its SHA-256.
-pub fn install(server: &DevServer, binary: &std::path::Path) -> String {
+pub(crate) fn install(server: &DevServer, binary: &std::path::Path) -> String {
     let sha = server.install_file(PLUGIN, binary);
     server.cli_ok(&[
         "plugin",
@@ -84,13 +87,13 @@ pub fn install(server: &DevServer, binary: &std::path::Path) -> String {
 }
 
 /// Enables the registered plugin at `path` with no options: a version 1 (passthrough) mount.
-pub fn enable_v1(server: &DevServer, path: &str) {
+pub(crate) fn enable_v1(server: &DevServer, path: &str) {
     server.cli_ok(&["secrets", "enable", &format!("-path={path}"), PLUGIN]);
 }
 
 /// Enables the registered plugin at `path` and tunes it to `options.version=2` (see the module
 /// header); returns once the reloaded backend answers its `config` read.
-pub fn enable_v2(server: &DevServer, path: &str) {
+pub(crate) fn enable_v2(server: &DevServer, path: &str) {
     enable_v1(server, path);
     let (status, answer) = server.http(
         "POST",
@@ -110,12 +113,12 @@ pub fn enable_v2(server: &DevServer, path: &str) {
 }
 
 /// One server of a [`Pair`] and the binary it runs.
-pub struct Side {
+pub(crate) struct Side {
     /// `ours` or `Go`, for reports.
-    pub label: &'static str,
-    pub server: DevServer,
-    pub binary: PathBuf,
-    pub sha256: String,
+    pub(crate) label: &'static str,
+    pub(crate) server: DevServer,
+    pub(crate) binary: PathBuf,
+    pub(crate) sha256: String,
 }
 
 impl Side {
@@ -134,7 +137,7 @@ impl Side {
     }
 
     /// One request with the root token; `content_type` goes with a body.
-    pub fn request(
+    pub(crate) fn request(
         &self,
         method: &str,
         path: &str,
@@ -150,7 +153,7 @@ impl Side {
     }
 
     /// A request whose body, if any, is JSON.
-    pub fn json(&self, method: &str, path: &str, body: Option<&Value>) -> Answer {
+    pub(crate) fn json(&self, method: &str, path: &str, body: Option<&Value>) -> Answer {
         match body {
             Some(body) => self.request(
                 method,
@@ -162,8 +165,65 @@ impl Side {
         }
     }
 
+    /// Many JSON PUTs (`(path, body)`, path relative to `/v1/`) over `threads` keep-alive
+    /// connections at once; the answers in the order of `requests`.
+    pub(crate) fn put_many(&self, requests: &[(String, Value)], threads: usize) -> Vec<Answer> {
+        let hostport = self.server.addr().trim_start_matches("http://").to_owned();
+        let token = self.server.token().to_owned();
+        let chunk = requests.len().div_ceil(threads.max(1)).max(1);
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = requests
+                .chunks(chunk)
+                .map(|part| {
+                    let (hostport, token) = (&hostport, &token);
+                    scope.spawn(move || {
+                        let open = || {
+                            http::Connection::open(hostport, http::CONNECT_TIMEOUT, BULK_TIMEOUT)
+                                .unwrap_or_else(|e| panic!("connect {hostport}: {e}"))
+                        };
+                        let mut connection = open();
+                        let headers = [
+                            ("X-Vault-Token", token.as_str()),
+                            ("Content-Type", "application/json"),
+                        ];
+                        let mut answers = Vec::with_capacity(part.len());
+                        for (path, body) in part {
+                            let (target, body) = (format!("/v1/{path}"), body.to_string());
+                            let mut response =
+                                connection.request("PUT", &target, &headers, body.as_bytes());
+                            // A keep-alive connection the server let go: send it again.
+                            if response.as_ref().is_err_and(http::HttpError::is_unsent) {
+                                connection = open();
+                                response =
+                                    connection.request("PUT", &target, &headers, body.as_bytes());
+                            }
+                            let response = response.unwrap_or_else(|e| panic!("PUT {target}: {e}"));
+                            if !response.keep_alive {
+                                connection = open();
+                            }
+                            answers.push(Answer::new(
+                                response.status,
+                                &response.headers,
+                                response.body,
+                            ));
+                        }
+                        answers
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|worker| {
+                    worker
+                        .join()
+                        .unwrap_or_else(|e| std::panic::resume_unwind(e))
+                })
+                .collect()
+        })
+    }
+
     /// A PATCH with the type the core requires (`application/merge-patch+json`).
-    pub fn patch(&self, path: &str, body: &Value) -> Answer {
+    pub(crate) fn patch(&self, path: &str, body: &Value) -> Answer {
         self.request(
             "PATCH",
             path,
@@ -175,10 +235,10 @@ impl Side {
 
 /// An answer as a client sees it: status, `Content-Type` and the body's text.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Answer {
-    pub status: u16,
-    pub content_type: String,
-    pub text: String,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) content_type: String,
+    pub(crate) text: String,
 }
 
 impl Answer {
@@ -196,7 +256,7 @@ impl Answer {
     }
 
     /// The body as JSON: `Null` when blank, a `String` when it is not JSON.
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         if self.text.trim().is_empty() {
             Value::Null
         } else {
@@ -206,14 +266,14 @@ impl Answer {
 }
 
 /// Two servers of the same flavour, the same mounts, ours and the Go plugin.
-pub struct Pair {
-    pub ours: Side,
-    pub go: Side,
+pub(crate) struct Pair {
+    pub(crate) ours: Side,
+    pub(crate) go: Side,
 }
 
 impl Pair {
     /// Starts both servers (side by side) and mounts the plugins.
-    pub fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let ours = ours_bin();
         let go = go_bin();
         std::thread::scope(|scope| {
@@ -227,19 +287,19 @@ impl Pair {
     }
 
     /// Ours first, then Go.
-    pub fn sides(&self) -> [&Side; 2] {
+    pub(crate) fn sides(&self) -> [&Side; 2] {
         [&self.ours, &self.go]
     }
 
     /// Another version 2 mount on both servers.
-    pub fn enable_v2(&self, path: &str) {
+    pub(crate) fn enable_v2(&self, path: &str) {
         for side in self.sides() {
             enable_v2(&side.server, path);
         }
     }
 
     /// Another version 1 mount on both servers.
-    pub fn enable_v1(&self, path: &str) {
+    pub(crate) fn enable_v1(&self, path: &str) {
         for side in self.sides() {
             enable_v1(&side.server, path);
         }
