@@ -64,11 +64,10 @@ async fn read(
     }
     let version = backend.load_version(&key, number).await?;
     let mut data = decode_data(&version.data)?;
+    // Stored `null` (a write of `"data": null`) stays `null`: Go's `json.Unmarshal` sets the
+    // map it was given to nil.
     if let Value::Object(map) = &mut data {
         strip(&mut *map, 1, depth);
-    } else {
-        // Go decodes `null` into the empty map it started with.
-        data = Value::Object(Map::new());
     }
     answer.insert("subkeys".to_owned(), data);
     Ok(Some(Response::with_data(answer)))
