@@ -1781,6 +1781,21 @@ fn version1(s: &mut Suite<'_>) {
     s.get(&key, "before any write");
     s.put(&key, json!({"a": "b"}), "a secret");
     s.get(&key, "a secret");
+    // The server registers a lease for each read, of a secret type the non-leased plugin lacks.
+    for (operation, note) in [
+        ("renew", "the lease of a version 1 read"),
+        (
+            "revoke",
+            "the lease of a version 1 read, whose secret type the plugin does not know",
+        ),
+    ] {
+        let path = format!("sys/leases/{operation}");
+        let what = name("PUT", &path, note);
+        s.send(&what, Kind::Plain, |side| {
+            let lease = side.json("GET", &key, None).json()["lease_id"].clone();
+            side.json("PUT", &path, Some(&json!({"lease_id": lease})))
+        });
+    }
     s.put(&key, json!({"a": "c", "ttl": "1h"}), "a ttl");
     s.get(&key, "the ttl is the lease duration");
     s.put(&key, json!({"a": "c", "ttl": 90}), "a ttl in seconds");
