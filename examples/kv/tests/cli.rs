@@ -44,10 +44,10 @@ fn rfc3339_at(text: &[u8]) -> Option<usize> {
             .all(|at| text.get(at).is_some_and(u8::is_ascii_digit))
     };
     let fixed = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
-    if !(digits(0..4) && digits(5..7) && digits(8..10) && digits(11..13))
-        || !(digits(14..16) && digits(17..19))
-        || fixed.iter().any(|&(at, byte)| text.get(at) != Some(&byte))
-    {
+    let all_digits = [0..4, 5..7, 8..10, 11..13, 14..16, 17..19]
+        .into_iter()
+        .all(digits);
+    if !all_digits || fixed.iter().any(|&(at, byte)| text.get(at) != Some(&byte)) {
         return None;
     }
     let mut end = 19;
@@ -289,24 +289,24 @@ fn version2(cli: &mut Cli<'_>, file: &str) {
 }
 
 fn version1(cli: &mut Cli<'_>) {
-    let foo = format!("{V1}/foo");
-    let foo = foo.as_str();
-    cli.ok(&["put", foo, "a=b", "ttl=1h"]);
+    let key = format!("{V1}/key");
+    let key = key.as_str();
+    cli.ok(&["put", key, "a=b", "ttl=1h"]);
     cli.ok(&["put", "-format=json", &format!("{V1}/dir/bar"), "n=1"]);
-    cli.ok(&["get", foo]);
-    cli.ok(&["get", "-format=json", foo]);
-    cli.ok(&["get", "-field=a", foo]);
+    cli.ok(&["get", key]);
+    cli.ok(&["get", "-format=json", key]);
+    cli.ok(&["get", "-field=a", key]);
     cli.ok(&["list", V1]);
     cli.ok(&["list", "-format=json", &format!("{V1}/dir")]);
-    cli.fails(&["patch", foo, "a=c"]);
-    cli.fails(&["metadata", "get", foo]);
-    cli.fails(&["undelete", "-versions=1", foo]);
-    cli.fails(&["destroy", "-versions=1", foo]);
-    cli.fails(&["rollback", "-version=1", foo]);
+    cli.fails(&["patch", key, "a=c"]);
+    cli.fails(&["metadata", "get", key]);
+    cli.fails(&["undelete", "-versions=1", key]);
+    cli.fails(&["destroy", "-versions=1", key]);
+    cli.fails(&["rollback", "-version=1", key]);
     // Version 1 ignores the version parameter.
-    cli.ok(&["get", "-version=1", foo]);
-    cli.ok(&["delete", foo]);
-    cli.fails(&["get", foo]);
+    cli.ok(&["get", "-version=1", key]);
+    cli.ok(&["delete", key]);
+    cli.fails(&["get", key]);
     cli.fails(&["list", &format!("{V1}/nothing")]);
 }
 
