@@ -44,7 +44,14 @@ pub(super) async fn start(backend: &Versioned) -> Result<(), Error> {
     };
     if keys.is_empty() {
         info.done = true;
-        tokio::spawn(async move { job.write_marker(&info).await });
+        tokio::spawn(async move {
+            if let Err(error) = job.write_marker(&info).await {
+                tracing::error!(
+                    error = %error,
+                    "writing upgrade info resulted in an error, but all keys were successfully upgraded"
+                );
+            }
+        });
         return Ok(());
     }
     backend.upgrading.store(true, Ordering::SeqCst);
@@ -67,8 +74,14 @@ struct Job {
 }
 
 impl Job {
+    /// The upgrade; an error leaves the mount refusing requests. Like Go's, it gives up when
+    /// the first marker cannot be written.
     async fn run(&self, mut info: UpgradeInfo) -> Result<(), Error> {
-        self.write_marker(&info).await;
+        self.write_marker(&info).await.map_err(|error| {
+            Error::other(format!(
+                "writing upgrade info resulted in an error: {error}"
+            ))
+        })?;
         let names = MetadataNames::load_or_create(self.storage.as_ref(), &self.uuid).await?;
         let salt = Salt::load_or_create(self.storage.as_ref(), &self.uuid).await?;
         for key in collect_keys(self.storage.as_ref()).await? {
@@ -78,7 +91,13 @@ impl Job {
             self.upgrade_key(&names, &salt, &key).await?;
         }
         info.done = true;
-        self.write_marker(&info).await;
+        // All keys are converted: the mount serves whether or not the marker is written.
+        if let Err(error) = self.write_marker(&info).await {
+            tracing::error!(
+                error = %error,
+                "writing upgrade info resulted in an error, but all keys were successfully upgraded"
+            );
+        }
         Ok(())
     }
 
@@ -119,17 +138,13 @@ impl Job {
     }
 
     /// Writes the marker, waiting while the server still sets the mount up.
-    async fn write_marker(&self, info: &UpgradeInfo) {
+    async fn write_marker(&self, info: &UpgradeInfo) -> Result<(), Error> {
         loop {
             match self.storage.put(&self.marker, info.encode_to_vec()).await {
-                Ok(()) => return,
                 Err(error) if error.message().contains(SETUP_READ_ONLY) => {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
-                Err(error) => {
-                    tracing::error!(error = %error, "writing upgrade info resulted in an error");
-                    return;
-                }
+                done => return done.map_err(Error::from),
             }
         }
     }
