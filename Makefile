@@ -150,13 +150,15 @@ clean: ## Remove build output (target/, the Go peers with it)
 # the test-only tonic features, so the benchmark runs a copy made first.
 .PHONY: bench
 bench: deps peers ## Performance: ours vs the Go mock vs builtin kv v1 through OpenBao; the chart
-	$(CARGO) build --release -p vault-plugin-sdk -p static-auth -p postgresql-database-plugin
+	$(CARGO) build --release -p vault-plugin-sdk -p static-auth -p postgresql-database-plugin -p vault-plugin-secrets-kv
 	cp target/release/my-mock-plugin target/bench-my-mock-plugin
 	cp target/release/static-auth target/bench-static-auth
 	cp target/release/postgresql-database-plugin target/bench-postgresql-database-plugin
+	cp target/release/vault-plugin-secrets-kv target/bench-vault-plugin-secrets-kv
 	BENCH_PLUGIN_BIN="$${BENCH_PLUGIN_BIN:-$(CURDIR)/target/bench-my-mock-plugin}" \
 	BENCH_STATIC_AUTH_BIN="$(CURDIR)/target/bench-static-auth" \
 	BENCH_POSTGRESQL_BIN="$(CURDIR)/target/bench-postgresql-database-plugin" \
+	BENCH_KV_BIN="$(CURDIR)/target/bench-vault-plugin-secrets-kv" \
 	$(CARGO) bench --bench bench
 
 # Per request, ours beside the Go mock, in counts rather than rates (so fine on a busy machine):

@@ -29,6 +29,10 @@
 //!   the CPU per credential of the plugin, PostgreSQL and the server, and peak RSS
 //!   (`bench/database.rs`).
 //!
+//! * `kv`: the KV secrets engine version 2 through one server: our `vault-plugin-secrets-kv`
+//!   beside HashiCorp's Go plugin and the builtin kv v2, writes, reads, patches and lists at 1,
+//!   16 and 64 connections, interleaved; plugin CPU per request and peak RSS (`bench/kv.rs`).
+//!
 //! * `profile` (only when named, `make profile`): ours and the Go mock per request in counts:
 //!   HTTP/2 frames by type each way, system calls, context switches, TLS records, where one
 //!   request's time goes at 1 connection, RSS by mapping (`bench/profile.rs`).
@@ -36,7 +40,8 @@
 //! Knobs (environment): `BENCH_SECONDS` (per cell and round, default 3); `BENCH_OPS` (e.g.
 //! `write,read`) and `BENCH_CONNS` (e.g. `16`) to run fewer cells; `BENCH_PLUGIN_ARGS`
 //! (comma-separated catalog `args` for the plugin, e.g. `--log-level=warn`); `BENCH_PLUGIN_BIN`
-//! (another build of the plugin, for every section).
+//! (another build of the plugin, for every section); `BENCH_KV_BIN` (the kv plugin, default
+//! `target/release/vault-plugin-secrets-kv`).
 //!
 //! Under `cargo test --all-targets` this target is built and run without `--bench`: it then
 //! returns at once.
@@ -45,6 +50,8 @@
 
 #[path = "bench/database.rs"]
 mod database;
+#[path = "bench/kv.rs"]
+mod kv;
 #[path = "bench/logins.rs"]
 mod logins;
 #[path = "bench/profile.rs"]
@@ -141,6 +148,9 @@ fn main() {
     }
     if run("database") {
         database::database(cell);
+    }
+    if run("kv") {
+        kv::kv(cell);
     }
     // Not by default: counts per request (`make profile`), slow under strace.
     if wanted.contains(&"profile") {
