@@ -14,9 +14,9 @@
 //! The policy itself lives at `<u>/policy/metadata` (and its archive at `<u>/archive/metadata`)
 //! in keysutil's JSON, which this module reads and, for a new mount, writes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::error::Unspecified;
@@ -88,7 +88,13 @@ struct Inner {
     /// The version template split around `{{version}}`: what comes before and after it.
     template_prefix: String,
     template_suffix: String,
+    /// Storage keys of names asked for lately: a name's key is the same every time (the
+    /// encryption is convergent), and a request on a key asks for it at least once.
+    known: Mutex<HashMap<String, String>>,
 }
+
+/// How many names [`Inner::known`] keeps before it starts again: a few hundred KiB at most.
+const KNOWN_NAMES: usize = 4096;
 
 /// One key version of the policy.
 struct KeyVersion {
@@ -150,6 +156,20 @@ impl MetadataNames {
     /// `path.Clean`), loses a leading `/`, and has every segment encrypted.
     pub(crate) fn storage_key(&self, name: &str) -> String {
         let inner = &self.inner;
+        if let Some(key) = lock(&inner.known).get(name) {
+            return key.clone();
+        }
+        let key = self.encrypt_name(name);
+        let mut known = lock(&inner.known);
+        if known.len() >= KNOWN_NAMES {
+            known.clear();
+        }
+        known.insert(name.to_owned(), key.clone());
+        key
+    }
+
+    fn encrypt_name(&self, name: &str) -> String {
+        let inner = &self.inner;
         if name.is_empty() || name == "/" {
             return format!("{}/", inner.root);
         }
@@ -187,6 +207,8 @@ impl MetadataNames {
         // List computes it (not segment by segment as encryption does).
         let context = path_join(&[&format!("{}/", self.inner.root), prefix]);
         let mut names = Vec::with_capacity(children.len());
+        // Every child shares the context, so each key version's cipher is derived once.
+        let mut ciphers = BTreeMap::new();
         for child in &children {
             let (encoded, is_folder) = match child.strip_suffix('/') {
                 Some(encoded) => (encoded, true),
@@ -196,7 +218,7 @@ impl MetadataNames {
             if token.is_empty() {
                 return Err(Error::other("could not decode key"));
             }
-            let mut name = self.decrypt_token(&context, &token)?;
+            let mut name = self.decrypt_token(&context, &token, &mut ciphers)?;
             if is_folder {
                 name.push(b'/');
             }
@@ -339,6 +361,7 @@ impl MetadataNames {
                 convergent_version,
                 template_prefix: template_prefix.to_owned(),
                 template_suffix: template_suffix.to_owned(),
+                known: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -363,7 +386,13 @@ impl MetadataNames {
 
     /// keysutil `Policy.Decrypt` of one token, with its checks in its order and its error
     /// texts and kinds (user or internal error); returns the plaintext segment.
-    fn decrypt_token(&self, context: &str, token: &[u8]) -> Result<Vec<u8>, Error> {
+    /// `ciphers` keeps the cipher of each key version derived for `context` so far.
+    fn decrypt_token(
+        &self,
+        context: &str,
+        token: &[u8],
+        ciphers: &mut BTreeMap<i64, aead::LessSafeKey>,
+    ) -> Result<Vec<u8>, Error> {
         let inner = &self.inner;
         let Some(rest) = token.strip_prefix(inner.template_prefix.as_bytes()) else {
             return Err(Error::user("invalid ciphertext: no prefix"));
@@ -410,8 +439,23 @@ impl MetadataNames {
         let Some(key) = key else {
             return Err(Error::user("no such key version"));
         };
-        open_convergent(&key.prk, context, sealed)
+        let cipher = match ciphers.entry(version) {
+            std::collections::btree_map::Entry::Occupied(known) => known.into_mut(),
+            std::collections::btree_map::Entry::Vacant(new) => {
+                new.insert(convergent_cipher(&key.prk, context)?)
+            }
+        };
+        open_convergent(cipher, sealed)
     }
+}
+
+/// The cache's lock; a panic while it was held left a map that is still valid.
+fn lock(
+    known: &Mutex<HashMap<String, String>>,
+) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+    known
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// keysutil `convergentVersion`: the entry's version when set, else the policy's, with 0
@@ -470,22 +514,28 @@ fn seal_convergent(
     Ok(sealed)
 }
 
-/// keysutil `SymmetricDecryptRaw` (the nonce leads the ciphertext), with its error texts.
-fn open_convergent(prk: &hkdf::Prk, context: &str, mut sealed: Vec<u8>) -> Result<Vec<u8>, Error> {
+/// The AES-256-GCM cipher keysutil derives for `context` (the first 32 bytes of the HKDF
+/// output), for decryption.
+fn convergent_cipher(prk: &hkdf::Prk, context: &str) -> Result<aead::LessSafeKey, Error> {
     let mut encryption_key = [0u8; KEY_LEN];
     derive(prk, context, &mut encryption_key)
         .map_err(|_| Error::internal("could not derive enc key, length not correct"))?;
+    aead::UnboundKey::new(&aead::AES_256_GCM, &encryption_key)
+        .map(aead::LessSafeKey::new)
+        .map_err(|_| Error::user(AUTHENTICATION_FAILED))
+}
+
+/// Go's GCM says this for every failure to open, a too-short input included.
+const AUTHENTICATION_FAILED: &str = "cipher: message authentication failed";
+
+/// keysutil `SymmetricDecryptRaw` (the nonce leads the ciphertext), with its error texts.
+fn open_convergent(key: &aead::LessSafeKey, mut sealed: Vec<u8>) -> Result<Vec<u8>, Error> {
     if sealed.len() < NONCE_LEN {
         return Err(Error::user("invalid ciphertext length"));
     }
     let mut nonce = [0u8; NONCE_LEN];
     nonce.copy_from_slice(&sealed[..NONCE_LEN]);
-
-    // Go's GCM says this for every failure to open, a too-short input included.
-    let failed = || Error::user("cipher: message authentication failed");
-    let key = aead::LessSafeKey::new(
-        aead::UnboundKey::new(&aead::AES_256_GCM, &encryption_key).map_err(|_| failed())?,
-    );
+    let failed = || Error::user(AUTHENTICATION_FAILED);
     let plaintext_len = key
         .open_in_place(
             aead::Nonce::assume_unique_for_key(nonce),
@@ -566,15 +616,7 @@ fn base62_encode(bytes: &[u8]) -> String {
 /// first, when there is no previous value.)
 fn base62_decode_like_go(text: &str) -> Vec<u8> {
     let digits = text.strip_prefix(['+', '-']).unwrap_or(text);
-    let values: Vec<u64> = digits
-        .bytes()
-        .map_while(|byte| {
-            BASE62_DIGITS
-                .iter()
-                .position(|&digit| digit == byte)
-                .map(|value| value as u64)
-        })
-        .collect();
+    let values: Vec<u64> = digits.bytes().map_while(base62_value).collect();
 
     // Little-endian bytes, multiplied by 62^n and added to, n digits at a time.
     let mut number: Vec<u8> = Vec::new();
@@ -593,6 +635,17 @@ fn base62_decode_like_go(text: &str) -> Vec<u8> {
     }
     number.reverse();
     number
+}
+
+/// The value of one base-62 digit (the order of [`BASE62_DIGITS`]), `None` for anything else.
+fn base62_value(byte: u8) -> Option<u64> {
+    let value = match byte {
+        b'0'..=b'9' => byte - b'0',
+        b'a'..=b'z' => byte - b'a' + 10,
+        b'A'..=b'Z' => byte - b'A' + 36,
+        _ => return None,
+    };
+    Some(u64::from(value))
 }
 
 /// Go `path.Clean`: no repeated or trailing slashes, no `.` segments, and `..` segments
