@@ -256,7 +256,13 @@ pub fn response_to_wire(response: backend::Response) -> pb::Response {
     pb::Response {
         secret: response.secret.map(secret_to_wire),
         auth: response.auth.map(auth_to_wire),
-        data: Value::Object(response.data).to_string(),
+        // Go encodes a response without data as `null` (a nil map), which the server
+        // shows as `"data": null`; an empty object would show as `{}`.
+        data: if response.data.is_empty() {
+            "null".to_owned()
+        } else {
+            Value::Object(response.data).to_string()
+        },
         redirect: response.redirect,
         warnings: response.warnings,
         wrap_info: response.wrap_ttl.map(|ttl| pb::ResponseWrapInfo {
