@@ -79,7 +79,9 @@ pub(crate) struct UpgradeInfo {
 /// Decodes a stored record; the error names the key, never the bytes.
 pub(crate) fn decode<M: Message + Default>(key: &str, bytes: &[u8]) -> Result<M, Error> {
     M::decode(bytes).map_err(|error| {
-        Error::other(format!("the storage entry {key:?} does not decode: {error}"))
+        Error::other(format!(
+            "the storage entry {key:?} does not decode: {error}"
+        ))
     })
 }
 

@@ -165,18 +165,17 @@ async fn patch(
     }
     let version = backend.load_version(&key, current).await?;
     let mut data = decode_data(&version.data)?;
+    // The Go SDK's `HandlePatchOperation` refuses a version whose data is `null`, and the
+    // json-patch library a patch that is `null`: both are 500s that store nothing.
     if data.is_null() {
-        // The json-patch library refuses a document that is `null`.
-        return Err(Error::other("invalid JSON Document"));
+        return Err(Error::other("resource does not exist"));
     }
-    let text = if patch.is_null() {
-        // The json-patch library turns a `null` patch into an empty array, which the Go
-        // plugin stores as it is (every read of that version then fails).
-        b"[]".to_vec()
-    } else {
-        merge_patch(&mut data, patch);
-        serde_json::to_vec(&data).map_err(|error| Error::other(format!("json: {error}")))?
-    };
+    if patch.is_null() {
+        return Err(Error::other("Invalid JSON Patch"));
+    }
+    merge_patch(&mut data, patch);
+    let text =
+        serde_json::to_vec(&data).map_err(|error| Error::other(format!("json: {error}")))?;
     backend
         .store_new_version(&key, meta, &config, text)
         .await
@@ -364,14 +363,19 @@ fn check_and_set(
     }
 }
 
-/// mapstructure's weak decode of a request value into a Go `int`: numbers must be integers
-/// (the plugin sees JSON numbers as their text), strings parse with Go's base prefixes, `""`
-/// and `null` are 0, booleans 0 or 1.
+/// mapstructure's weak decode of a request value into a Go `int`: numbers are truncated (an
+/// external plugin receives JSON numbers as float64), strings parse with Go's base prefixes,
+/// `""` and `null` are 0, booleans 0 or 1.
 fn weak_int(raw: &Value) -> Option<i64> {
     match raw {
         Value::Null => Some(0),
         Value::Bool(b) => Some(i64::from(*b)),
-        Value::Number(number) => number.as_i64(),
+        Value::Number(number) => number.as_i64().or_else(|| {
+            let float = number.as_f64()?;
+            // Go converts out-of-range floats to the minimum int64; keep to what is exact.
+            #[allow(clippy::cast_possible_truncation)]
+            (float.is_finite() && float.abs() < 9.2e18).then(|| float.trunc() as i64)
+        }),
         Value::String(text) if text.is_empty() => Some(0),
         Value::String(text) => parse_go_int(text),
         _ => None,
@@ -432,7 +436,8 @@ mod tests {
             (json!("0x10"), Some(16)),
             (json!("010"), Some(8)),
             (json!("-2"), Some(-2)),
-            (json!(1.5), None),
+            (json!(1.5), Some(1)),
+            (json!(-2.9), Some(-2)),
             (json!("x"), None),
             (json!([1]), None),
         ] {

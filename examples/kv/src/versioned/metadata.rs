@@ -218,8 +218,8 @@ async fn patch(
     if fields.get_ok("delete_version_after").is_some() {
         meta.delete_version_after = Some(records::seconds(fields.get_int("delete_version_after")));
     }
-    if request.data.contains_key("custom_metadata") {
-        match custom_patch {
+    if let Some(raw) = request.data.get("custom_metadata") {
+        match custom_patch.filter(|_| !raw.is_null()) {
             None => meta.custom_metadata.clear(),
             Some(patch) => {
                 for (name, value) in patch {
