@@ -122,8 +122,8 @@ test-vault: peers ## Vault 1.14.1: tutorial, parity, legacy, differential suites
 	TEST_SERVER=vault $(CARGO) test --test vault_tutorial --test openbao_tutorial \
 		--test openbao_parity --test openbao_legacy --test differential
 	TEST_SERVER=vault $(CARGO) test -p postgresql-database-plugin --test differential
-	TEST_SERVER=vault $(CARGO) test -p vault-plugin-secrets-kv --test differential
-	TEST_SERVER=vault $(CARGO) test -p vault-plugin-secrets-kv --test storage --test cli --test upgrade
+	TEST_SERVER=vault $(CARGO) test -p vault-plugin-secrets-kv --test registration \
+		--test differential --test storage --test cli --test upgrade
 
 lint: ## rustfmt check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
