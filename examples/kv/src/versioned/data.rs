@@ -174,8 +174,7 @@ async fn patch(
         return Err(Error::other("Invalid JSON Patch"));
     }
     merge_patch(&mut data, patch);
-    let text =
-        serde_json::to_vec(&data).map_err(|error| Error::other(format!("json: {error}")))?;
+    let text = serde_json::to_vec(&data).map_err(|error| Error::other(format!("json: {error}")))?;
     backend
         .store_new_version(&key, meta, &config, text)
         .await
