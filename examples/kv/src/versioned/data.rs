@@ -9,18 +9,14 @@ use vault_plugin_sdk::backend::framework::{
 use vault_plugin_sdk::backend::{Error, Operation, Request, Response};
 
 use super::{
-    Versioned, add_version, deletion_time, is_deleted, not_found_empty, not_found_with,
+    Versioned, add_version, deletion_time, is_deleted, key_field, not_found_empty, not_found_with,
     version_answer,
 };
 use crate::storage::records::{self, Configuration, KeyMetadata, Version};
 
 pub(super) fn path() -> PathSpec<Versioned> {
     PathSpec::new("data/{+path}")
-        .field(FieldSchema::new(
-            "path",
-            FieldType::String,
-            "Location of the secret.",
-        ))
+        .field(key_field())
         .field(FieldSchema::new(
             "version",
             FieldType::Int,
@@ -70,35 +66,7 @@ async fn read(
     request: &Request,
     fields: &FieldData<'_>,
 ) -> Result<Option<Response>, Error> {
-    if let Some(refusal) = backend.upgrade_refusal().await {
-        return Ok(Some(refusal));
-    }
-    let key = fields.get_string("path");
-    let _lock = backend.write_lock(&key).await;
-    let Some(meta) = backend.key_metadata(&key).await? else {
-        return Ok(None);
-    };
-    let asked = fields.get_int("version");
-    let number = if asked > 0 {
-        asked.unsigned_abs()
-    } else {
-        meta.current_version
-    };
-    let Some(vm) = meta.versions.get(&number) else {
-        return Ok(None);
-    };
-    let mut answer = Map::new();
-    answer.insert("data".to_owned(), Value::Null);
-    answer.insert(
-        "metadata".to_owned(),
-        Value::Object(version_answer(number, vm, &meta)),
-    );
-    if is_deleted(vm) || vm.destroyed {
-        return not_found_with(request, answer);
-    }
-    let version = backend.load_version(&key, number).await?;
-    answer.insert("data".to_owned(), decode_data(&version.data)?);
-    Ok(Some(Response::with_data(answer)))
+    backend.read_version(request, fields, "data", Ok).await
 }
 
 async fn write(
@@ -207,6 +175,48 @@ async fn delete(
 }
 
 impl Versioned {
+    /// A read of the version `fields` ask for (`version`, else the current one), shared by
+    /// `data/` and `subkeys/`: the answer is `{<name>: shown, metadata: …}`, `shown` being
+    /// what `show` makes of the version's data. No metadata, or no such version, is a plain
+    /// 404; a deleted or destroyed version a raw 404 whose `<name>` is `null`.
+    pub(super) async fn read_version(
+        &self,
+        request: &Request,
+        fields: &FieldData<'_>,
+        name: &str,
+        show: impl FnOnce(Value) -> Result<Value, Error>,
+    ) -> Result<Option<Response>, Error> {
+        if let Some(refusal) = self.upgrade_refusal().await {
+            return Ok(Some(refusal));
+        }
+        let key = fields.get_string("path");
+        let _lock = self.write_lock(&key).await;
+        let Some(meta) = self.key_metadata(&key).await? else {
+            return Ok(None);
+        };
+        let asked = fields.get_int("version");
+        let number = if asked > 0 {
+            asked.unsigned_abs()
+        } else {
+            meta.current_version
+        };
+        let Some(vm) = meta.versions.get(&number) else {
+            return Ok(None);
+        };
+        let mut answer = Map::new();
+        answer.insert(name.to_owned(), Value::Null);
+        answer.insert(
+            "metadata".to_owned(),
+            Value::Object(version_answer(number, vm, &meta)),
+        );
+        if is_deleted(vm) || vm.destroyed {
+            return not_found_with(request, answer);
+        }
+        let version = self.load_version(&key, number).await?;
+        answer.insert(name.to_owned(), show(decode_data(&version.data)?)?);
+        Ok(Some(Response::with_data(answer)))
+    }
+
     /// The stored blob of version `number` of `key`; missing is a 500, as with the Go plugin.
     pub(super) async fn load_version(&self, key: &str, number: u64) -> Result<Version, Error> {
         let at = self.version_key(key, number).await?;
@@ -289,7 +299,8 @@ pub(super) fn decode_data(text: &[u8]) -> Result<Value, Error> {
     }
 }
 
-fn go_json_kind(value: &Value) -> &'static str {
+/// The JSON kind Go's decoder names in "cannot unmarshal <kind>".
+pub(super) fn go_json_kind(value: &Value) -> &'static str {
     match value {
         Value::Array(_) => "array",
         Value::String(_) => "string",

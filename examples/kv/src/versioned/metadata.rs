@@ -7,7 +7,8 @@ use serde_json::{Map, Value, json};
 use vault_plugin_sdk::backend::framework::{FieldData, FieldSchema, FieldType, PathSpec};
 use vault_plugin_sdk::backend::{Error, Operation, Request, Response};
 
-use super::{Versioned, custom_metadata, data::exists, not_found_empty};
+use super::data::{exists, go_json_kind};
+use super::{Versioned, custom_metadata, key_field, not_found_empty};
 use crate::storage::records::{self, KeyMetadata, duration_seconds, duration_text, time_text};
 
 const MAX_KEYS: usize = 64;
@@ -19,11 +20,7 @@ const CAS_IGNORED: &str = "\"cas_required\" set to false, but is mandated by bac
 
 pub(super) fn path() -> PathSpec<Versioned> {
     PathSpec::new("metadata/{*path}")
-        .field(FieldSchema::new(
-            "path",
-            FieldType::String,
-            "Location of the secret.",
-        ))
+        .field(key_field())
         .field(FieldSchema::new(
             "cas_required",
             FieldType::Bool,
@@ -234,7 +231,7 @@ async fn patch(
                             return Err(Error::other(format!(
                                 "json: cannot unmarshal {} into Go struct field \
                                  KeyMetadata.custom_metadata of type string",
-                                go_kind(&other)
+                                go_json_kind(&other)
                             )));
                         }
                     }
@@ -426,18 +423,6 @@ fn go_value(value: &Value) -> String {
                 .collect();
             format!("map[{}]", items.join(" "))
         }
-    }
-}
-
-/// The JSON kind Go's decoder names in "cannot unmarshal <kind>".
-fn go_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Array(_) => "array",
-        Value::String(_) => "string",
-        Value::Number(_) => "number",
-        Value::Bool(_) => "bool",
-        Value::Object(_) => "object",
-        Value::Null => "null",
     }
 }
 

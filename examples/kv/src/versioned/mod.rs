@@ -17,7 +17,7 @@ use prost::Message as _;
 use prost_types::Timestamp;
 use serde_json::{Map, Value, json};
 use tokio::sync::Mutex;
-use vault_plugin_sdk::backend::framework::{RoutedBackend, Router};
+use vault_plugin_sdk::backend::framework::{FieldSchema, FieldType, RoutedBackend, Router};
 use vault_plugin_sdk::backend::{
     Error, KeyedLockGuard, KeyedLocks, Request, Response, SpecialPaths, Storage,
 };
@@ -210,6 +210,11 @@ impl Versioned {
             )
         })
     }
+}
+
+/// The `path` field every path but `config` captures: the key, as the request names it.
+fn key_field() -> FieldSchema {
+    FieldSchema::new("path", FieldType::String, "Location of the secret.")
 }
 
 /// How many versions `meta` keeps under `config`: the larger of the two, 10 when both are 0.

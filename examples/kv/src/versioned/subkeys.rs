@@ -4,15 +4,11 @@ use serde_json::{Map, Value};
 use vault_plugin_sdk::backend::framework::{FieldData, FieldSchema, FieldType, PathSpec};
 use vault_plugin_sdk::backend::{Error, Operation, Request, Response};
 
-use super::{Versioned, data::decode_data, is_deleted, not_found_with, version_answer};
+use super::{Versioned, key_field};
 
 pub(super) fn path() -> PathSpec<Versioned> {
     PathSpec::new("subkeys/{*path}")
-        .field(FieldSchema::new(
-            "path",
-            FieldType::String,
-            "Location of the secret.",
-        ))
+        .field(key_field())
         .field(FieldSchema::new(
             "version",
             FieldType::Int,
@@ -35,42 +31,17 @@ async fn read(
     request: &Request,
     fields: &FieldData<'_>,
 ) -> Result<Option<Response>, Error> {
-    if let Some(refusal) = backend.upgrade_refusal().await {
-        return Ok(Some(refusal));
-    }
-    let key = fields.get_string("path");
     let depth = fields.get_int("depth");
-    let _lock = backend.write_lock(&key).await;
-    let Some(meta) = backend.key_metadata(&key).await? else {
-        return Ok(None);
-    };
-    let asked = fields.get_int("version");
-    let number = if asked > 0 {
-        asked.unsigned_abs()
-    } else {
-        meta.current_version
-    };
-    let Some(vm) = meta.versions.get(&number) else {
-        return Ok(None);
-    };
-    let mut answer = Map::new();
-    answer.insert("subkeys".to_owned(), Value::Null);
-    answer.insert(
-        "metadata".to_owned(),
-        Value::Object(version_answer(number, vm, &meta)),
-    );
-    if is_deleted(vm) || vm.destroyed {
-        return not_found_with(request, answer);
-    }
-    let version = backend.load_version(&key, number).await?;
-    let mut data = decode_data(&version.data)?;
-    // Stored `null` (a write of `"data": null`) stays `null`: Go's `json.Unmarshal` sets the
-    // map it was given to nil.
-    if let Value::Object(map) = &mut data {
-        strip(&mut *map, 1, depth);
-    }
-    answer.insert("subkeys".to_owned(), data);
-    Ok(Some(Response::with_data(answer)))
+    backend
+        .read_version(request, fields, "subkeys", |mut data| {
+            // Stored `null` (a write of `"data": null`) stays `null`: Go's `json.Unmarshal`
+            // sets the map it was given to nil.
+            if let Value::Object(map) = &mut data {
+                strip(map, 1, depth);
+            }
+            Ok(data)
+        })
+        .await
 }
 
 /// Replaces every leaf under `map` (at `depth`) with `null`, descending while `max` allows.

@@ -3,7 +3,7 @@
 use vault_plugin_sdk::backend::framework::{FieldData, FieldSchema, FieldType, PathSpec};
 use vault_plugin_sdk::backend::{Error, Operation, Request, Response};
 
-use super::{DVA_DISABLED, Versioned, deletion_time, is_deleted};
+use super::{DVA_DISABLED, Versioned, deletion_time, is_deleted, key_field};
 use crate::storage::records::{self, duration_seconds};
 
 /// The change a path makes to each version it is given.
@@ -51,11 +51,7 @@ fn versions_path(
     synopsis: &'static str,
 ) -> PathSpec<Versioned> {
     PathSpec::new(pattern)
-        .field(FieldSchema::new(
-            "path",
-            FieldType::String,
-            "Location of the secret.",
-        ))
+        .field(key_field())
         .field(FieldSchema::new(
             "versions",
             FieldType::CommaIntSlice,
