@@ -5,7 +5,7 @@ use serde_json::json;
 use vault_plugin_sdk::backend::framework::{FieldData, FieldSchema, FieldType, PathSpec};
 use vault_plugin_sdk::backend::{Error, Operation, Request, Response};
 
-use super::{DVA_DISABLED, Versioned};
+use super::{DVA_DISABLED, Guarded, Versioned};
 use crate::storage::records::{self, duration_seconds, duration_text};
 
 pub(super) fn path() -> PathSpec<Versioned> {
@@ -27,8 +27,8 @@ pub(super) fn path() -> PathSpec<Versioned> {
             "How long after its creation a version is deleted; 0 clears it, a negative \
              value disables deletion for every key.",
         ))
-        .operation(Operation::Read, read)
-        .operation(Operation::Update, write)
+        .operation(Operation::Read, Guarded(read))
+        .operation(Operation::Update, Guarded(write))
         .help(
             "Configures the versioned store's defaults for every key",
             "Read or write max_versions, cas_required and delete_version_after.",
@@ -40,9 +40,6 @@ async fn read(
     _: &Request,
     _: &FieldData<'_>,
 ) -> Result<Option<Response>, Error> {
-    if let Some(refusal) = backend.upgrade_refusal().await {
-        return Ok(Some(refusal));
-    }
     let config = backend.config().await?;
     Response::from_serialize(&json!({
         "max_versions": config.max_versions,
@@ -58,9 +55,6 @@ async fn write(
     _: &Request,
     fields: &FieldData<'_>,
 ) -> Result<Option<Response>, Error> {
-    if let Some(refusal) = backend.upgrade_refusal().await {
-        return Ok(Some(refusal));
-    }
     let max_versions = fields.get_ok("max_versions");
     let cas_required = fields.get_ok("cas_required");
     let delete_after = fields.get_ok("delete_version_after");

@@ -9,8 +9,8 @@ use vault_plugin_sdk::backend::framework::{
 use vault_plugin_sdk::backend::{Error, Operation, Request, Response};
 
 use super::{
-    Versioned, add_version, deletion_time, is_deleted, key_field, not_found_empty, not_found_with,
-    version_answer,
+    Guarded, Versioned, add_version, deletion_time, is_deleted, key_field, not_found_empty,
+    not_found_with, version_answer,
 };
 use crate::storage::records::{self, Configuration, KeyMetadata, Version};
 
@@ -34,11 +34,11 @@ pub(super) fn path() -> PathSpec<Versioned> {
             "The contents of the secret: a JSON object.",
         ))
         .existence_check(exists)
-        .operation(Operation::Read, read)
-        .operation(Operation::Create, write)
-        .operation(Operation::Update, write)
-        .operation(Operation::Patch, patch)
-        .operation(Operation::Delete, delete)
+        .operation(Operation::Read, Guarded(read))
+        .operation(Operation::Create, Guarded(write))
+        .operation(Operation::Update, Guarded(write))
+        .operation(Operation::Patch, Guarded(patch))
+        .operation(Operation::Delete, Guarded(delete))
         .help(
             "Write, read, patch and delete data in the versioned store",
             "data/<key> reads the current version (or ?version=N), writes a new version, \
@@ -74,9 +74,6 @@ async fn write(
     request: &Request,
     fields: &FieldData<'_>,
 ) -> Result<Option<Response>, Error> {
-    if let Some(refusal) = backend.upgrade_refusal().await {
-        return Ok(Some(refusal));
-    }
     let key = fields.get_string("path");
     if key.is_empty() {
         return Ok(Some(Response::error("missing path")));
@@ -109,9 +106,6 @@ async fn patch(
     request: &Request,
     fields: &FieldData<'_>,
 ) -> Result<Option<Response>, Error> {
-    if let Some(refusal) = backend.upgrade_refusal().await {
-        return Ok(Some(refusal));
-    }
     let key = fields.get_string("path");
     let Some(patch) = request.data.get("data").cloned() else {
         return Ok(Some(Response::error("no data provided")));
@@ -154,9 +148,6 @@ async fn delete(
     _: &Request,
     fields: &FieldData<'_>,
 ) -> Result<Option<Response>, Error> {
-    if let Some(refusal) = backend.upgrade_refusal().await {
-        return Ok(Some(refusal));
-    }
     let key = fields.get_string("path");
     let _lock = backend.write_lock(&key).await;
     let Some(mut meta) = backend.key_metadata(&key).await? else {
@@ -186,9 +177,6 @@ impl Versioned {
         name: &str,
         show: impl FnOnce(Value) -> Result<Value, Error>,
     ) -> Result<Option<Response>, Error> {
-        if let Some(refusal) = self.upgrade_refusal().await {
-            return Ok(Some(refusal));
-        }
         let key = fields.get_string("path");
         let _lock = self.write_lock(&key).await;
         let Some(meta) = self.key_metadata(&key).await? else {

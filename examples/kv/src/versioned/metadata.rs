@@ -8,7 +8,7 @@ use vault_plugin_sdk::backend::framework::{FieldData, FieldSchema, FieldType, Pa
 use vault_plugin_sdk::backend::{Error, Operation, Request, Response};
 
 use super::data::{exists, go_json_kind};
-use super::{Versioned, custom_metadata, key_field, not_found_empty};
+use super::{Guarded, Versioned, custom_metadata, key_field, not_found_empty};
 use crate::storage::records::{self, KeyMetadata, duration_seconds, duration_text, time_text};
 
 const MAX_KEYS: usize = 64;
@@ -42,12 +42,12 @@ pub(super) fn path() -> PathSpec<Versioned> {
             "Up to 64 string pairs kept with the key (keys up to 128 bytes, values up to 512).",
         ))
         .existence_check(exists)
-        .operation(Operation::Read, read)
-        .operation(Operation::Create, write)
-        .operation(Operation::Update, write)
-        .operation(Operation::Patch, patch)
-        .operation(Operation::Delete, delete)
-        .operation(Operation::List, list)
+        .operation(Operation::Read, Guarded(read))
+        .operation(Operation::Create, Guarded(write))
+        .operation(Operation::Update, Guarded(write))
+        .operation(Operation::Patch, Guarded(patch))
+        .operation(Operation::Delete, Guarded(delete))
+        .operation(Operation::List, Guarded(list))
         .help(
             "The versions and settings of a key; the list of keys",
             "Read a key's versions and settings, change its settings (write replaces the \
@@ -61,9 +61,6 @@ async fn read(
     _: &Request,
     fields: &FieldData<'_>,
 ) -> Result<Option<Response>, Error> {
-    if let Some(refusal) = backend.upgrade_refusal().await {
-        return Ok(Some(refusal));
-    }
     let Some(meta) = backend.key_metadata(&fields.get_string("path")).await? else {
         return Ok(None);
     };
@@ -99,9 +96,6 @@ async fn write(
     _: &Request,
     fields: &FieldData<'_>,
 ) -> Result<Option<Response>, Error> {
-    if let Some(refusal) = backend.upgrade_refusal().await {
-        return Ok(Some(refusal));
-    }
     let key = fields.get_string("path");
     if key.is_empty() {
         return Ok(Some(Response::error("missing path")));
@@ -166,9 +160,6 @@ async fn patch(
     request: &Request,
     fields: &FieldData<'_>,
 ) -> Result<Option<Response>, Error> {
-    if let Some(refusal) = backend.upgrade_refusal().await {
-        return Ok(Some(refusal));
-    }
     let key = fields.get_string("path");
     if key.is_empty() {
         return Ok(Some(Response::error("missing path")));
@@ -248,9 +239,6 @@ async fn delete(
     _: &Request,
     fields: &FieldData<'_>,
 ) -> Result<Option<Response>, Error> {
-    if let Some(refusal) = backend.upgrade_refusal().await {
-        return Ok(Some(refusal));
-    }
     let key = fields.get_string("path");
     let _lock = backend.write_lock(&key).await;
     let Some(meta) = backend.key_metadata(&key).await? else {
@@ -270,9 +258,6 @@ async fn list(
     _: &Request,
     fields: &FieldData<'_>,
 ) -> Result<Option<Response>, Error> {
-    if let Some(refusal) = backend.upgrade_refusal().await {
-        return Ok(Some(refusal));
-    }
     let names = backend.names().await?;
     let keys = names
         .list(backend.storage(), &fields.get_string("path"))

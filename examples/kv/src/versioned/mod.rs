@@ -17,9 +17,11 @@ use prost::Message as _;
 use prost_types::Timestamp;
 use serde_json::{Map, Value, json};
 use tokio::sync::Mutex;
-use vault_plugin_sdk::backend::framework::{FieldSchema, FieldType, RoutedBackend, Router};
+use vault_plugin_sdk::backend::framework::{
+    FieldData, FieldSchema, FieldType, HandlerFn, RoutedBackend, Router,
+};
 use vault_plugin_sdk::backend::{
-    Error, KeyedLockGuard, KeyedLocks, Request, Response, SpecialPaths, Storage,
+    BoxFuture, Error, KeyedLockGuard, KeyedLocks, Request, Response, SpecialPaths, Storage,
 };
 
 use crate::storage::names::MetadataNames;
@@ -196,8 +198,8 @@ impl Versioned {
         self.locks.lock(key).await
     }
 
-    /// Refuses requests while the upgrade from version 1 runs: a short wait first, as the Go
-    /// plugin's, so a request right at its end still succeeds.
+    /// Refuses requests while the upgrade from version 1 runs ([`Guarded`]): a short wait
+    /// first, as the Go plugin's, so a request right at its end still succeeds.
     async fn upgrade_refusal(&self) -> Option<Response> {
         if !self.upgrading.load(Ordering::SeqCst) {
             return None;
@@ -208,6 +210,33 @@ impl Versioned {
                 "Upgrading from non-versioned to versioned data. This backend will be \
                  unavailable for a brief period and will resume service shortly.",
             )
+        })
+    }
+}
+
+/// A handler that first refuses the request while the upgrade from version 1 runs: Go's
+/// `upgradeCheck`, around every handler but the catch-all's (existence checks and help are
+/// not handlers, and are not refused either).
+struct Guarded<H>(H);
+
+impl<'a, H> HandlerFn<'a, Versioned, Option<Response>> for Guarded<H>
+where
+    H: for<'b> HandlerFn<'b, Versioned, Option<Response>>,
+{
+    type Future = BoxFuture<'a, Result<Option<Response>, Error>>;
+
+    fn call(
+        &self,
+        backend: &'a Versioned,
+        request: &'a Request,
+        fields: &'a FieldData<'a>,
+    ) -> Self::Future {
+        let handled = self.0.call(backend, request, fields);
+        Box::pin(async move {
+            match backend.upgrade_refusal().await {
+                Some(refusal) => Ok(Some(refusal)),
+                None => handled.await,
+            }
         })
     }
 }

@@ -4,7 +4,7 @@ use serde_json::{Map, Value};
 use vault_plugin_sdk::backend::framework::{FieldData, FieldSchema, FieldType, PathSpec};
 use vault_plugin_sdk::backend::{Error, Operation, Request, Response};
 
-use super::{Versioned, key_field};
+use super::{Guarded, Versioned, key_field};
 
 pub(super) fn path() -> PathSpec<Versioned> {
     PathSpec::new("subkeys/{*path}")
@@ -19,7 +19,7 @@ pub(super) fn path() -> PathSpec<Versioned> {
             FieldType::Int,
             "How deep to descend; 0 for no limit. Deeper objects show as null.",
         ))
-        .operation(Operation::Read, read)
+        .operation(Operation::Read, Guarded(read))
         .help(
             "The keys of a version's data without their values",
             "Every leaf (a value that is not an object, or an empty object) reads as null.",

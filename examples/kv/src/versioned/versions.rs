@@ -3,7 +3,7 @@
 use vault_plugin_sdk::backend::framework::{FieldData, FieldSchema, FieldType, PathSpec};
 use vault_plugin_sdk::backend::{Error, Operation, Request, Response};
 
-use super::{DVA_DISABLED, Versioned, deletion_time, is_deleted, key_field};
+use super::{DVA_DISABLED, Guarded, Versioned, deletion_time, is_deleted, key_field};
 use crate::storage::records::{self, duration_seconds};
 
 /// The change a path makes to each version it is given.
@@ -57,7 +57,7 @@ fn versions_path(
             FieldType::CommaIntSlice,
             versions,
         ))
-        .operation(Operation::Update, handler)
+        .operation(Operation::Update, Guarded(handler))
         .help(
             synopsis,
             "Give the version numbers in `versions`: a list or \"1,2\".",
@@ -93,9 +93,6 @@ async fn change(
     fields: &FieldData<'_>,
     change: Change,
 ) -> Result<Option<Response>, Error> {
-    if let Some(refusal) = backend.upgrade_refusal().await {
-        return Ok(Some(refusal));
-    }
     let key = fields.get_string("path");
     // Go's `uint64(v)`: negative numbers wrap.
     #[allow(clippy::cast_sign_loss)]
