@@ -256,12 +256,103 @@ fn reset_peak(pid: u32) {
     let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
 }
 
+/// One cell's `rounds` over the three targets (ours, Go, builtin), interleaved so that a drift
+/// in the machine's load touches them alike; `run(t)` measures target `t` once. Each target's
+/// runs merged, and the highest peak RSS of its plugin process `pids[t]` (KiB; 0 for no
+/// process, as for a builtin engine), reset before each run. The rates go to stderr after
+/// `bench: <what>`.
+fn interleave(
+    what: &str,
+    rounds: usize,
+    pids: [u32; 3],
+    mut run: impl FnMut(usize) -> Run,
+) -> ([Run; 3], [u64; 3]) {
+    let mut runs: [Run; 3] = Default::default();
+    let mut peaks = [0; 3];
+    for _ in 0..rounds {
+        for (t, &pid) in pids.iter().enumerate() {
+            if pid != 0 {
+                reset_peak(pid);
+            }
+            runs[t].merge(run(t));
+            if pid != 0 {
+                peaks[t] = peaks[t].max(common::try_status_kib(pid, "VmHWM").unwrap_or(0));
+            }
+        }
+    }
+    eprintln!(
+        "bench: {what}: ours {:.0}/s, Go {:.0}/s, builtin {:.0}/s",
+        runs[0].rps(),
+        runs[1].rps(),
+        runs[2].rps()
+    );
+    (runs, peaks)
+}
+
 /// The process of plugin `name` among `parent`'s children.
 fn plugin_child(parent: u32, name: &str) -> Option<u32> {
     let suffix = format!("/{name}");
     common::children_of(parent)
         .into_iter()
         .find(|&pid| common::pid_alive(pid) && common::cmdline(pid).contains(&suffix))
+}
+
+/// The running processes of plugin `name` among the server's children: those whose program is
+/// `.../name` exactly (a Go peer's catalog name may extend ours).
+fn plugin_processes(server: &common::DevServer, name: &str) -> Vec<u32> {
+    let suffix = format!("/{name}");
+    server
+        .plugin_pids(name)
+        .into_iter()
+        .filter(|&pid| {
+            common::pid_alive(pid)
+                && common::cmdline(pid)
+                    .split(' ')
+                    .next()
+                    .is_some_and(|program| program.ends_with(&suffix))
+        })
+        .collect()
+}
+
+/// A section's two plugins: ours, the release build `make bench` copies (the path in the
+/// environment `variable`, else `target/release/<ours>`), and the Go peer `go_peer` that
+/// `make peers` builds. `None` when one is missing, which is said: the section is then skipped
+/// rather than failed, since only `make bench` builds them all.
+fn ours_and_go(
+    variable: &str,
+    ours: &str,
+    go_peer: &str,
+) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+    let ours = std::env::var_os(variable)
+        .filter(|path| !path.is_empty())
+        .map_or_else(
+            || {
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("target/release")
+                    .join(ours)
+            },
+            std::path::PathBuf::from,
+        );
+    let go = common::peer_bin(go_peer);
+    if let Some(missing) = [&ours, &go].into_iter().find(|path| !path.exists()) {
+        println!(
+            "skipped: {} is missing (`make bench` builds it)",
+            missing.display()
+        );
+        return None;
+    }
+    Some((ours, go))
+}
+
+/// A request that must succeed (2xx); its answer. A failure shows the server's log tail.
+fn request_ok(server: &common::DevServer, method: &str, path: &str, body: &Value) -> Value {
+    let (status, answer) = server.http(method, path, Some(body));
+    assert!(
+        (200..300).contains(&status),
+        "{method} {path}: {status} {answer}\nlog tail:\n{}",
+        server.log_tail(30)
+    );
+    answer
 }
 
 fn mib(kib: u64) -> String {
@@ -490,16 +581,30 @@ struct Pids {
     plugin: u32,
 }
 
+/// A 2xx answer is right; any other is described.
+fn succeeded(status: u16, body: &[u8]) -> Result<(), String> {
+    if (200..300).contains(&status) {
+        Ok(())
+    } else {
+        Err(format!("HTTP {status}: {}", String::from_utf8_lossy(body)))
+    }
+}
+
 /// Drives `connections` keep-alive connections with `requests` (round robin from a per-
-/// connection offset) for `duration`.
-fn drive(
+/// connection offset) for `duration`; `check` says which answers are right (status and body,
+/// [`succeeded`] for any 2xx), a wrong one counts as an error and the first is kept.
+fn drive<F>(
     addr: &str,
     requests: &Arc<Vec<Vec<u8>>>,
     connections: usize,
     duration: Duration,
     pids: &Pids,
     ticks: f64,
-) -> Run {
+    check: F,
+) -> Run
+where
+    F: Fn(u16, &[u8]) -> Result<(), String> + Copy + Send + 'static,
+{
     let barrier = Arc::new(Barrier::new(connections + 1));
     let stop = Arc::new(AtomicBool::new(false));
     let workers: Vec<_> = (0..connections)
@@ -529,11 +634,9 @@ fn drive(
                             run.latencies
                                 .push(u32::try_from(micros).unwrap_or(u32::MAX));
                             run.requests += 1;
-                            if !(200..300).contains(&status) {
+                            if let Err(wrong) = check(status, &body) {
                                 run.errors += 1;
-                                run.first_error.get_or_insert_with(|| {
-                                    format!("HTTP {status}: {}", String::from_utf8_lossy(&body))
-                                });
+                                run.first_error.get_or_insert(wrong);
                             }
                             if !keep_alive {
                                 run.chunked_or_closed += 1;
@@ -571,7 +674,10 @@ fn drive(
     total.plugin_cpu = cpu_seconds(pids.plugin, ticks) - before.0;
     total.server_cpu = cpu_seconds(pids.server, ticks) - before.1;
     total.generator_cpu = cpu_seconds(me, ticks) - before.2;
-    let (total_j, idle_j) = (after_machine.0 - before.3.0, after_machine.1 - before.3.1);
+    let (total_j, idle_j) = (
+        after_machine.0.saturating_sub(before.3.0),
+        after_machine.1.saturating_sub(before.3.1),
+    );
     // Busy CPU-seconds per CPU over the run, so that runs add up.
     total.machine_busy = if total_j == 0 {
         0.0
@@ -579,7 +685,7 @@ fn drive(
         (1.0 - idle_j as f64 / total_j as f64) * total.elapsed
     };
     // What everything else on the machine used meanwhile (other builds and tests).
-    total.other_cpu = ((total_j - idle_j) as f64 / ticks
+    total.other_cpu = (total_j.saturating_sub(idle_j) as f64 / ticks
         - total.plugin_cpu
         - total.server_cpu
         - total.generator_cpu)
@@ -769,6 +875,7 @@ fn through_server(cell: Duration) -> ServerFigures {
                 Duration::from_millis(700),
                 &pids(target),
                 ticks,
+                succeeded,
             );
         }
     }
@@ -785,33 +892,27 @@ fn through_server(cell: Duration) -> ServerFigures {
     for connections in connections() {
         for op in operations() {
             let requests: Vec<_> = targets.iter().map(|t| make(t.mount, op)).collect();
-            let mut runs: Vec<Run> = targets.iter().map(|_| Run::default()).collect();
-            let mut peaks = vec![0; targets.len()];
-            for _round in 0..2 {
-                for (t, target) in targets.iter().enumerate() {
-                    if target.pid != 0 {
-                        reset_peak(target.pid);
-                    }
-                    let run = drive(&addr, &requests[t], connections, cell, &pids(target), ticks);
-                    runs[t].merge(run);
-                    if target.pid != 0 {
-                        peaks[t] =
-                            peaks[t].max(common::try_status_kib(target.pid, "VmHWM").unwrap_or(0));
-                    }
-                }
-            }
-            eprintln!(
-                "bench: {} x{connections}: ours {:.0}/s, Go {:.0}/s, builtin {:.0}/s",
-                op.name(),
-                runs[0].rps(),
-                runs[1].rps(),
-                runs[2].rps()
+            let (runs, peaks) = interleave(
+                &format!("{} x{connections}", op.name()),
+                2,
+                targets.each_ref().map(|t| t.pid),
+                |t| {
+                    drive(
+                        &addr,
+                        &requests[t],
+                        connections,
+                        cell,
+                        &pids(&targets[t]),
+                        ticks,
+                        succeeded,
+                    )
+                },
             );
             cells.push(Cell {
                 op,
                 connections,
-                runs,
-                peaks,
+                runs: runs.into(),
+                peaks: peaks.into(),
             });
         }
     }

@@ -16,7 +16,6 @@
 //! as many of the side's roles as were issued after issuing and none after revoking, so a
 //! broken run cannot print a rate.
 
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -25,7 +24,10 @@ use plugin_test_support::http::{self, Connection};
 use plugin_test_support::postgres::Postgres;
 use serde_json::json;
 
-use super::{clock_ticks, cpu_seconds, cpus, machine_jiffies, mib, reset_peak};
+use super::{
+    clock_ticks, cpu_seconds, cpus, machine_jiffies, mib, ours_and_go, plugin_processes,
+    request_ok, reset_peak,
+};
 
 const OURS: &str = "postgresql-database-plugin";
 const GO: &str = "postgresql-database-plugin-go";
@@ -42,19 +44,6 @@ const CREATE: &str =
 const WARM_UP: usize = 16;
 /// A request waits at most this long.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The release build `make bench` copies (`BENCH_POSTGRESQL_BIN`), else `target/release`'s.
-fn binary() -> PathBuf {
-    std::env::var_os("BENCH_POSTGRESQL_BIN")
-        .filter(|path| !path.is_empty())
-        .map_or_else(
-            || {
-                Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("target/release/postgresql-database-plugin")
-            },
-            PathBuf::from,
-        )
-}
 
 /// One plugin and what it owns on the server.
 struct Side {
@@ -159,18 +148,7 @@ fn postgres_cpu(postmaster: u32, ticks: f64) -> f64 {
 /// The running process of plugin `name` among the server's children: its command line's
 /// program is `.../name` exactly (Go's name extends ours).
 fn plugin_pid(server: &DevServer, name: &str) -> u32 {
-    let suffix = format!("/{name}");
-    let pids: Vec<u32> = server
-        .plugin_pids(name)
-        .into_iter()
-        .filter(|&pid| {
-            common::pid_alive(pid)
-                && common::cmdline(pid)
-                    .split(' ')
-                    .next()
-                    .is_some_and(|program| program.ends_with(&suffix))
-        })
-        .collect();
+    let pids = plugin_processes(server, name);
     assert_eq!(
         pids.len(),
         1,
@@ -413,16 +391,9 @@ pub(crate) fn database(cell: Duration) {
         "\n## Database plugin: PostgreSQL credentials issued and revoked, ours vs HashiCorp's Go \
          plugin\n"
     );
-    let (ours_bin, go_bin) = (binary(), common::peer_bin(GO));
-    for path in [&ours_bin, &go_bin] {
-        if !path.exists() {
-            println!(
-                "skipped: {} is missing (`make bench` builds it)",
-                path.display()
-            );
-            return;
-        }
-    }
+    let Some((ours_bin, go_bin)) = ours_and_go("BENCH_POSTGRESQL_BIN", OURS, GO) else {
+        return;
+    };
     let ticks = clock_ticks();
     let pg = Postgres::start();
     let server = DevServer::start();
@@ -448,12 +419,7 @@ pub(crate) fn database(cell: Duration) {
     );
     for side in &mut sides {
         let write = |path: &str, body: serde_json::Value| {
-            let (status, answer) = server.http("PUT", path, Some(&body));
-            assert!(
-                (200..300).contains(&status),
-                "{path}: {status} {answer}\nlog tail:\n{}",
-                server.log_tail(30)
-            );
+            request_ok(&server, "PUT", path, &body);
         };
         write(
             &format!("database/config/{}", side.config),

@@ -22,18 +22,16 @@
 //! with the value for a read, 200 naming the last key for a list), and a cell with any wrong
 //! answer fails the section, so a broken run cannot print a rate.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Barrier};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use plugin_test_support::common::{self, DevServer};
-use plugin_test_support::http::{self, Connection};
-use serde_json::{Value, json};
+use plugin_test_support::http;
+use serde_json::json;
 
 use super::{
-    Run, clock_ticks, connections, cpu_seconds, cpus, machine_jiffies, mib, micros_per_request,
-    reset_peak,
+    Pids, Run, clock_ticks, connections, cpus, drive, interleave, mib, micros_per_request,
+    ours_and_go, plugin_processes, request_ok,
 };
 
 /// Our binary's catalog name (and file name in the plugin directory).
@@ -48,8 +46,6 @@ const KEYS: usize = 100;
 const VALUE: &str = "0123456789abcdef0123456789abcdef";
 /// Rounds per cell, interleaved ours, Go, builtin.
 const ROUNDS: usize = 2;
-/// A request waits at most this long.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum KvOp {
@@ -79,6 +75,20 @@ impl KvOp {
             KvOp::List => b"\"k099\"",
         }
     }
+
+    /// A right answer is a 200 whose body has the [`marker`](Self::marker); a wrong one is
+    /// described.
+    fn check(self, status: u16, body: &[u8]) -> Result<(), String> {
+        if status == 200 && contains(body, self.marker()) {
+            Ok(())
+        } else {
+            Err(format!(
+                "{}: HTTP {status}: {}",
+                self.name(),
+                String::from_utf8_lossy(body)
+            ))
+        }
+    }
 }
 
 /// The operations to run (`BENCH_OPS`, default all).
@@ -88,16 +98,6 @@ fn operations() -> Vec<KvOp> {
         .into_iter()
         .filter(|op| wanted.trim().is_empty() || wanted.split(',').any(|w| w.trim() == op.name()))
         .collect()
-}
-
-/// The release build `make bench` copies (`BENCH_KV_BIN`), else `target/release`'s.
-fn binary() -> PathBuf {
-    std::env::var_os("BENCH_KV_BIN")
-        .filter(|path| !path.is_empty())
-        .map_or_else(
-            || Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/vault-plugin-secrets-kv"),
-            PathBuf::from,
-        )
 }
 
 /// One mount of the section.
@@ -110,45 +110,18 @@ struct Target {
     pid: u32,
 }
 
-/// The running processes of plugin `name` among the server's children: those whose program is
-/// `.../name` exactly.
-fn plugin_pids(server: &DevServer, name: &str) -> Vec<u32> {
-    let suffix = format!("/{name}");
-    server
-        .plugin_pids(name)
-        .into_iter()
-        .filter(|&pid| {
-            common::pid_alive(pid)
-                && common::cmdline(pid)
-                    .split(' ')
-                    .next()
-                    .is_some_and(|program| program.ends_with(&suffix))
-        })
-        .collect()
-}
-
-fn ok(server: &DevServer, method: &str, path: &str, body: &Value) -> Value {
-    let (status, answer) = server.http(method, path, Some(body));
-    assert!(
-        (200..300).contains(&status),
-        "{method} {path}: {status} {answer}\nlog tail:\n{}",
-        server.log_tail(30)
-    );
-    answer
-}
-
 /// Enables `target` as a version 2 mount and waits until it writes as one.
 fn enable(server: &DevServer, target: &mut Target) {
     let mount = target.mount;
     match target.plugin {
         Some(name) => {
-            ok(
+            request_ok(
                 server,
                 "POST",
                 &format!("sys/mounts/{mount}"),
                 &json!({ "type": name }),
             );
-            ok(
+            request_ok(
                 server,
                 "POST",
                 &format!("sys/mounts/{mount}/tune"),
@@ -156,7 +129,7 @@ fn enable(server: &DevServer, target: &mut Target) {
             );
         }
         None => {
-            ok(
+            request_ok(
                 server,
                 "POST",
                 &format!("sys/mounts/{mount}"),
@@ -187,7 +160,7 @@ fn enable(server: &DevServer, target: &mut Target) {
             &format!("one process of {name}"),
             Duration::from_secs(10),
             || {
-                pids = plugin_pids(server, name);
+                pids = plugin_processes(server, name);
                 pids.len() == 1
             },
         );
@@ -203,149 +176,33 @@ fn requests(host: &str, mount: &str, op: KvOp) -> Vec<Vec<u8>> {
     (0..KEYS)
         .map(|k| {
             let data = format!("/v1/{mount}/data/{FOLDER}/k{k:03}");
-            match op {
-                KvOp::Write => http::encode(
-                    "PUT",
-                    &data,
-                    host,
-                    &[token, ("Content-Type", "application/json")],
-                    write.as_bytes(),
-                    false,
-                ),
-                KvOp::Read => http::encode("GET", &data, host, &[token], b"", false),
-                KvOp::Patch => http::encode(
+            let (method, path, body) = match op {
+                KvOp::Write => ("PUT", data, Some(("application/json", &write))),
+                KvOp::Read => ("GET", data, None),
+                KvOp::Patch => (
                     "PATCH",
-                    &data,
+                    data,
+                    Some(("application/merge-patch+json", &patch)),
+                ),
+                KvOp::List => ("LIST", format!("/v1/{mount}/metadata/{FOLDER}"), None),
+            };
+            match body {
+                Some((content_type, body)) => http::encode(
+                    method,
+                    &path,
                     host,
-                    &[token, ("Content-Type", "application/merge-patch+json")],
-                    patch.as_bytes(),
+                    &[token, ("Content-Type", content_type)],
+                    body.as_bytes(),
                     false,
                 ),
-                KvOp::List => http::encode(
-                    "LIST",
-                    &format!("/v1/{mount}/metadata/{FOLDER}"),
-                    host,
-                    &[token],
-                    b"",
-                    false,
-                ),
+                None => http::encode(method, &path, host, &[token], b"", false),
             }
         })
         .collect()
 }
 
-fn connect(addr: &str) -> Connection {
-    Connection::open(addr, http::CONNECT_TIMEOUT, REQUEST_TIMEOUT)
-        .unwrap_or_else(|e| panic!("connect to the server: {e}"))
-}
-
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-/// Drives `connections` keep-alive connections with `requests` (round robin from a
-/// per-connection offset) for `duration`; every answer is checked against `op`.
-#[allow(clippy::too_many_arguments)]
-fn drive(
-    addr: &str,
-    requests: &Arc<Vec<Vec<u8>>>,
-    op: KvOp,
-    connections: usize,
-    duration: Duration,
-    server_pid: u32,
-    plugin_pid: u32,
-    ticks: f64,
-) -> Run {
-    let barrier = Arc::new(Barrier::new(connections + 1));
-    let stop = Arc::new(AtomicBool::new(false));
-    let workers: Vec<_> = (0..connections)
-        .map(|c| {
-            let (barrier, stop, requests) = (barrier.clone(), stop.clone(), requests.clone());
-            let addr = addr.to_owned();
-            std::thread::spawn(move || {
-                let mut run = Run {
-                    latencies: Vec::with_capacity(32 * 1024),
-                    ..Run::default()
-                };
-                let mut client = connect(&addr);
-                barrier.wait();
-                let mut next = c * 7;
-                while !stop.load(Ordering::Relaxed) {
-                    let request = &requests[next % requests.len()];
-                    next += 1;
-                    let started = Instant::now();
-                    match client.send(request) {
-                        Ok(response) => {
-                            let micros = started.elapsed().as_micros();
-                            run.latencies
-                                .push(u32::try_from(micros).unwrap_or(u32::MAX));
-                            run.requests += 1;
-                            if response.status != 200 || !contains(&response.body, op.marker()) {
-                                run.errors += 1;
-                                run.first_error.get_or_insert_with(|| {
-                                    format!(
-                                        "{}: HTTP {}: {}",
-                                        op.name(),
-                                        response.status,
-                                        String::from_utf8_lossy(&response.body)
-                                    )
-                                });
-                            }
-                            if !response.keep_alive {
-                                run.chunked_or_closed += 1;
-                                client = connect(&addr);
-                            }
-                        }
-                        Err(e) => {
-                            run.errors += 1;
-                            run.first_error.get_or_insert_with(|| e.to_string());
-                            client = connect(&addr);
-                        }
-                    }
-                }
-                run
-            })
-        })
-        .collect();
-    let me = std::process::id();
-    let before = (
-        cpu_seconds(plugin_pid, ticks),
-        cpu_seconds(server_pid, ticks),
-        cpu_seconds(me, ticks),
-        machine_jiffies(),
-    );
-    barrier.wait();
-    let started = Instant::now();
-    std::thread::sleep(duration);
-    stop.store(true, Ordering::Relaxed);
-    let mut total = Run::default();
-    for worker in workers {
-        total.merge(worker.join().expect("a load thread panicked"));
-    }
-    total.elapsed = started.elapsed().as_secs_f64();
-    let after_machine = machine_jiffies();
-    total.plugin_cpu = if plugin_pid == 0 {
-        0.0
-    } else {
-        cpu_seconds(plugin_pid, ticks) - before.0
-    };
-    total.server_cpu = cpu_seconds(server_pid, ticks) - before.1;
-    total.generator_cpu = cpu_seconds(me, ticks) - before.2;
-    let (total_j, idle_j) = (
-        after_machine.0.saturating_sub(before.3.0),
-        after_machine.1.saturating_sub(before.3.1),
-    );
-    total.machine_busy = if total_j == 0 {
-        0.0
-    } else {
-        (1.0 - idle_j as f64 / total_j as f64) * total.elapsed
-    };
-    total.other_cpu = (total_j.saturating_sub(idle_j) as f64 / ticks
-        - total.plugin_cpu
-        - total.server_cpu
-        - total.generator_cpu)
-        .max(0.0);
-    total
 }
 
 /// One cell: an operation at a connection count, each target's runs merged, and the plugins'
@@ -361,16 +218,9 @@ pub(crate) fn kv(cell: Duration) {
     println!(
         "\n## KV version 2: ours, HashiCorp's Go plugin and the builtin kv v2, through one server\n"
     );
-    let (ours_bin, go_bin) = (binary(), common::peer_bin(GO_PEER));
-    for path in [&ours_bin, &go_bin] {
-        if !path.exists() {
-            println!(
-                "skipped: {} is missing (`make bench` builds it)",
-                path.display()
-            );
-            return;
-        }
-    }
+    let Some((ours_bin, go_bin)) = ours_and_go("BENCH_KV_BIN", OURS, GO_PEER) else {
+        return;
+    };
     let ticks = clock_ticks();
     let server = DevServer::start_with(common::DevOptions {
         log_level: "info".to_owned(),
@@ -378,7 +228,7 @@ pub(crate) fn kv(cell: Duration) {
     });
     for (name, path) in [(OURS, &ours_bin), (GO, &go_bin)] {
         let sha = server.install_file(name, path);
-        ok(
+        request_ok(
             &server,
             "PUT",
             &format!("sys/plugins/catalog/secret/{name}"),
@@ -407,7 +257,7 @@ pub(crate) fn kv(cell: Duration) {
     );
     for target in &targets {
         for k in 0..KEYS {
-            ok(
+            request_ok(
                 &server,
                 "PUT",
                 &format!("{}/data/{FOLDER}/k{k:03}", target.mount),
@@ -418,7 +268,10 @@ pub(crate) fn kv(cell: Duration) {
 
     let addr = server.addr().trim_start_matches("http://").to_owned();
     let make = |mount: &str, op: KvOp| Arc::new(requests(&addr, mount, op));
-    let server_pid = server.pid();
+    let pids = |target: &Target| Pids {
+        server: server.pid(),
+        plugin: target.pid,
+    };
     // Warm-up: connections, caches, the Go runtime's heap, and every key past 10 versions, so
     // that writes and patches drop the oldest version from the start.
     for op in KvOp::ALL {
@@ -426,12 +279,11 @@ pub(crate) fn kv(cell: Duration) {
             let warm = drive(
                 &addr,
                 &make(target.mount, op),
-                op,
                 16,
                 Duration::from_millis(600),
-                server_pid,
-                target.pid,
+                &pids(target),
                 ticks,
+                move |status, body: &[u8]| op.check(status, body),
             );
             assert_eq!(
                 warm.errors,
@@ -450,22 +302,20 @@ pub(crate) fn kv(cell: Duration) {
     for connections in connections() {
         for op in operations() {
             let requests: Vec<_> = targets.iter().map(|t| make(t.mount, op)).collect();
-            let mut runs: [Run; 3] = Default::default();
-            let mut peaks = [0; 3];
-            for _ in 0..ROUNDS {
-                for (t, target) in targets.iter().enumerate() {
-                    if target.pid != 0 {
-                        reset_peak(target.pid);
-                    }
+            let (runs, peaks) = interleave(
+                &format!("kv {} x{connections}", op.name()),
+                ROUNDS,
+                targets.each_ref().map(|t| t.pid),
+                |t| {
+                    let target = &targets[t];
                     let run = drive(
                         &addr,
                         &requests[t],
-                        op,
                         connections,
                         slice,
-                        server_pid,
-                        target.pid,
+                        &pids(target),
                         ticks,
+                        move |status, body: &[u8]| op.check(status, body),
                     );
                     assert!(
                         run.errors == 0 && run.requests > 0,
@@ -478,19 +328,8 @@ pub(crate) fn kv(cell: Duration) {
                         run.first_error,
                         server.log_tail(30)
                     );
-                    runs[t].merge(run);
-                    if target.pid != 0 {
-                        peaks[t] =
-                            peaks[t].max(common::try_status_kib(target.pid, "VmHWM").unwrap_or(0));
-                    }
-                }
-            }
-            eprintln!(
-                "bench: kv {} x{connections}: ours {:.0}/s, Go {:.0}/s, builtin {:.0}/s",
-                op.name(),
-                runs[0].rps(),
-                runs[1].rps(),
-                runs[2].rps()
+                    run
+                },
             );
             cells.push(Cell {
                 op,
@@ -503,7 +342,7 @@ pub(crate) fn kv(cell: Duration) {
     for target in &targets[..2] {
         let name = target.plugin.unwrap_or_default();
         assert_eq!(
-            plugin_pids(&server, name),
+            plugin_processes(&server, name),
             vec![target.pid],
             "the {} plugin process was replaced during the run",
             target.label

@@ -21,7 +21,7 @@
 
 use super::{
     GO_PLUGIN, KEYS, Op, PLUGIN, Pids, VALUE, alone_cell, clock_ticks, common, drive,
-    go_mock_binary, host, mib, plugin_binary, plugin_child, requests, timed_enable,
+    go_mock_binary, host, mib, plugin_binary, plugin_child, requests, succeeded, timed_enable,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -383,6 +383,7 @@ fn through_server(targets: &[(&'static str, PathBuf)], cell: Duration) {
                 Duration::from_millis(500),
                 &pids(m),
                 ticks,
+                succeeded,
             );
         }
     }
@@ -402,7 +403,15 @@ fn through_server(targets: &[(&'static str, PathBuf)], cell: Duration) {
                     (dir.join("perf-plugin.csv"), dir.join("perf-server.csv"));
                 let plugin_perf = perf_stat(m.pid, &plugin_out);
                 let server_perf = perf_stat(server.pid(), &server_out);
-                let mut run = drive(&addr, &requests, connections, cell, &pids(m), ticks);
+                let mut run = drive(
+                    &addr,
+                    &requests,
+                    connections,
+                    cell,
+                    &pids(m),
+                    ticks,
+                    succeeded,
+                );
                 plugin_perf.stop();
                 server_perf.stop();
                 assert_eq!(run.errors, 0, "{}: {:?}", m.label, run.first_error);
@@ -637,7 +646,7 @@ fn strace_tables(
                     m.pid.to_string(),
                 ],
             );
-            let run = drive(addr, &requests, 1, cell, &pids(m), ticks);
+            let run = drive(addr, &requests, 1, cell, &pids(m), ticks, succeeded);
             strace.stop();
             assert_eq!(run.errors, 0, "{}: {:?}", m.label, run.first_error);
             let trace = parse_strace(&out);
@@ -729,7 +738,7 @@ fn latency_breakdown(
                     out.display().to_string(),
                 ],
             );
-            let run = drive(addr, &requests, 1, cell, &pids(m), ticks);
+            let run = drive(addr, &requests, 1, cell, &pids(m), ticks, succeeded);
             perf.stop();
             assert_eq!(run.errors, 0, "{}: {:?}", m.label, run.first_error);
             let script = Command::new("perf")

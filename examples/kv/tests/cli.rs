@@ -15,7 +15,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{Pair, Side, V1, V2};
+use common::{Pair, Side, V1, V2, scrub_times};
 use plugin_test_support::common::{fresh_temp_dir, keep_dirs, lossy};
 use plugin_test_support::table::Table;
 
@@ -34,50 +34,6 @@ struct Run {
     status: Option<i32>,
     stdout: String,
     stderr: String,
-}
-
-/// Whether `text` starts with an RFC 3339 UTC time as Go prints it; its length if so.
-fn rfc3339_at(text: &[u8]) -> Option<usize> {
-    let digits = |range: std::ops::Range<usize>| {
-        range
-            .clone()
-            .all(|at| text.get(at).is_some_and(u8::is_ascii_digit))
-    };
-    let fixed = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
-    let all_digits = [0..4, 5..7, 8..10, 11..13, 14..16, 17..19]
-        .into_iter()
-        .all(digits);
-    if !all_digits || fixed.iter().any(|&(at, byte)| text.get(at) != Some(&byte)) {
-        return None;
-    }
-    let mut end = 19;
-    if text.get(end) == Some(&b'.') {
-        end += 1;
-        while text.get(end).is_some_and(u8::is_ascii_digit) {
-            end += 1;
-        }
-    }
-    (text.get(end) == Some(&b'Z')).then_some(end + 1)
-}
-
-/// Replaces every RFC 3339 time in `text` by `<time>`.
-fn scrub_times(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = String::with_capacity(text.len());
-    let mut at = 0;
-    let mut copied = 0;
-    while at < bytes.len() {
-        if let Some(length) = rfc3339_at(&bytes[at..]) {
-            out.push_str(&text[copied..at]);
-            out.push_str("<time>");
-            at += length;
-            copied = at;
-        } else {
-            at += 1;
-        }
-    }
-    out.push_str(&text[copied..]);
-    out
 }
 
 /// Replaces the string value of every `"key": "…"` (the CLI's indented JSON) that `keep`

@@ -24,7 +24,7 @@ mod common;
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
-use common::{Answer, Pair, Side, V1, V2};
+use common::{Answer, Pair, Side, V1, V2, enc};
 use plugin_test_support::common::wait_until;
 use plugin_test_support::table::{Table, clip};
 use serde_json::{Map, Value, json};
@@ -320,19 +320,6 @@ fn difference(ours: &str, go: &str) -> String {
         around(ours),
         around(go)
     )
-}
-
-/// Percent-encodes a key for a URL path: everything but unreserved characters and `/`.
-fn enc(key: &str) -> String {
-    let mut out = String::with_capacity(key.len());
-    for byte in key.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 /// The corpus's runner: each request goes to both sides, ours first, and is one case.

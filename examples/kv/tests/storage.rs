@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{PLUGIN, go_bin, install, ours_bin};
+use common::{PLUGIN, enc, go_bin, install, ours_bin, without_request_id};
 use plugin_test_support::common::{DevServer, lossy, wait_until};
 use serde_json::{Value, json};
 
@@ -24,19 +24,6 @@ use serde_json::{Value, json};
 const MOUNT: &str = "store";
 /// How long a reloaded mount may take to answer again.
 const RELOAD_DEADLINE: Duration = Duration::from_secs(60);
-
-/// Percent-encodes a key for a URL path: everything but unreserved characters and `/`.
-fn enc(key: &str) -> String {
-    let mut out = String::with_capacity(key.len());
-    for byte in key.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
 
 /// One request with the root token: status and the body's text.
 fn send(
@@ -76,17 +63,6 @@ fn put(server: &DevServer, key: &str, data: Value, options: Option<Value>) -> Va
         body["options"] = options;
     }
     write(server, "PUT", &format!("{MOUNT}/data/{}", enc(key)), body)
-}
-
-/// The answer's text with the value of `"request_id"` replaced: the only thing that differs.
-fn without_request_id(text: &str) -> String {
-    const FIELD: &str = "\"request_id\":\"";
-    let Some(at) = text.find(FIELD) else {
-        return text.to_owned();
-    };
-    let start = at + FIELD.len();
-    let end = start + text[start..].find('"').unwrap_or(0);
-    format!("{}<request_id>{}", &text[..start], &text[end..])
 }
 
 /// Every read of the mount, by request, with its status and normalised text.
@@ -155,6 +131,16 @@ fn assert_same(what: &str, before: &BTreeMap<String, String>, after: &BTreeMap<S
     }
 }
 
+/// `<action>/<key>` (`delete`, `undelete` or `destroy`) of the given versions.
+fn versions(server: &DevServer, action: &str, key: &str, versions: &[u64]) {
+    write(
+        server,
+        "PUT",
+        &format!("{MOUNT}/{action}/{key}"),
+        json!({ "versions": versions }),
+    );
+}
+
 /// The mount's entry in `sys/mounts/<MOUNT>`: what runs it.
 fn running_sha256(server: &DevServer) -> Value {
     let (status, answer) = server.http("GET", &format!("sys/mounts/{MOUNT}"), None);
@@ -197,18 +183,8 @@ fn write_rich_state(server: &DevServer) {
             None,
         );
     }
-    write(
-        server,
-        "PUT",
-        &format!("{MOUNT}/delete/app/db"),
-        json!({"versions": [2]}),
-    );
-    write(
-        server,
-        "PUT",
-        &format!("{MOUNT}/destroy/app/db"),
-        json!({"versions": [1]}),
-    );
+    versions(server, "delete", "app/db", &[2]);
+    versions(server, "destroy", "app/db", &[1]);
     write(
         server,
         "POST",
@@ -272,18 +248,8 @@ fn write_more(server: &DevServer) {
         json!({"max_versions": 3, "delete_version_after": "500h"}),
     );
     put(server, "app/db", json!({"password": "pw4"}), None);
-    write(
-        server,
-        "PUT",
-        &format!("{MOUNT}/undelete/app/db"),
-        json!({"versions": [2]}),
-    );
-    write(
-        server,
-        "PUT",
-        &format!("{MOUNT}/destroy/app/db"),
-        json!({"versions": [3]}),
-    );
+    versions(server, "undelete", "app/db", &[2]);
+    versions(server, "destroy", "app/db", &[3]);
     write(
         server,
         "PATCH",
@@ -318,12 +284,7 @@ fn write_more(server: &DevServer) {
         json!({}),
     );
     put(server, "new/ours", json!({"by": "ours"}), None);
-    write(
-        server,
-        "PUT",
-        &format!("{MOUNT}/delete/pruned"),
-        json!({"versions": [6, 8]}),
-    );
+    versions(server, "delete", "pruned", &[6, 8]);
 }
 
 #[test]

@@ -14,7 +14,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{Answer, Side, go_bin, install, ours_bin};
+use common::{Answer, Side, enc, go_bin, ours_bin, scrub_times, without_request_id};
 use plugin_test_support::common::{DevOptions, DevServer};
 use serde_json::{Value, json};
 
@@ -42,67 +42,32 @@ const KEYS: &[(&str, &str)] = &[
     ("with space/ünï", r#"{"k":"v w"}"#),
 ];
 
-/// Percent-encodes a key for a URL path: everything but unreserved characters and `/`.
-fn enc(key: &str) -> String {
-    let mut out = String::with_capacity(key.len());
-    for byte in key.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
-/// Whether `text` starts with an RFC 3339 UTC time as Go prints it; its length if so.
-fn rfc3339_at(text: &[u8]) -> Option<usize> {
-    let digits = |range: std::ops::Range<usize>| {
-        range
-            .clone()
-            .all(|at| text.get(at).is_some_and(u8::is_ascii_digit))
-    };
-    let fixed = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
-    let all_digits = [0..4, 5..7, 8..10, 11..13, 14..16, 17..19]
-        .into_iter()
-        .all(digits);
-    if !all_digits || fixed.iter().any(|&(at, byte)| text.get(at) != Some(&byte)) {
-        return None;
-    }
-    let mut end = 19;
-    if text.get(end) == Some(&b'.') {
-        end += 1;
-        while text.get(end).is_some_and(u8::is_ascii_digit) {
-            end += 1;
-        }
-    }
-    (text.get(end) == Some(&b'Z')).then_some(end + 1)
-}
-
 /// An answer as compared: status, type and text, with RFC 3339 times and the request id
 /// replaced by placeholders.
 fn normalise(answer: &Answer) -> String {
-    let bytes = answer.text.as_bytes();
-    let mut text = String::with_capacity(bytes.len());
-    let (mut at, mut copied) = (0, 0);
-    while at < bytes.len() {
-        if let Some(length) = rfc3339_at(&bytes[at..]) {
-            text.push_str(&answer.text[copied..at]);
-            text.push_str("<time>");
-            at += length;
-            copied = at;
-        } else {
-            at += 1;
-        }
-    }
-    text.push_str(&answer.text[copied..]);
-    const FIELD: &str = "\"request_id\":\"";
-    if let Some(found) = text.find(FIELD) {
-        let start = found + FIELD.len();
-        let end = start + text[start..].find('"').unwrap_or(0);
-        text.replace_range(start..end, "<request_id>");
-    }
+    let text = without_request_id(&scrub_times(&answer.text));
     format!("{} {}\n{text}", answer.status, answer.content_type)
+}
+
+/// What the mount's root lists once [`prepare`] wrote [`KEYS`] and [`BULK`] more, before the
+/// upgrade (the keys) and after it (their metadata).
+fn root_keys() -> Value {
+    json!([
+        "bulk/",
+        "nested/",
+        "number",
+        "plain",
+        "with space/",
+        "with-ttl"
+    ])
+}
+
+/// A key's `oldest_version` and `current_version` from its metadata answer.
+fn oldest_and_current(meta: &Value) -> (&Value, &Value) {
+    (
+        &meta["data"]["oldest_version"],
+        &meta["data"]["current_version"],
+    )
 }
 
 /// One side's run: the server, and what was seen.
@@ -124,14 +89,8 @@ fn prepare(label: &'static str, binary: PathBuf) -> (Side, Value) {
         extra_config: "raw_storage_endpoint = true\n".into(),
         ..DevOptions::default()
     });
-    let sha256 = install(&server, &binary);
-    common::enable_v1(&server, MOUNT);
-    let side = Side {
-        label,
-        server,
-        binary,
-        sha256,
-    };
+    let side = Side::installed(label, server, binary);
+    common::enable_v1(&side.server, MOUNT);
     for (key, body) in KEYS {
         let answer = side.request(
             "PUT",
@@ -249,10 +208,7 @@ fn check_converted(side: &Side) {
             .json("GET", &format!("{MOUNT}/metadata/{}", enc(key)), None)
             .json();
         assert_eq!(
-            (
-                &meta["data"]["oldest_version"],
-                &meta["data"]["current_version"]
-            ),
+            oldest_and_current(&meta),
             (&json!(1), &json!(1)),
             "{label}: metadata/{key}: {meta}"
         );
@@ -260,18 +216,7 @@ fn check_converted(side: &Side) {
     let keys = side
         .json("GET", &format!("{MOUNT}/metadata/?list=true"), None)
         .json();
-    assert_eq!(
-        keys["data"]["keys"],
-        json!([
-            "bulk/",
-            "nested/",
-            "number",
-            "plain",
-            "with space/",
-            "with-ttl"
-        ]),
-        "{label}: {keys}"
-    );
+    assert_eq!(keys["data"]["keys"], root_keys(), "{label}: {keys}");
     let bulk = side
         .json("GET", &format!("{MOUNT}/metadata/bulk/?list=true"), None)
         .json();
@@ -323,17 +268,7 @@ fn a_version_1_mount_upgrades_to_version_2_as_with_the_go_plugin() {
     let ((ours, ours_before), (go, go_before)) = (ours, go);
     // Version 1 keeps every key where it was written.
     assert_eq!(ours_before, go_before);
-    assert_eq!(
-        ours_before,
-        json!([
-            "bulk/",
-            "nested/",
-            "number",
-            "plain",
-            "with space/",
-            "with-ttl"
-        ])
-    );
+    assert_eq!(ours_before, root_keys());
     let prepared = started.elapsed();
 
     // One after the other, so each upgrade has the machine's two cores.
@@ -407,14 +342,7 @@ fn a_version_1_mount_upgrades_to_version_2_as_with_the_go_plugin() {
     let meta = ours
         .json("GET", &format!("{MOUNT}/metadata/plain"), None)
         .json();
-    assert_eq!(
-        (
-            &meta["data"]["oldest_version"],
-            &meta["data"]["current_version"]
-        ),
-        (&json!(1), &json!(2)),
-        "{meta}"
-    );
+    assert_eq!(oldest_and_current(&meta), (&json!(1), &json!(2)), "{meta}");
     eprintln!(
         "upgrade test: prepared in {prepared:?}, done in {:?}",
         started.elapsed()

@@ -112,6 +112,74 @@ pub(crate) fn enable_v2(server: &DevServer, path: &str) {
     );
 }
 
+/// Percent-encodes a key for a URL path: everything but unreserved characters and `/`.
+pub(crate) fn enc(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for byte in key.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// Whether `text` starts with an RFC 3339 UTC time as Go prints it; its length if so.
+fn rfc3339_at(text: &[u8]) -> Option<usize> {
+    let digits = |range: std::ops::Range<usize>| {
+        range
+            .clone()
+            .all(|at| text.get(at).is_some_and(u8::is_ascii_digit))
+    };
+    let fixed = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
+    let all_digits = [0..4, 5..7, 8..10, 11..13, 14..16, 17..19]
+        .into_iter()
+        .all(digits);
+    if !all_digits || fixed.iter().any(|&(at, byte)| text.get(at) != Some(&byte)) {
+        return None;
+    }
+    let mut end = 19;
+    if text.get(end) == Some(&b'.') {
+        end += 1;
+        while text.get(end).is_some_and(u8::is_ascii_digit) {
+            end += 1;
+        }
+    }
+    (text.get(end) == Some(&b'Z')).then_some(end + 1)
+}
+
+/// Replaces every RFC 3339 time in `text` by `<time>`, wherever it stands.
+pub(crate) fn scrub_times(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    let mut copied = 0;
+    while at < bytes.len() {
+        if let Some(length) = rfc3339_at(&bytes[at..]) {
+            out.push_str(&text[copied..at]);
+            out.push_str("<time>");
+            at += length;
+            copied = at;
+        } else {
+            at += 1;
+        }
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
+/// Compact JSON text with the value of its first `"request_id"` replaced by `<request_id>`.
+pub(crate) fn without_request_id(text: &str) -> String {
+    const FIELD: &str = "\"request_id\":\"";
+    let Some(at) = text.find(FIELD) else {
+        return text.to_owned();
+    };
+    let start = at + FIELD.len();
+    let end = start + text[start..].find('"').unwrap_or(0);
+    format!("{}<request_id>{}", &text[..start], &text[end..])
+}
+
 /// One server of a [`Pair`] and the binary it runs.
 pub(crate) struct Side {
     /// `ours` or `Go`, for reports.
@@ -122,18 +190,23 @@ pub(crate) struct Side {
 }
 
 impl Side {
-    /// A server running `binary` as [`PLUGIN`], version 2 at [`V2`] and version 1 at [`V1`].
-    fn start(label: &'static str, binary: PathBuf) -> Self {
-        let server = DevServer::start();
+    /// `server` with `binary` registered as [`PLUGIN`] ([`install`]), nothing mounted yet.
+    pub(crate) fn installed(label: &'static str, server: DevServer, binary: PathBuf) -> Self {
         let sha256 = install(&server, &binary);
-        enable_v2(&server, V2);
-        enable_v1(&server, V1);
         Self {
             label,
             server,
             binary,
             sha256,
         }
+    }
+
+    /// A server running `binary` as [`PLUGIN`], version 2 at [`V2`] and version 1 at [`V1`].
+    fn start(label: &'static str, binary: PathBuf) -> Self {
+        let side = Self::installed(label, DevServer::start(), binary);
+        enable_v2(&side.server, V2);
+        enable_v1(&side.server, V1);
+        side
     }
 
     /// One request with the root token; `content_type` goes with a body.
