@@ -558,6 +558,9 @@ fn go_base64_decode(text: &[u8]) -> Option<Vec<u8>> {
             .with_decode_allow_trailing_bits(true)
             .with_decode_padding_mode(DecodePaddingMode::RequireCanonical),
     );
+    if !text.iter().any(|&byte| byte == b'\r' || byte == b'\n') {
+        return GO_STD_ENCODING.decode(text).ok();
+    }
     let text: Vec<u8> = text
         .iter()
         .copied()
@@ -615,26 +618,37 @@ fn base62_encode(bytes: &[u8]) -> String {
 /// key". (Go would keep the previous child's value for an empty name, but that name sorts
 /// first, when there is no previous value.)
 fn base62_decode_like_go(text: &str) -> Vec<u8> {
-    let digits = text.strip_prefix(['+', '-']).unwrap_or(text);
-    let values: Vec<u64> = digits.bytes().map_while(base62_value).collect();
+    let digits = text.strip_prefix(['+', '-']).unwrap_or(text).as_bytes();
+    let count = digits
+        .iter()
+        .position(|&byte| base62_value(byte).is_none())
+        .unwrap_or(digits.len());
+    let digits = &digits[..count];
 
-    // Little-endian bytes, multiplied by 62^n and added to, n digits at a time.
-    let mut number: Vec<u8> = Vec::new();
-    for chunk in values.chunks(BASE62_CHUNK_DIGITS) {
+    // Little-endian 32-bit limbs, multiplied by 62^n and added to, n digits at a time (a
+    // listing decodes every child, so this stays in one allocation of words, not bytes).
+    let mut limbs: Vec<u32> = Vec::with_capacity(count * 6 / 32 + 2);
+    for chunk in digits.chunks(BASE62_CHUNK_DIGITS) {
         let scale = 62u64.pow(chunk.len() as u32);
-        let mut carry = chunk.iter().fold(0u64, |value, &digit| value * 62 + digit);
-        for byte in &mut number {
-            let product = u64::from(*byte) * scale + carry;
-            *byte = (product & 0xff) as u8;
-            carry = product >> 8;
+        let mut carry = chunk.iter().fold(0u64, |value, &digit| {
+            value * 62 + base62_value(digit).unwrap_or_default()
+        });
+        for limb in &mut limbs {
+            let product = u64::from(*limb) * scale + carry;
+            *limb = product as u32;
+            carry = product >> 32;
         }
-        while carry > 0 {
-            number.push((carry & 0xff) as u8);
-            carry >>= 8;
+        // Below 2^30 + 1: one limb holds it.
+        if carry > 0 {
+            limbs.push(carry as u32);
         }
     }
-    number.reverse();
-    number
+    limbs
+        .iter()
+        .rev()
+        .flat_map(|limb| limb.to_be_bytes())
+        .skip_while(|&byte| byte == 0)
+        .collect()
 }
 
 /// The value of one base-62 digit (the order of [`BASE62_DIGITS`]), `None` for anything else.
