@@ -677,6 +677,14 @@ mod tests {
             marshal_object(&object(json!({"a": 1}))).unwrap(),
             r#"{"a":1}"#
         );
+        // Parsed as Go's strconv parses it (correctly rounded: serde_json's float_roundtrip,
+        // which the SDK enables), then written as Go writes the float64.
+        let parsed: Map<String, Value> =
+            serde_json::from_str(r#"{"n":123456789012345678901234}"#).unwrap();
+        assert_eq!(
+            marshal_object(&parsed).unwrap(),
+            r#"{"n":1.2345678901234569e+23}"#
+        );
     }
 
     #[tokio::test]
