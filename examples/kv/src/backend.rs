@@ -29,10 +29,9 @@ impl BackendFactory for Factory {
                 )))
             }
             "2" => {
-                let special = Versioned::seal_wrapped(&config.backend_uuid);
                 Versioned::new(config.storage, config.backend_uuid)
                     .await
-                    .map(|backend| Kv::V2(Box::new(backend), special))
+                    .map(|backend| Kv::V2(Box::new(backend)))
             }
             // The Go factory returns no backend and no error; the server then fails the mount
             // with `nil backend of type "kv" returned from factory`. An error says why.
@@ -46,42 +45,42 @@ impl BackendFactory for Factory {
 /// One mount: version 1 or version 2.
 pub(crate) enum Kv {
     V1(Passthrough),
-    V2(Box<Versioned>, SpecialPaths),
+    V2(Box<Versioned>),
 }
 
 impl Backend for Kv {
     fn special_paths(&self) -> SpecialPaths {
         match self {
             Self::V1(v1) => Backend::special_paths(v1),
-            Self::V2(_, special) => special.clone(),
+            Self::V2(v2) => v2.seal_wrapped(),
         }
     }
 
     async fn handle_request(&self, request: Request) -> Result<Option<Response>, Error> {
         match self {
             Self::V1(v1) => v1.router().handle_request(v1, &request).await,
-            Self::V2(v2, _) => v2.router().handle_request(v2.as_ref(), &request).await,
+            Self::V2(v2) => v2.router().handle_request(v2.as_ref(), &request).await,
         }
     }
 
     async fn existence_check(&self, request: Request) -> Result<Option<bool>, Error> {
         match self {
             Self::V1(v1) => v1.router().existence_check(v1, &request).await,
-            Self::V2(v2, _) => v2.router().existence_check(v2.as_ref(), &request).await,
+            Self::V2(v2) => v2.router().existence_check(v2.as_ref(), &request).await,
         }
     }
 
     async fn invalidate(&self, key: &str) {
         match self {
             Self::V1(v1) => Backend::invalidate(v1, key).await,
-            Self::V2(v2, _) => Backend::invalidate(v2.as_ref(), key).await,
+            Self::V2(v2) => Backend::invalidate(v2.as_ref(), key).await,
         }
     }
 
     async fn cleanup(&self) {
         match self {
             Self::V1(v1) => Backend::cleanup(v1).await,
-            Self::V2(v2, _) => Backend::cleanup(v2.as_ref()).await,
+            Self::V2(v2) => Backend::cleanup(v2.as_ref()).await,
         }
     }
 }

@@ -92,13 +92,12 @@ impl Versioned {
         Ok(backend)
     }
 
-    /// The special paths: the version blobs and the encryption policy are seal-wrapped.
-    pub(crate) fn seal_wrapped(uuid: &str) -> SpecialPaths {
-        SpecialPaths::default().with_seal_wrap_storage([
-            format!("{uuid}/versions/"),
-            format!("{uuid}/policy/"),
-            format!("{uuid}/archive/"),
-        ])
+    /// The mount's special paths: the version blobs and the encryption policy are
+    /// seal-wrapped. They name the mount's storage prefix, which the static router cannot.
+    pub(crate) fn seal_wrapped(&self) -> SpecialPaths {
+        SpecialPaths::default().with_seal_wrap_storage(
+            ["versions/", "policy/", "archive/"].map(|folder| self.key(folder)),
+        )
     }
 
     pub(crate) fn storage(&self) -> &dyn Storage {

@@ -383,3 +383,18 @@ async fn a_version_1_mount_upgrades_in_place() {
         .unwrap();
     assert_eq!(list.data["keys"], json!(["a", "dir/"]));
 }
+
+#[tokio::test]
+async fn the_blobs_and_the_policy_are_seal_wrapped_under_the_mount_s_prefix() {
+    let mount = mount().await;
+    let special = vault_plugin_sdk::backend::Backend::special_paths(mount.backend());
+    assert_eq!(
+        special.seal_wrap_storage,
+        [
+            format!("{UUID}/versions/"),
+            format!("{UUID}/policy/"),
+            format!("{UUID}/archive/"),
+        ]
+    );
+    assert!(special.root.is_empty() && special.unauthenticated.is_empty());
+}
