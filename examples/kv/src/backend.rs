@@ -28,11 +28,9 @@ impl BackendFactory for Factory {
                     leased,
                 )))
             }
-            "2" => {
-                Versioned::new(config.storage, config.backend_uuid)
-                    .await
-                    .map(|backend| Kv::V2(Box::new(backend)))
-            }
+            "2" => Versioned::new(config.storage, config.backend_uuid)
+                .await
+                .map(|backend| Kv::V2(Box::new(backend))),
             // The Go factory returns no backend and no error; the server then fails the mount
             // with `nil backend of type "kv" returned from factory`. An error says why.
             other => Err(Error::other(format!(
